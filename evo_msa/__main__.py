@@ -1,0 +1,4 @@
+from evo_msa.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

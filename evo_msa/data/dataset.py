@@ -1,0 +1,68 @@
+"""In-memory dataset types shared by every layer (loader, synthetic generator, trainer).
+
+Features are always stored 3-D, (N, T, D); utterance-level vectors have T == 1.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODALITIES = ("text", "audio", "vision")
+SHORT_NAMES = {"t": "text", "a": "audio", "v": "vision"}
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Split:
+    """One split (train/valid/test) of an MSA dataset."""
+
+    features: dict[str, np.ndarray]  # modality -> float32 (N, T, D)
+    lengths: dict[str, np.ndarray]  # modality -> int64 (N,), valid time steps (<= T)
+    regression: np.ndarray | None = None  # float32 (N,), sentiment score
+    classification: np.ndarray | None = None  # int64 (N,), emotion class
+    unimodal: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> float32 (N,)
+    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.features.values())))
+
+
+@dataclass
+class MSAData:
+    """A whole dataset: three splits plus what the model and the metrics need to know."""
+
+    name: str
+    splits: dict[str, Split]
+    task: str  # "regression" (sentiment score) or "classification" (emotion class)
+    label_names: list[str] | None = None  # classification only
+    scale: float = 3.0  # regression only: labels lie in [-scale, scale] (3: MOSI/MOSEI, 1: SIMS)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modalities present in the data, in canonical order."""
+        feats = self.splits["train"].features
+        return tuple(m for m in MODALITIES if m in feats)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {m: int(x.shape[2]) for m, x in self.splits["train"].features.items()}
+
+    @property
+    def seq_lens(self) -> dict[str, int]:
+        return {m: int(x.shape[1]) for m, x in self.splits["train"].features.items()}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names) if self.label_names else 0
+
+    @property
+    def has_unimodal_labels(self) -> bool:
+        return bool(self.splits["train"].unimodal)
+
+    def describe(self) -> str:
+        sizes = "/".join(str(len(self.splits[s])) for s in SPLITS)
+        mods = ", ".join(f"{m}{self.seq_lens[m]}x{self.dims[m]}" for m in self.modalities)
+        kind = (f"regression [-{self.scale:g},{self.scale:g}]" if self.task == "regression"
+                else f"{self.num_classes}-class")
+        return f"{self.name}: {sizes} (train/valid/test), {mods}, {kind}"

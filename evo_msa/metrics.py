@@ -1,0 +1,150 @@
+"""Evaluation metrics, defined exactly as MMSA's `metricsTop` so numbers compare with the literature.
+
+Reference: thuiar/MMSA, `MMSA/utils/metricsTop.py` (`__eval_mosei_regression` for MOSI/MOSEI,
+`__eval_sims_regression` for CH-SIMS). MMSA's rounding to 4 digits is left to the caller.
+
+acc5/acc7 keep `np.round`, i.e. round-half-to-even (0.5 -> 0, 1.5 -> 2, 2.5 -> 2), and not
+round-half-away-from-zero: that is what MMSA and the papers reporting Acc-5/Acc-7 use, and a
+different tie rule would shift the numbers on predictions that land on .5.
+
+Inputs keep their floating dtype (float32 stays float32, as in MMSA, which reads torch
+tensors), so comparisons against the SIMS bin edges see the same values MMSA sees.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+PRIMARY_METRIC = {"regression": "mae", "classification": "weighted_f1"}
+
+# CH-SIMS class edges; class i is edge[i] < x <= edge[i+1] (MMSA ms_2 / ms_3 / ms_5)
+_SIMS_EDGES_2 = (-1.01, 0.0, 1.01)
+_SIMS_EDGES_3 = (-1.01, -0.1, 0.1, 1.01)
+_SIMS_EDGES_5 = (-1.01, -0.7, -0.1, 0.1, 0.7, 1.01)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """A numpy array of `x` (torch tensors included); integer/bool input becomes float64."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    arr = np.asarray(x)
+    return arr if np.issubdtype(arr.dtype, np.floating) else arr.astype(np.float64)
+
+
+def _pair(pred: Any, truth: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays flattened (MMSA: `.view(-1)`), checked to be non-empty and of equal length."""
+    p, t = _to_numpy(pred).reshape(-1), _to_numpy(truth).reshape(-1)
+    if p.size == 0 or p.size != t.size:
+        raise ValueError(f"pred and truth must be non-empty and of equal length, got {p.size} and {t.size}")
+    return p, t
+
+
+def _corr(p: np.ndarray, t: np.ndarray) -> float:
+    """Pearson correlation; NaN (without a RuntimeWarning) when either side is constant."""
+    if np.ptp(p) == 0 or np.ptp(t) == 0:
+        return float("nan")
+    return float(np.corrcoef(p, t)[0][1])
+
+
+def _multiclass_acc(p: np.ndarray, t: np.ndarray) -> float:
+    """MMSA `__multiclass_acc`: fraction of equal `np.round` (half-to-even) values."""
+    return float(np.mean(np.round(p) == np.round(t)))
+
+
+def _binary(truth_pos: np.ndarray, pred_pos: np.ndarray) -> tuple[float, float]:
+    """(accuracy, weighted F1) of two boolean arrays."""
+    return (float(accuracy_score(truth_pos, pred_pos)),
+            float(f1_score(truth_pos, pred_pos, average="weighted", zero_division=0)))
+
+
+def regression_metrics(pred: Any, truth: Any) -> dict[str, float]:
+    """MOSI/MOSEI metrics (labels in [-3, 3]), as MMSA `__eval_mosei_regression`.
+
+    `non0_*` are NaN when every truth is 0 (nothing is left to score).
+    """
+    p, t = _pair(pred, truth)
+    has0_acc2, has0_f1 = _binary(t >= 0, p >= 0)
+    keep = t != 0
+    if keep.any():
+        non0_acc2, non0_f1 = _binary(t[keep] > 0, p[keep] > 0)
+    else:
+        non0_acc2 = non0_f1 = float("nan")
+    return {
+        "has0_acc2": has0_acc2,
+        "has0_f1": has0_f1,
+        "non0_acc2": non0_acc2,
+        "non0_f1": non0_f1,
+        "acc5": _multiclass_acc(np.clip(p, -2.0, 2.0), np.clip(t, -2.0, 2.0)),
+        "acc7": _multiclass_acc(np.clip(p, -3.0, 3.0), np.clip(t, -3.0, 3.0)),
+        "mae": float(np.mean(np.abs(p - t))),
+        "corr": _corr(p, t),
+    }
+
+
+def _sims_bins(x: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Class index of each value of `x` (already clipped to [-1, 1]) under right-closed bins;
+    -1 for NaN, a class no real value gets (MMSA leaves NaN in place, equal to no class)."""
+    out = np.full(x.shape, -1, dtype=np.int64)
+    for i in range(len(edges) - 1):
+        out[(x > edges[i]) & (x <= edges[i + 1])] = i
+    return out
+
+
+def sims_metrics(pred: Any, truth: Any) -> dict[str, float]:
+    """CH-SIMS metrics (labels in [-1, 1]), as MMSA `__eval_sims_regression`.
+
+    Both sides are clipped to [-1, 1] first; MAE and correlation are on the clipped values.
+    """
+    p, t = _pair(pred, truth)
+    p, t = np.clip(p, -1.0, 1.0), np.clip(t, -1.0, 1.0)
+    p2, t2 = _sims_bins(p, _SIMS_EDGES_2), _sims_bins(t, _SIMS_EDGES_2)
+    return {
+        "acc2": float(accuracy_score(t2, p2)),
+        "acc3": float(accuracy_score(_sims_bins(t, _SIMS_EDGES_3), _sims_bins(p, _SIMS_EDGES_3))),
+        "acc5": float(accuracy_score(_sims_bins(t, _SIMS_EDGES_5), _sims_bins(p, _SIMS_EDGES_5))),
+        "f1": float(f1_score(t2, p2, average="weighted", zero_division=0)),
+        "mae": float(np.mean(np.abs(p - t))),
+        "corr": _corr(p, t),
+    }
+
+
+def classification_metrics(pred_labels: Any, truth: Any, label_names: Sequence[str]) -> dict[str, float]:
+    """Emotion-classification metrics; `pred_labels` may be class ids (N,) or logits (N, K).
+
+    `unweighted_acc` is the mean recall over the classes present in `truth` (balanced accuracy);
+    `f1_<name>` is the F1 of each class in `label_names` (0 for a class never seen or predicted).
+    """
+    p = _to_numpy(pred_labels)
+    if p.ndim == 2:
+        p = p.argmax(axis=1)
+    p = p.reshape(-1).astype(np.int64)
+    t = _to_numpy(truth).reshape(-1).astype(np.int64)
+    if p.size == 0 or p.size != t.size:
+        raise ValueError(f"pred and truth must be non-empty and of equal length, got {p.size} and {t.size}")
+    per_class = f1_score(t, p, average=None, labels=list(range(len(label_names))), zero_division=0)
+    return {
+        "acc": float(accuracy_score(t, p)),
+        "unweighted_acc": float(recall_score(t, p, average="macro", labels=np.unique(t), zero_division=0)),
+        "weighted_f1": float(f1_score(t, p, average="weighted", zero_division=0)),
+        **{f"f1_{name}": float(v) for name, v in zip(label_names, per_class)},
+    }
+
+
+def compute_metrics(pred: Any, truth: Any, *, task: str, scale: float = 3.0,
+                    label_names: Sequence[str] | None = None) -> dict[str, float]:
+    """Metrics of one split: SIMS metrics for regression with `scale <= 1`, MOSI/MOSEI metrics
+    for other regression, emotion metrics for classification (which needs `label_names`)."""
+    if task == "regression":
+        return sims_metrics(pred, truth) if scale <= 1 else regression_metrics(pred, truth)
+    if task == "classification":
+        if not label_names:
+            raise ValueError("classification metrics need label_names")
+        return classification_metrics(pred, truth, label_names)
+    raise ValueError(f"unknown task {task!r}: expected 'regression' or 'classification'")
+
+
+def metric_direction(name: str) -> str:
+    """"min" for metrics to minimise (mae, any loss), "max" for the rest."""
+    return "min" if name == "mae" or "loss" in name else "max"

@@ -1,0 +1,77 @@
+"""Train one configuration with several seeds and summarise: `evo-msa train` and the final trainer."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from evo_msa.config import RunConfig
+from evo_msa.data.dataset import MSAData
+from evo_msa.train.trainer import TrainResult, train_model
+
+
+def summarise(results: list[TrainResult], seeds: list[int]) -> dict:
+    """{"test": {"mae": {"mean": m, "std": s}, ...}, "valid": {...}, "seeds": [...]}"""
+    summary: dict = {}
+    for split in results[0].metrics:
+        names = results[0].metrics[split]
+        summary[split] = {}
+        for name in names:
+            values = np.array([r.metrics[split][name] for r in results], dtype=float)
+            finite = values[np.isfinite(values)]
+            summary[split][name] = {
+                "mean": float(finite.mean()) if len(finite) else math.nan,
+                "std": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0}
+    summary["seeds"] = list(seeds)
+    summary["params"] = results[0].params
+    summary["epochs"] = [r.epochs for r in results]
+    summary["best_epochs"] = [r.best_epoch for r in results]
+    summary["seconds"] = [round(r.seconds, 2) for r in results]
+    return summary
+
+
+def per_seed_table(results: list[TrainResult], seeds: list[int]) -> pd.DataFrame:
+    rows = []
+    for seed, r in zip(seeds, results):
+        row = {"seed": seed, "params": r.params, "epochs": r.epochs, "best_epoch": r.best_epoch,
+               "seconds": round(r.seconds, 3)}
+        for split, metrics in r.metrics.items():
+            row.update({f"{split}_{k}": v for k, v in metrics.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def train_seeds(data: MSAData, cfg: RunConfig, seeds: list[int], *, device: str = "auto",
+                log: Callable[[str], None] = print) -> tuple[dict, pd.DataFrame]:
+    results = []
+    for i, seed in enumerate(seeds, 1):
+        r = train_model(data, cfg, seed=seed, device=device)
+        results.append(r)
+        head = "mae" if "mae" in r.metrics["test"] else "weighted_f1"
+        log(f"  seed {seed} ({i}/{len(seeds)}): {r.epochs} epochs (best {r.best_epoch}), "
+            f"valid loss {r.metrics['valid']['loss']:.4f}, test {head} "
+            f"{r.metrics['test'][head]:.4f}, {r.seconds:.1f}s")
+    return summarise(results, seeds), per_seed_table(results, seeds)
+
+
+def write_results(out_dir: Path, summary: dict, table: pd.DataFrame, stem: str = "metrics") -> None:
+    """Write STEM.json and STEM.csv atomically (a temp file, then rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{stem}.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, allow_nan=True))
+    tmp.replace(out_dir / f"{stem}.json")
+    tmp = out_dir / f".{stem}.csv.tmp"
+    table.to_csv(tmp, index=False)
+    tmp.replace(out_dir / f"{stem}.csv")
+
+
+def format_summary(summary: dict, split: str = "test") -> str:
+    """A short two-column table of mean +- std."""
+    lines = [f"{split} metrics over seeds {summary['seeds']}:"]
+    for name, v in summary[split].items():
+        lines.append(f"  {name:<16} {v['mean']:.4f} +- {v['std']:.4f}")
+    return "\n".join(lines)
