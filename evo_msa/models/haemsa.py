@@ -64,9 +64,14 @@ def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Mean over the valid time steps of (B, T, D) -> (B, D)."""
     if x.shape[1] == 1:
         return x[:, 0]
-    steps = torch.arange(x.shape[1], device=x.device)
-    mask = (steps[None, :] < lengths[:, None]).to(x.dtype).unsqueeze(-1)
+    mask = step_mask(x, lengths)
     return (x * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+def step_mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, 1) mask, 1 on the valid time steps."""
+    steps = torch.arange(x.shape[1], device=x.device)
+    return (steps[None, :] < lengths[:, None]).to(x.dtype).unsqueeze(-1)
 
 
 class SequenceEncoder(nn.Module):
@@ -87,6 +92,7 @@ class SequenceEncoder(nn.Module):
             last = (lengths.clamp(1, x.shape[1]) - 1).long()
             pooled = steps[torch.arange(x.shape[0], device=x.device), last]
         elif self.kind == "conv":
+            x = x * step_mask(x, lengths)  # padding must not leak into valid steps' windows
             pooled = masked_mean(torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2), lengths)
         else:
             pooled = masked_mean(x, lengths)

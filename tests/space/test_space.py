@@ -1,0 +1,107 @@
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evo_msa.errors import UserError
+from evo_msa.space import load_space, parse_space
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_spaces_load_and_decode_at_both_ends():
+    for name in ("haemsa", "tiny"):
+        space = load_space(ROOT / "search_spaces" / f"{name}.yaml")
+        for u in (0.0, 0.3, 0.999, 1.0):
+            cfg = space.to_config([u] * space.size)
+            assert 1 <= cfg.model.depth <= 4 and cfg.model.modalities
+
+
+def test_haemsa_space_covers_the_issue_genes():
+    space = load_space(ROOT / "search_spaces" / "haemsa.yaml")
+    paths = {g.path for g in space.genes}
+    for path in ["model.depth", "model.level_widths", "model.unified_dim", "model.expert_dim",
+                 "model.modalities", "objective.lambda_main", "objective.lambda_coarse",
+                 "objective.lambda_unimodal", "objective.lambda_unified", "objective.gamma_kl",
+                 "objective.lambda_contrast", "objective.weighting", "model.dropout", "train.lr",
+                 "train.weight_decay"]:
+        assert path in paths
+    depth = next(g for g in space.genes if g.path == "model.depth")
+    assert (depth.low, depth.high) == (1, 4)
+
+
+def space(genes, **extra):
+    return parse_space({"name": "t", "genes": genes, **extra}, "t.yaml")
+
+
+def test_decoding_rules():
+    s = space({"model.depth": {"type": "int", "low": 1, "high": 4},
+               "train.lr": {"type": "log-float", "low": 1e-4, "high": 1e-2},
+               "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
+               "objective.weighting": {"type": "categorical", "choices": ["fixed", "gdwg", "attention"]},
+               "model.modalities": {"type": "mask", "choices": ["text", "audio", "vision"]}})
+    d = s.decode([0.0, 0.5, 0.5, 0.5, 0.9, 0.1, 0.6])
+    assert d["model.depth"] == 1
+    assert d["train.lr"] == pytest.approx(1e-3)  # geometric middle
+    assert d["model.dropout"] == pytest.approx(0.25)
+    assert d["objective.weighting"] == "gdwg"
+    assert d["model.modalities"] == ["text", "vision"]
+    # int bins have equal width: a quarter of [0,1] per depth
+    assert [s.decode([u, 0, 0, 0, 1, 1, 1])["model.depth"] for u in (0.24, 0.26, 0.74, 1.0)] == [1, 2, 3, 4]
+    # a mask is never empty: the strongest slot wins, among the data's modalities only
+    assert s.decode([0, 0, 0, 0, 0.1, 0.4, 0.2])["model.modalities"] == ["audio"]
+    assert s.decode([0, 0, 0, 0, 0.1, 0.4, 0.2], available=["text"])["model.modalities"] == ["text"]
+    assert s.decode([0, 0, 0, 0, 0.9, 0.9, 0.9], available=["text"])["model.modalities"] == ["text"]
+
+
+def test_dormant_levels_keep_genes_but_not_identity():
+    s = space({"model.depth": {"type": "int", "low": 1, "high": 4},
+               "model.level_widths": {"type": "int", "low": 8, "high": 64, "count": 4}})
+    assert s.size == 5
+    a = s.to_config([0.0, 0.5, 0.1, 0.2, 0.3])
+    b = s.to_config([0.0, 0.5, 0.9, 0.8, 0.7])
+    assert a.model.depth == 1 and a.model.level_widths != b.model.level_widths
+    assert s.architecture_key(a) == s.architecture_key(b)  # the deeper widths are dormant
+    c = s.to_config([0.3, 0.5, 0.1, 0.2, 0.3])
+    d = s.to_config([0.3, 0.5, 0.9, 0.2, 0.3])
+    assert c.model.depth == 2 and s.architecture_key(c) != s.architecture_key(d)
+
+
+def test_clip_and_sample_stay_in_the_unit_cube():
+    s = load_space(ROOT / "search_spaces" / "tiny.yaml")
+    g = s.sample(random.Random(0))
+    assert len(g) == s.size and all(0 <= x <= 1 for x in g)
+    assert s.clip([-0.5, 1.5, 0.5] + [0.2] * (s.size - 3))[:3] == [0.0, 1.0, 0.5]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"genes": {"model.depth": {"type": "int", "low": 5, "high": 1}}}, "gene 'model.depth': low (5) > high (1)"),
+    ({"genes": {"model.depth": {"type": "integer", "low": 1, "high": 2}}}, "gene 'model.depth': type must be"),
+    ({"genes": {"model.depth": {"type": "int", "low": 1, "hi": 2}}}, "gene 'model.depth': unknown key 'hi'"),
+    ({"genes": {"model.deep": {"type": "int", "low": 1, "high": 2}}}, "gene 'model.deep': not a config field"),
+    ({"genes": {"model.depth": {"type": "int", "low": "a", "high": 2}}}, "low must be a number"),
+    ({"genes": {"model.depth": {"type": "int", "low": 1, "high": 9}}}, "model.depth must be an integer in 1..4"),
+    ({"genes": {"train.lr": {"type": "log-float", "low": 0, "high": 1}}}, "log scale needs low > 0"),
+    ({"genes": {"model.modalities": {"type": "mask"}}}, "needs a non-empty list 'choices'"),
+    ({"genes": {"model.depth": {"type": "int", "low": 1, "high": 2}}, "extra": 1}, "unknown key 'extra'"),
+    ({"genes": {"model.depth": {"type": "int", "low": 1, "high": 2}}, "fixed": {"train.epochs": "many"}}, "train.epochs"),
+    ({"genes": {"model.depth": {"type": "int", "low": 1, "high": 2}}, "fitness": {"direction": "up"}}, "direction must be"),
+    ({"genes": {}}, "'genes' must be a non-empty mapping"),
+])
+def test_schema_errors_are_one_line_and_name_file_and_gene(tmp_path, raw, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(UserError) as err:
+        load_space(path)
+    text = str(err.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_unreadable_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("genes: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_space(bad)
+    with pytest.raises(UserError, match="no such search-space file"):
+        load_space(tmp_path / "nope.yaml")
