@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--final-seeds", type=int, default=5,
                    help="seeds of the final retraining (0 skips it)")
     s.add_argument("--final-top", type=int, default=1, help="retrain the K best genomes")
+    s.add_argument("--final-epochs", type=int, default=50,
+                   help="epoch cap of the final retraining (early stopping on valid)")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--out", default=None, help="run directory (default runs/<timestamp>)")
     where.add_argument("--resume", default=None, metavar="RUN_DIR",
@@ -139,7 +141,8 @@ def cmd_search(args) -> int:
                          device=args.device, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, asha=args.asha,
                          address=args.address, final_seeds=args.final_seeds,
-                         final_top=args.final_top, out=args.out)
+                         final_top=args.final_top, final_epochs=args.final_epochs,
+                         out=args.out)
     search(opts)
     return 0
 
@@ -148,8 +151,9 @@ def cmd_leaderboard(args) -> int:
     from evo_msa.report.leaderboard import read_leaderboards
 
     frame = read_leaderboards(args.runs)
+    direction = _run_direction(args.runs)
     ok = frame[frame["status"].isin(["ok", "cached", "early-stopped"])]
-    shown = ok.sort_values("fitness").head(args.top)  # fitness direction: see best_genome.json
+    shown = ok.sort_values("fitness", ascending=direction == "min").head(args.top)
     cols = [c for c in ["run", "generation", "id", "status", "fitness", "params", "seconds"]
             if c in shown] + [c for c in shown.columns if c.startswith("gene:")]
     import pandas as pd
@@ -162,6 +166,15 @@ def cmd_leaderboard(args) -> int:
         frame.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
     return 0
+
+
+def _run_direction(runs: list[str]) -> str:
+    """Fitness direction from the first run's best_genome.json (min when unknown)."""
+    for run in runs:
+        best = Path(run) / "best_genome.json"
+        if best.is_file():
+            return json.loads(best.read_text()).get("direction", "min")
+    return "min"
 
 
 def main(argv: list[str] | None = None) -> int:

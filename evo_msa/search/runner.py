@@ -23,6 +23,7 @@ from typing import Callable
 
 import pandas as pd
 
+from evo_msa.config import TrainConfig
 from evo_msa.data import load_data
 from evo_msa.data.dataset import MSAData
 from evo_msa.errors import UserError
@@ -54,6 +55,7 @@ class SearchOptions:
     address: str | None = None
     final_seeds: int = 5
     final_top: int = 1
+    final_epochs: int = 50  # the final trainer trains to convergence, not to the fitness budget
     out: str | None = None
     evolution: dict = field(default_factory=dict)  # EvolutionSettings overrides (tests, experts)
 
@@ -69,6 +71,7 @@ class SearchOptions:
             (self.gpus_per_trial >= 0, "--gpus-per-trial", "a number >= 0 (0.25: four trials per GPU)"),
             (self.final_seeds >= 0, "--final-seeds", "an integer >= 0 (0 skips the final trainer)"),
             (self.final_top >= 1, "--final-top", "an integer >= 1"),
+            (self.final_epochs >= 1, "--final-epochs", "an integer >= 1"),
         ]
         for ok, flag, expected in checks:
             if not ok:
@@ -181,7 +184,10 @@ def final_trainer(run_dir: Path, space: SearchSpace, data: MSAData, rows: pd.Dat
     for rank, (_, row) in enumerate(top(rows, opts.final_top, space.direction).iterrows(), 1):
         genome = json.loads(row["genome"])
         cfg = space.to_config(genome, available=data.modalities)
-        log(f"final  #{int(row['id'])} (rank {rank}): {len(seeds)} seeds on {device}")
+        cfg.train.epochs = max(cfg.train.epochs, opts.final_epochs)
+        cfg.train.patience = max(cfg.train.patience, TrainConfig.patience)
+        log(f"final  #{int(row['id'])} (rank {rank}): {len(seeds)} seeds, up to "
+            f"{cfg.train.epochs} epochs, on {device}")
         results = [train_model(data, cfg, seed=seed, device=device) for seed in seeds]
         summary = summarise(results, seeds)
         log(format_summary(summary))

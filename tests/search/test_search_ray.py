@@ -1,0 +1,111 @@
+"""End-to-end searches on a real local Ray (slow-ish: each starts Ray once)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from evo_msa.search.runner import SearchOptions, search
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "search_spaces" / "tiny.yaml")
+pytestmark = pytest.mark.slow
+
+OUTPUTS = ["search.json", "tiny.yaml", "state.json", "leaderboard.csv", "best_genome.json",
+           "progress.png", "final.json", "final.csv"]
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "evo_msa", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=600, **kw)
+
+
+def test_noise_only_modality_is_masked_out(tmp_path):
+    run = search(SearchOptions(space=TINY, data="synthetic:mosi?noise=vision&seed=3", pop=8,
+                               generations=3, seed=0, final_seeds=1, out=str(tmp_path / "run")),
+                 log=lambda line: None)
+    for name in OUTPUTS:
+        assert (run / name).is_file(), name
+    best = json.loads((run / "best_genome.json").read_text())
+    assert "vision" not in best["decoded"]["model.modalities"]
+    assert "text" in best["decoded"]["model.modalities"]
+    board = pd.read_csv(run / "leaderboard.csv")
+    assert (board["status"] == "ok").sum() >= 8
+    final = json.loads((run / "final.json").read_text())
+    assert final["genomes"][0]["test"]["mae"]["mean"] > 0  # test metrics only from the final trainer
+    assert not any(c.startswith("test") for c in board.columns)  # selection never saw test
+
+
+def test_failing_trials_are_penalised_and_the_search_finishes(tmp_path):
+    space = yaml.safe_load(Path(TINY).read_text())
+    # learning rates up to 1e12 blow the loss up to NaN; the small ones train fine
+    space["genes"]["train.lr"] = {"type": "log-float", "low": 1.0e-3, "high": 1.0e12}
+    space["fixed"]["train.grad_clip"] = 0.0
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(space))
+    run = search(SearchOptions(space=str(path), pop=6, generations=2, seed=1, final_seeds=0,
+                               out=str(tmp_path / "run")), log=lambda line: None)
+    board = pd.read_csv(run / "leaderboard.csv")
+    bad = board[board["status"].isin(["nan", "error"])]
+    assert len(bad) >= 1 and (bad["fitness"] == 1e6).all()
+    assert (board["status"] == "ok").any()
+    assert (run / "best_genome.json").is_file()
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    args = ["search", "--space", TINY, "--pop", "6", "--generations", "3", "--seed", "5",
+            "--final-seeds", "0", "--cpus-per-trial", "1"]
+    straight = cli(*args, "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "evo_msa", *args, "--out", str(killed)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    board = killed / "leaderboard.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill it in the middle of the second generation
+        if board.is_file() and len(pd.read_csv(board)) >= 8:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(pd.read_csv(board))
+    assert 8 <= done_before < 6 + 4 + 4, "the kill must land mid-search"
+
+    resumed = cli("search", "--resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed: {done_before} evaluations already done" in resumed.stdout
+    a = json.loads((tmp_path / "straight" / "best_genome.json").read_text())
+    b = json.loads((killed / "best_genome.json").read_text())
+    assert (a["genome"], a["fitness"]) == (b["genome"], b["fitness"])
+    ids = pd.read_csv(board)["id"]
+    assert ids.is_unique  # nothing finished was evaluated twice
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "search_spaces/missing.yaml"], "no such search-space file"),
+    (["--space", TINY, "--data", "/nonexistent/mosi.pkl"], "no such data file"),
+    (["--space", TINY, "--pop", "1"], "--pop must be"),
+    (["--space", TINY, "--gpus-per-trial", "-1"], "--gpus-per-trial must be"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_run_directory(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = cli("search", *args, "--out", str(out))
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_bad_yaml_is_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("genes:\n  model.depth: {type: int, low: 3, high: 1}\n")
+    result = cli("search", "--space", str(bad), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "low (3) > high (1)" in result.stderr
+    assert not (tmp_path / "run").exists()
