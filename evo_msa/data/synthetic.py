@@ -4,7 +4,8 @@ Every sample has a shared sentiment latent `s` and, per modality, a modality-spe
 `u_m`. Each modality sees `s` and its own `u_m` through a random linear map plus noise; the
 label mixes `s` with every `u_m` (text strongest, then audio, then vision). So text alone is
 informative, and fusing all modalities is better (they add their own `u_m` and average the noise
-on `s`). A modality listed in `noise` is replaced by pure noise: it carries no label information.
+on `s`). A modality listed in `noise` is replaced by pure heavy-tailed noise (Student t, 3 dof,
+like a faulty sensor): it carries no label information, and a model that uses it gets worse.
 
 Labels are drawn before any feature, so for a given seed and size the labels are the same
 whatever `noise` and `seq_len` are.
@@ -127,7 +128,7 @@ def make_synthetic(name: str, *, seed: int = 0, n: int | None = None, noise: tup
             features[m], lengths[m] = _sequences(rng, utt, seq_len)
     # Noise modalities last, so they leave every other array unchanged.
     for m in noise:
-        x = rng.standard_normal(features[m].shape).astype(np.float32)
+        x = rng.standard_t(3, features[m].shape).astype(np.float32)
         x[np.arange(seq_len)[None, :] >= lengths[m][:, None]] = 0.0
         features[m] = x
 

@@ -27,8 +27,8 @@ def cli(*args, **kw):
 
 
 def test_noise_only_modality_is_masked_out(tmp_path):
-    run = search(SearchOptions(space=TINY, data="synthetic:mosi?noise=vision&seed=3", pop=8,
-                               generations=3, seed=0, final_seeds=1, out=str(tmp_path / "run")),
+    run = search(SearchOptions(space=TINY, data="synthetic:mosi?noise=vision&seed=3", pop=12,
+                               generations=4, seed=0, final_seeds=1, out=str(tmp_path / "run")),
                  log=lambda line: None)
     for name in OUTPUTS:
         assert (run / name).is_file(), name
