@@ -30,11 +30,11 @@ class ModelConfig:
     modalities: list[str] = field(default_factory=lambda: list(MODALITIES))  # the modality mask
     encoder: str = "mean"  # sequence encoder of the specific experts when T > 1
     expert_dim: int = 64  # width of each modality-specific expert f_t, f_a, f_v (level 0)
-    unified_dim: int = 64  # width of the unified expert f_s (level 0)
-    depth: int = 2  # hierarchical fusion levels L (HAEMSA eq. 5)
+    unified_dim: int = 32  # width of the unified expert f_s (level 0)
+    depth: int = 1  # hierarchical fusion levels L (HAEMSA eq. 5)
     level_widths: list[int] = field(default_factory=lambda: [64, 48, 32, 32])  # width per level
     tower_dim: int = 32  # hidden width of each task tower
-    dropout: float = 0.3
+    dropout: float = 0.4
 
 
 @dataclass

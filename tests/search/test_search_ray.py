@@ -27,8 +27,16 @@ def cli(*args, **kw):
 
 
 def test_noise_only_modality_is_masked_out(tmp_path):
-    run = search(SearchOptions(space=TINY, data="synthetic:mosi?noise=vision&seed=3", pop=12,
-                               generations=4, seed=0, final_seeds=1, out=str(tmp_path / "run")),
+    # the tiny space with its modality mask evolved and the rest fixed, trained long enough
+    # (10 epochs) for a noise-only input to cost validation loss
+    space = yaml.safe_load(Path(TINY).read_text())
+    space["genes"] = {"model.modalities": space["genes"]["model.modalities"]}
+    space["fixed"].update({"model.depth": 1, "train.epochs": 10, "train.patience": 10,
+                           "train.batch_size": 64, "train.lr": 3.0e-3})
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(space))
+    run = search(SearchOptions(space=str(path), data="synthetic:mosi?noise=vision&seed=3", pop=10,
+                               generations=3, seed=0, final_seeds=1, out=str(tmp_path / "run")),
                  log=lambda line: None)
     for name in OUTPUTS:
         assert (run / name).is_file(), name
@@ -36,7 +44,8 @@ def test_noise_only_modality_is_masked_out(tmp_path):
     assert "vision" not in best["decoded"]["model.modalities"]
     assert "text" in best["decoded"]["model.modalities"]
     board = pd.read_csv(run / "leaderboard.csv")
-    assert (board["status"] == "ok").sum() >= 8
+    assert (board["status"] == "ok").sum() >= 4
+    assert (board["status"] == "cached").sum() >= 1  # 7 masks only: repeats are not retrained
     final = json.loads((run / "final.json").read_text())
     assert final["genomes"][0]["test"]["mae"]["mean"] > 0  # test metrics only from the final trainer
     assert not any(c.startswith("test") for c in board.columns)  # selection never saw test
@@ -44,18 +53,20 @@ def test_noise_only_modality_is_masked_out(tmp_path):
 
 def test_failing_trials_are_penalised_and_the_search_finishes(tmp_path):
     space = yaml.safe_load(Path(TINY).read_text())
-    # learning rates up to 1e12 blow the loss up to NaN; the small ones train fine
-    space["genes"]["train.lr"] = {"type": "log-float", "low": 1.0e-3, "high": 1.0e12}
-    space["fixed"]["train.grad_clip"] = 0.0
+    # 7 coarse classes are not defined for [-1, 1] labels: those trials raise inside the worker
+    space["genes"]["objective.coarse_classes"] = {"type": "categorical", "choices": [3, 7]}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(space))
-    run = search(SearchOptions(space=str(path), pop=6, generations=2, seed=1, final_seeds=0,
-                               out=str(tmp_path / "run")), log=lambda line: None)
+    run = search(SearchOptions(space=str(path), data="synthetic:sims?n=400", pop=6, generations=2,
+                               seed=1, final_seeds=0, out=str(tmp_path / "run")),
+                 log=lambda line: None)
     board = pd.read_csv(run / "leaderboard.csv")
-    bad = board[board["status"].isin(["nan", "error"])]
+    bad = board[board["status"] == "error"]
     assert len(bad) >= 1 and (bad["fitness"] == 1e6).all()
-    assert (board["status"] == "ok").any()
-    assert (run / "best_genome.json").is_file()
+    assert bad["note"].str.contains("coarse classes are not defined").all()
+    assert (board[board["gene:objective.coarse_classes"] == 3]["status"] == "ok").any()
+    best = json.loads((run / "best_genome.json").read_text())
+    assert best["decoded"]["objective.coarse_classes"] == 3
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
