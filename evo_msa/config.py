@@ -188,12 +188,16 @@ def _parse_mask(text: str) -> list[str]:
     return [SHORT_NAMES.get(p, p) for p in parts if p]
 
 
-def load_run_config(path: str | Path) -> RunConfig:
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """Parse a YAML file; a missing file or bad YAML is a one-line UserError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such config file")
+        raise UserError(f"{path}: no such {what} file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return RunConfig.from_dict(raw, str(path))
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    return RunConfig.from_dict(read_yaml(path), str(path))

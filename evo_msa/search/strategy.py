@@ -73,6 +73,7 @@ class Strategy:
         self.pending: set[int] = set()  # handed out, no score yet
         self.best_per_generation: list[float] = []  # best score after each finished generation
         self.stopped_reason = ""
+        self.told = 0
 
     # ---- interface -------------------------------------------------------------------------
     def ask(self) -> Candidate | None:
@@ -85,6 +86,7 @@ class Strategy:
         return self.candidates[cid]
 
     def tell(self, cid: int, score: float) -> None:
+        self.told += 1
         self.pending.discard(cid)
         self.candidates[cid].score = score
         self._on_tell(self.candidates[cid])
@@ -140,6 +142,13 @@ class Strategy:
         elif p and len(h) > p and max(h[-p:]) <= h[-p - 1]:
             self.stopped_reason = f"no improvement for {p} generations"
 
+    def _count_budget(self) -> None:
+        """For strategies without generations: every pop_size evaluations count as one."""
+        if self.told % self.s.pop_size == 0:
+            self._check_patience()
+        if self.told >= self.budget and not self.done:
+            self.stopped_reason = f"budget of {self.budget} evaluations spent"
+
     # ---- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"name": self.name, "rng": _jsonable_state(self.rng.getstate()),
@@ -148,7 +157,8 @@ class Strategy:
                 # pending ones are re-queued on resume: their results died with the old process
                 "queue": sorted(self.pending) + list(self.queue),
                 "best_per_generation": self.best_per_generation,
-                "stopped_reason": self.stopped_reason, "extra": self._extra_state()}
+                "stopped_reason": self.stopped_reason, "told": self.told,
+                "extra": self._extra_state()}
 
     def load_state_dict(self, state: dict) -> None:
         if state["name"] != self.name:
@@ -158,7 +168,7 @@ class Strategy:
         self.candidates = {c["id"]: Candidate(**c) for c in state["candidates"]}
         self.queue, self.pending = deque(state["queue"]), set()
         self.best_per_generation = list(state["best_per_generation"])
-        self.stopped_reason = state["stopped_reason"]
+        self.stopped_reason, self.told = state["stopped_reason"], state["told"]
         self._load_extra_state(state["extra"])
 
     def _extra_state(self) -> dict:
@@ -236,7 +246,6 @@ class SteadyStateEvolution(Strategy):
     def __init__(self, space, settings, seed=0):
         super().__init__(space, settings, seed)
         self.alive: deque[int] = deque()
-        self.told = 0
 
     def _refill(self):
         if self.done or self.next_id >= self.budget:
@@ -262,25 +271,17 @@ class SteadyStateEvolution(Strategy):
         self.alive.append(cand.id)
         if len(self.alive) > self.s.pop_size:
             self.alive.popleft()  # the oldest dies, whatever its fitness
-        self.told += 1
-        if self.told % self.s.pop_size == 0:
-            self._check_patience()
-        if self.told >= self.budget and not self.done:
-            self.stopped_reason = f"budget of {self.budget} evaluations spent"
+        self._count_budget()
 
     def _extra_state(self):
-        return {"alive": list(self.alive), "told": self.told}
+        return {"alive": list(self.alive)}
 
     def _load_extra_state(self, extra):
-        self.alive, self.told = deque(extra["alive"]), extra["told"]
+        self.alive = deque(extra["alive"])
 
 
 class RandomSearch(Strategy):
     name = "random"
-
-    def __init__(self, space, settings, seed=0):
-        super().__init__(space, settings, seed)
-        self.told = 0
 
     def _refill(self):
         if not self.done and self.next_id < self.budget:
@@ -288,17 +289,7 @@ class RandomSearch(Strategy):
             self._new(self.space.sample(self.rng))
 
     def _on_tell(self, cand):
-        self.told += 1
-        if self.told % self.s.pop_size == 0:
-            self._check_patience()
-        if self.told >= self.budget and not self.done:
-            self.stopped_reason = f"budget of {self.budget} evaluations spent"
-
-    def _extra_state(self):
-        return {"told": self.told}
-
-    def _load_extra_state(self, extra):
-        self.told = extra["told"]
+        self._count_budget()
 
 
 STRATEGIES = {"generational": GenerationalEvolution, "steady-state": SteadyStateEvolution,

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from evo_msa.config import RunConfig
+from evo_msa.config import RunConfig, read_yaml
 from evo_msa.errors import UserError
 
 GENE_TYPES = ("int", "float", "log-float", "categorical", "mask")
@@ -146,14 +146,7 @@ def _raw_space(space: SearchSpace) -> dict:
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such search-space file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_space(raw, str(path))
+    return parse_space(read_yaml(path, "search-space"), str(path))
 
 
 def parse_space(raw: Any, source: str = "space") -> SearchSpace:
