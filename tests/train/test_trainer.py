@@ -83,3 +83,22 @@ def test_train_command_errors_exit_2(tmp_path, capsys):
     assert "model.depth must be an integer in 1..4" in err and str(arch) in err
     assert main(["train", "--data", str(tmp_path / "none.pkl"), "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_train_command_retrains_a_genome(tmp_path):
+    from pathlib import Path
+
+    from evo_msa.space import load_space
+
+    space = Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml"
+    genome = tmp_path / "best_genome.json"
+    genome.write_text(json.dumps({"genome": [0.9] * load_space(space).size}))
+    code = main(["train", "--data", "synthetic:mosi?n=300", "--genome", str(genome), "--space",
+                 str(space), "--seeds", "0", "--device", "cpu", "--out", str(tmp_path / "out")])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert summary["run_config"]["model"]["depth"] == 2  # decoded from the genome
+    assert summary["run_config"]["model"]["modalities"] == ["text", "audio", "vision"]
+    genome.write_text(json.dumps({"genome": [0.5, 0.5]}))
+    assert main(["train", "--genome", str(genome), "--space", str(space),
+                 "--out", str(tmp_path / "o2")]) == 2
