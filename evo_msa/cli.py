@@ -148,11 +148,11 @@ def cmd_search(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from evo_msa.report.leaderboard import read_leaderboards
+    from evo_msa.report.leaderboard import USABLE, read_leaderboards
 
     frame = read_leaderboards(args.runs)
     direction = _run_direction(args.runs)
-    ok = frame[frame["status"].isin(["ok", "cached", "early-stopped"])]
+    ok = frame[frame["status"].isin(USABLE)]
     shown = ok.sort_values("fitness", ascending=direction == "min").head(args.top)
     cols = [c for c in ["run", "generation", "id", "status", "fitness", "params", "seconds"]
             if c in shown] + [c for c in shown.columns if c.startswith("gene:")]

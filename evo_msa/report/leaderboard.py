@@ -8,6 +8,8 @@ import pandas as pd
 
 from evo_msa.errors import UserError
 
+# statuses whose fitness is a real measurement (early-stopped: ASHA cut it, its best so far stands)
+USABLE = ("ok", "cached", "early-stopped")
 FIRST_COLUMNS = ["generation", "id", "parents", "status", "fitness", "params", "seconds",
                  "epochs", "note"]
 
@@ -48,6 +50,6 @@ def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
 
 
 def top(frame: pd.DataFrame, k: int, direction: str = "min") -> pd.DataFrame:
-    ok = frame[frame["status"].isin(["ok", "cached"])] if "status" in frame else frame
+    ok = frame[frame["status"].isin(USABLE)] if "status" in frame else frame
     ok = ok.drop_duplicates(subset=[c for c in ok.columns if c.startswith("gene:")] or None)
     return ok.sort_values("fitness", ascending=(direction == "min")).head(k)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from evo_msa.report.leaderboard import USABLE
+
 
 def plot_progress(rows: pd.DataFrame, path: Path, metric: str, direction: str) -> None:
     import matplotlib
@@ -12,7 +14,7 @@ def plot_progress(rows: pd.DataFrame, path: Path, metric: str, direction: str) -
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    ok = rows[rows["status"].isin(["ok", "cached", "early-stopped"])]
+    ok = rows[rows["status"].isin(USABLE)]
     per_gen = ok.groupby("generation")["fitness"]
     best = per_gen.min() if direction == "min" else per_gen.max()
     best_so_far = best.cummin() if direction == "min" else best.cummax()

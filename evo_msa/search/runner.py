@@ -161,7 +161,10 @@ def _run_tune(opts: SearchOptions, searcher: EvolutionSearcher, data: MSAData, r
         if opts.asha:
             epochs = searcher.policy.space.to_config(
                 [0.5] * searcher.policy.space.size).train.epochs
-            scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs,
+            # max_t past the budget: a trial that runs its full budget ends on its own and
+            # reports its final result, instead of being stopped at the last epoch
+            scheduler = ASHAScheduler(metric="fitness", mode=searcher.policy.space.direction,
+                                      time_attr="epoch", max_t=epochs + 1,
                                       grace_period=max(1, epochs // 4), reduction_factor=3)
         tuner = tune.Tuner(
             trainable,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from ray.tune.search import Searcher
 
-from evo_msa.report.leaderboard import genes_to_columns, to_frame, write_csv_atomic
+from evo_msa.report.leaderboard import USABLE, genes_to_columns, to_frame, write_csv_atomic
 from evo_msa.search.policies import EvaluationPolicy
 from evo_msa.search.strategy import Strategy
 
@@ -136,7 +136,7 @@ class EvolutionSearcher(Searcher):
         while self.reported_generations < len(history):
             g = self.reported_generations
             fits = [r["fitness"] for r in self.rows if r["generation"] == g
-                    and r["status"] in ("ok", "cached")]
+                    and r["status"] in USABLE]
             best = -history[g] if self.policy.space.direction == "min" else history[g]
             med = statistics.median(fits) if fits else math.nan
             failed = sum(r["generation"] == g and r["status"] in ("error", "nan", "rejected")

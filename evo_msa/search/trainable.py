@@ -42,13 +42,14 @@ def evaluate_fitness(config: dict, data: MSAData, report=tune.report) -> dict:
             raise KeyError(f"fitness metric {metric!r} is not a validation metric "
                            f"(have: {', '.join(sorted(valid))})")
         final = {"fitness": float(fitness), "status": "ok" if math.isfinite(fitness) else "nan",
-                 "epochs": result.epochs, "seconds": round(time.perf_counter() - t0, 3),
+                 "epoch": result.epochs, "epochs": result.epochs,
+                 "seconds": round(time.perf_counter() - t0, 3),
                  **{f"valid_{k}": v for k, v in valid.items()}}
     except Exception as exc:  # noqa: BLE001 - any failure of a candidate is its fitness
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
         status = "nan" if "non-finite" in str(exc) or "never finite" in str(exc) else "error"
-        final = {"fitness": math.nan, "status": status, "epochs": 0,
+        final = {"fitness": math.nan, "status": status, "epoch": 0, "epochs": 0,
                  "seconds": round(time.perf_counter() - t0, 3),
                  "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}
     report(final)

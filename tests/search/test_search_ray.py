@@ -120,3 +120,15 @@ def test_bad_yaml_is_exit_2(tmp_path):
     result = cli("search", "--space", str(bad), "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "low (3) > high (1)" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_steady_state_with_asha_spends_its_budget(tmp_path):
+    run = search(SearchOptions(space=TINY, pop=6, generations=2, mode="steady-state", asha=True,
+                               seed=2, final_seeds=0, out=str(tmp_path / "run")),
+                 log=lambda line: None)
+    board = pd.read_csv(run / "leaderboard.csv")
+    assert len(board) == 12 and board["id"].is_unique
+    assert set(board["status"]) <= {"ok", "cached", "early-stopped"}
+    children = board[board["id"] >= 6]
+    assert children["parents"].notna().all()  # every child came from a tournament
+    assert (run / "best_genome.json").is_file() and (run / "progress.png").is_file()
