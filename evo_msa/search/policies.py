@@ -3,6 +3,7 @@ config, reject it cheaply (parameter count) before any training, reuse the fitne
 architecture already trained, and turn failures into a penalty fitness."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -43,8 +44,8 @@ class EvaluationPolicy:
             fitness, cid = self.known[key]
             return Prepared(cfg, key, 0, "cached", fitness, f"same architecture as #{cid}")
         try:
-            params = count_parameters(build_model(cfg.model, DataInfo(**{
-                **self.info.__dict__, "coarse_classes": cfg.objective.coarse_classes})))
+            info = dataclasses.replace(self.info, coarse_classes=cfg.objective.coarse_classes)
+            params = count_parameters(build_model(cfg.model, info))
         except ValueError as exc:
             return Prepared(cfg, key, 0, "rejected", self.penalty, str(exc))
         limit = self.space.max_params

@@ -232,10 +232,10 @@ def _new_run_dir(out: str | None) -> Path:
 
 
 def _space_copy(run_dir: Path) -> Path:
-    name = json.loads((run_dir / "search.json").read_text())["space"]
-    copies = [p for p in run_dir.glob("*.yaml")]
+    """The run's own copy of the space: a resume never depends on the original file."""
+    copies = sorted(run_dir.glob("*.yaml"))
     if not copies:
-        raise UserError(f"{run_dir}: the copy of the search space ({Path(name).name}) is missing")
+        raise UserError(f"{run_dir}: the copy of the search space (*.yaml) is missing")
     return copies[0]
 
 
