@@ -34,8 +34,8 @@ from evo_msa.search.policies import EvaluationPolicy
 from evo_msa.search.searcher import STATE_FILE, EvolutionSearcher
 from evo_msa.search.strategy import EvolutionSettings, make_strategy
 from evo_msa.space import SearchSpace, load_space
-from evo_msa.train.multiseed import format_summary, per_seed_table, summarise
-from evo_msa.train.trainer import resolve_device, train_model
+from evo_msa.train.multiseed import format_summary, train_seeds
+from evo_msa.train.trainer import resolve_device
 
 
 @dataclass
@@ -191,10 +191,8 @@ def final_trainer(run_dir: Path, space: SearchSpace, data: MSAData, rows: pd.Dat
         cfg.train.patience = max(cfg.train.patience, TrainConfig.patience)
         log(f"final  #{int(row['id'])} (rank {rank}): {len(seeds)} seeds, up to "
             f"{cfg.train.epochs} epochs, on {device}")
-        results = [train_model(data, cfg, seed=seed, device=device) for seed in seeds]
-        summary = summarise(results, seeds)
+        summary, table = train_seeds(data, cfg, seeds, device=device, log=log)
         log(format_summary(summary))
-        table = per_seed_table(results, seeds)
         table.insert(0, "rank", rank)
         table.insert(1, "id", int(row["id"]))
         tables.append(table)

@@ -111,8 +111,8 @@ class Trainer:
         steps = 0
         for start in range(0, train.n, bs):
             idx = order[start:start + bs]
-            if len(idx) < 2 and train.n > 1:  # a batch of one breaks LayerNorm statistics only
-                continue  # mildly; skipping it keeps the epoch deterministic and cheap
+            if len(idx) < 2 and train.n > 1:  # a trailing batch of one sample is a very noisy
+                continue  # gradient step: skip it (as drop_last would)
             inputs, lengths, labels = train.batch(idx)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 out = self.model(inputs, lengths)
