@@ -10,6 +10,9 @@ Search-space genes address fields by dotted path, e.g. ``model.depth`` or ``obje
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +34,14 @@ class ModelConfig:
     encoder: str = "mean"  # sequence encoder of the specific experts when T > 1
     expert_dim: int = 64  # width of each modality-specific expert f_t, f_a, f_v (level 0)
     unified_dim: int = 32  # width of the unified expert f_s (level 0)
-    depth: int = 1  # hierarchical fusion levels L (HAEMSA eq. 5)
+    depth: int = 1  # hierarchical fusion levels L (HAEMSA eq. 5); 0 = experts straight to towers
     level_widths: list[int] = field(default_factory=lambda: [64, 48, 32, 32])  # width per level
     tower_dim: int = 32  # hidden width of each task tower
     dropout: float = 0.4
+    unified: bool = True  # the unified expert f_s (and with it the KL transfer); false = ablation
+    task_attention: bool = True  # task-driven attention + feature gate; false = mean of experts
+    input_dropout: float = 0.0  # dropout on the input features (small data)
+    modality_dropout: float = 0.0  # chance that a whole modality is zeroed for a training sample
 
 
 @dataclass
@@ -51,6 +58,7 @@ class ObjectiveConfig:
     lambda_contrast: float = 0.05  # Multi NT-Xent, text-anchored (DMMSA eqs. 3, 11, 12)
     contrast_tau: float = 0.5  # tau_m of the Multi NT-Xent loss
     gdwg_tau: float = 1.0  # GDWG temperature tau
+    coarse_smoothing: float = 0.0  # label smoothing of the coarse classes
 
 
 @dataclass
@@ -62,6 +70,8 @@ class TrainConfig:
     patience: int = 10  # early stopping: epochs without validation improvement
     select_metric: str = "loss"  # validation metric for early stopping ("loss" = main task loss)
     grad_clip: float = 1.0
+    ema: float = 0.0  # decay of a moving average of the weights used for validation and test
+    #                   (0 = off, e.g. 0.99): weight averaging for small, noisy data
 
 
 @dataclass
@@ -75,16 +85,19 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None, source: str = "config") -> "RunConfig":
-        """Build from nested dicts; unknown sections or keys are errors, missing ones default."""
-        raw = raw or {}
+        """Build from nested dicts; unknown sections or keys are errors, missing ones default.
+        An empty file (None) is the default config; anything else but a mapping is an error."""
+        if raw is None:
+            raw = {}
         if not isinstance(raw, dict):
-            raise UserError(f"{source}: expected a mapping with sections model/objective/train")
+            raise UserError(f"{source}: expected a mapping with sections model/objective/train, "
+                            f"got {_kind(raw)}")
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(raw) - set(sections)
+        unknown = [k for k in raw if k not in sections]
         if unknown:
-            raise UserError(f"{source}: unknown section {sorted(unknown)[0]!r} "
+            raise UserError(f"{source}: unknown section {_first(unknown)!r:.60} "
                             f"(expected {', '.join(sections)})")
-        parts = {name: _build(_SECTION_TYPES[name], raw.get(name) or {}, f"{source}: {name}")
+        parts = {name: _build(_SECTION_TYPES[name], raw.get(name), f"{source}: {name}")
                  for name in sections}
         cfg = cls(**parts)
         cfg.validate(source)
@@ -104,30 +117,59 @@ class RunConfig:
     def validate(self, source: str = "config") -> None:
         m, o, t = self.model, self.objective, self.train
         checks = [
-            (bool(m.modalities) and all(x in MODALITIES for x in m.modalities),
+            (lambda: bool(m.modalities) and all(x in MODALITIES for x in m.modalities),
              "model.modalities", f"a non-empty subset of {list(MODALITIES)}"),
-            (m.encoder in ENCODERS, "model.encoder", f"one of {list(ENCODERS)}"),
-            (1 <= m.depth <= MAX_DEPTH, "model.depth", f"an integer in 1..{MAX_DEPTH}"),
-            (len(m.level_widths) >= m.depth and all(w >= 1 for w in m.level_widths),
-             "model.level_widths", "at least `depth` positive widths"),
-            (min(m.expert_dim, m.unified_dim, m.tower_dim) >= 1,
-             "model.expert_dim/unified_dim/tower_dim", "positive integers"),
-            (0.0 <= m.dropout < 1.0, "model.dropout", "a value in [0, 1)"),
-            (o.regression_loss in REGRESSION_LOSSES, "objective.regression_loss",
+            (lambda: m.encoder in ENCODERS, "model.encoder", f"one of {list(ENCODERS)}"),
+            (lambda: _is_int(m.depth) and 0 <= m.depth <= MAX_DEPTH, "model.depth",
+             f"an integer in 0..{MAX_DEPTH}"),
+            (lambda: m.depth <= len(m.level_widths) <= MAX_LEVEL_WIDTHS
+             and all(_is_int(w) and 1 <= w <= MAX_WIDTH for w in m.level_widths),
+             "model.level_widths", f"at least `depth` (at most {MAX_LEVEL_WIDTHS}) integer "
+             f"widths in 1..{MAX_WIDTH}"),
+        ]
+        for name in ("expert_dim", "unified_dim", "tower_dim"):
+            checks.append((lambda v=getattr(m, name): _is_int(v) and 1 <= v <= MAX_WIDTH,
+                           f"model.{name}", f"an integer in 1..{MAX_WIDTH}"))
+        checks += [
+            (lambda: _finite(m.dropout) and 0.0 <= m.dropout < 1.0, "model.dropout",
+             "a value in [0, 1)"),
+            (lambda: _finite(m.input_dropout) and 0.0 <= m.input_dropout < 1.0,
+             "model.input_dropout", "a value in [0, 1)"),
+            (lambda: _finite(m.modality_dropout) and 0.0 <= m.modality_dropout < 1.0,
+             "model.modality_dropout", "a value in [0, 1)"),
+            (lambda: _finite(o.coarse_smoothing) and 0.0 <= o.coarse_smoothing < 1.0,
+             "objective.coarse_smoothing", "a value in [0, 1)"),
+            (lambda: _finite(t.ema) and 0.0 <= t.ema < 1.0, "train.ema",
+             "a decay in [0, 1) (0 = off)"),
+            (lambda: o.regression_loss in REGRESSION_LOSSES, "objective.regression_loss",
              f"one of {list(REGRESSION_LOSSES)}"),
-            (o.weighting in WEIGHTINGS, "objective.weighting", f"one of {list(WEIGHTINGS)}"),
-            (o.coarse_classes in (2, 3, 5, 7), "objective.coarse_classes", "2, 3, 5 or 7"),
-            (min(o.lambda_main, o.lambda_coarse, o.lambda_unimodal, o.lambda_unified,
-                 o.gamma_kl, o.lambda_contrast) >= 0, "objective.lambda_*/gamma_kl",
-             "non-negative weights"),
-            (o.contrast_tau > 0 and o.gdwg_tau > 0 and o.smooth_beta > 0,
-             "objective.contrast_tau/gdwg_tau/smooth_beta", "positive values"),
-            (t.epochs >= 1 and t.batch_size >= 1 and t.patience >= 1, "train.epochs/batch_size/"
-             "patience", "positive integers"),
-            (t.lr > 0 and t.weight_decay >= 0, "train.lr/weight_decay", "lr > 0, weight_decay >= 0"),
+            (lambda: o.weighting in WEIGHTINGS, "objective.weighting", f"one of {list(WEIGHTINGS)}"),
+            (lambda: o.coarse_classes in (2, 3, 5, 7), "objective.coarse_classes", "2, 3, 5 or 7"),
+        ]
+        for name in ("lambda_main", "lambda_coarse", "lambda_unimodal", "lambda_unified",
+                     "gamma_kl", "lambda_contrast"):
+            checks.append((lambda v=getattr(o, name): _finite(v) and v >= 0, f"objective.{name}",
+                           "a non-negative finite weight"))
+        for name in ("contrast_tau", "gdwg_tau", "smooth_beta"):
+            checks.append((lambda v=getattr(o, name): _finite(v) and v > 0, f"objective.{name}",
+                           "a positive finite value"))
+        for name, top in (("epochs", MAX_COUNT), ("patience", MAX_COUNT), ("batch_size", MAX_BATCH)):
+            checks.append((lambda v=getattr(t, name), top=top: _is_int(v) and 1 <= v <= top,
+                           f"train.{name}", f"an integer in 1..{top}"))
+        checks += [
+            (lambda: _finite(t.lr) and t.lr > 0, "train.lr", "a positive finite number"),
+            (lambda: _finite(t.weight_decay) and t.weight_decay >= 0, "train.weight_decay",
+             "a non-negative finite number"),
+            (lambda: _finite(t.grad_clip), "train.grad_clip", "a finite number (<= 0: no clipping)"),
+            (lambda: isinstance(t.select_metric, str) and t.select_metric.strip() != "",
+             "train.select_metric", "a metric name such as 'loss' or 'mae'"),
         ]
         for ok, name, expected in checks:
-            if not ok:
+            try:
+                passed = bool(ok())
+            except (TypeError, ValueError, OverflowError):  # a field set to a wrong type by hand
+                passed = False
+            if not passed:
                 raise UserError(f"{source}: {name} must be {expected}")
         # canonical order, no duplicates: identical masks must decode to identical configs
         self.model.modalities = [x for x in MODALITIES if x in set(m.modalities)]
@@ -136,13 +178,46 @@ class RunConfig:
 _SECTION_TYPES = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
 
 
-def _build(kind: type, raw: dict[str, Any], source: str):
+# Upper bounds: a typo such as epochs: 1e9 fails here, not after hours or out of memory.
+MAX_WIDTH = 8192  # any layer width
+MAX_LEVEL_WIDTHS = 64  # entries of model.level_widths
+MAX_COUNT = 100_000  # train.epochs, train.patience
+MAX_BATCH = 1 << 20  # train.batch_size
+
+# What PyYAML (YAML 1.1) leaves as a string although it is a number: 1e-3, 5E+4 (no dot).
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _first(keys: list) -> Any:
+    """The first of some mapping keys in a stable order, whatever their types."""
+    return sorted(keys, key=lambda k: (type(k).__name__, repr(k)))[0]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _build(kind: type, raw: dict[str, Any] | None, source: str):
+    if raw is None:  # `model:` with nothing under it
+        raw = {}
     if not isinstance(raw, dict):
-        raise UserError(f"{source}: expected a mapping of fields")
+        raise UserError(f"{source}: expected a mapping of fields, got {_kind(raw)}")
     fields = {f.name: f for f in dataclasses.fields(kind)}
-    unknown = set(raw) - set(fields)
+    unknown = [k for k in raw if k not in fields]
     if unknown:
-        raise UserError(f"{source}: unknown field {sorted(unknown)[0]!r} "
+        raise UserError(f"{source}: unknown field {_first(unknown)!r:.60} "
                         f"(expected one of {', '.join(fields)})")
     values = {}
     default = kind()
@@ -152,21 +227,41 @@ def _build(kind: type, raw: dict[str, Any], source: str):
     return kind(**values)
 
 
+def _number(value: Any) -> Any:
+    """A YAML-1.1 exponent string ("1e-3") as the float it means; anything else unchanged."""
+    if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def _coerce(value: Any, like: Any, where: str) -> Any:
-    """Coerce a YAML/JSON value to the type of the default (`like`), or fail naming the field."""
+    """Coerce a YAML/JSON value to the type of the default (`like`), or fail naming the field.
+    Numbers must be finite; strings are not numbers (except "1e-3", which YAML 1.1 reads as
+    a string); booleans are neither ints nor floats."""
+    given = value
     try:
         if isinstance(like, bool):
             if isinstance(value, bool):
                 return value
             raise TypeError
         if isinstance(like, int):
-            if isinstance(value, bool) or float(value) != int(float(value)):
+            value = _number(value)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError
-            return int(float(value))
+            if isinstance(value, numbers.Integral):
+                return int(value)
+            number = float(value)
+            if not math.isfinite(number) or not number.is_integer():
+                raise ValueError
+            return int(number)
         if isinstance(like, float):
-            if isinstance(value, bool):
+            value = _number(value)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError
-            return float(value)
+            number = float(value)  # OverflowError for ints beyond float range
+            if not math.isfinite(number):
+                raise ValueError
+            return number
         if isinstance(like, str):
             if not isinstance(value, str):
                 raise TypeError
@@ -177,9 +272,12 @@ def _coerce(value: Any, like: Any, where: str) -> Any:
             if not isinstance(value, (list, tuple)):
                 raise TypeError
             return [_coerce(v, like[0], where) for v in value] if like else list(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
-    raise UserError(f"{where}: got {value!r}, expected {type(like).__name__}"
+    expected = type(like).__name__
+    if isinstance(like, (int, float)) and not isinstance(like, bool):
+        expected = f"a finite {'integer' if isinstance(like, int) else 'number'}"
+    raise UserError(f"{where}: got {given!r:.80} ({type(given).__name__}), expected {expected}"
                     + (f" like {like!r}" if isinstance(like, list) else ""))
 
 

@@ -12,6 +12,8 @@ tensors), so comparisons against the SIMS bin edges see the same values MMSA see
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -145,6 +147,42 @@ def compute_metrics(pred: Any, truth: Any, *, task: str, scale: float = 3.0,
     raise ValueError(f"unknown task {task!r}: expected 'regression' or 'classification'")
 
 
-def metric_direction(name: str) -> str:
-    """"min" for metrics to minimise (mae, any loss), "max" for the rest."""
-    return "min" if name == "mae" or "loss" in name else "max"
+_MINIMISED = ("mae", "loss", "params")  # every other metric is a score to maximise
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A validation metric and which way is better: the one place a direction is interpreted.
+
+    `direction` defaults from the name: "min" for mae and any loss, "max" for the rest.
+    """
+
+    metric: str
+    direction: str = ""
+
+    def __post_init__(self):
+        if not self.direction:
+            minimise = self.metric in _MINIMISED or "loss" in self.metric
+            object.__setattr__(self, "direction", "min" if minimise else "max")
+        if self.direction not in ("min", "max"):
+            raise ValueError(f"direction must be 'min' or 'max', got {self.direction!r}")
+
+    @property
+    def sign(self) -> float:
+        """+1 when smaller is better, -1 when larger is better."""
+        return 1.0 if self.direction == "min" else -1.0
+
+    def loss(self, value: float) -> float:
+        """The value as a loss (smaller is better); NaN stays NaN."""
+        return self.sign * float(value)
+
+    def better(self, a: float, b: float) -> bool:
+        """Is `a` strictly better than `b`? NaN is never better."""
+        return self.loss(a) < self.loss(b)
+
+    def worst(self) -> float:
+        return self.sign * math.inf
+
+    def ascending(self) -> bool:
+        """Sort order that puts the best first."""
+        return self.direction == "min"

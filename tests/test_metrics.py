@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from evo_msa.metrics import (PRIMARY_METRIC, classification_metrics, compute_metrics,
-                             metric_direction, regression_metrics, sims_metrics)
+                             Objective, regression_metrics, sims_metrics)
 
 MOSEI_KEYS = {"has0_acc2", "has0_f1", "non0_acc2", "non0_f1", "acc5", "acc7", "mae", "corr"}
 SIMS_KEYS = {"acc2", "acc3", "acc5", "f1", "mae", "corr"}
@@ -216,10 +216,16 @@ def test_compute_metrics_dispatch():
         compute_metrics(x, x, task="ranking")
 
 
-def test_metric_direction_and_primary():
-    for name in ("mae", "loss", "valid_loss", "main_loss"):
-        assert metric_direction(name) == "min"
+def test_objective_direction_and_primary():
+    for name in ("mae", "loss", "valid_loss", "main_loss", "params"):
+        assert Objective(name).direction == "min" and Objective(name).sign == 1.0
     for name in ("acc7", "has0_f1", "corr", "weighted_f1", "unweighted_acc"):
-        assert metric_direction(name) == "max"
+        assert Objective(name).direction == "max" and Objective(name).sign == -1.0
     assert PRIMARY_METRIC == {"regression": "mae", "classification": "weighted_f1"}
-    assert metric_direction(PRIMARY_METRIC["regression"]) == "min"
+    corr = Objective("corr")
+    assert corr.better(0.7, 0.6) and not corr.better(0.6, 0.7) and not corr.better(float("nan"), 0.1)
+    assert Objective("corr", "min").better(0.6, 0.7)  # an explicit direction wins
+    assert Objective("mae").loss(0.5) == 0.5 and corr.loss(0.5) == -0.5
+    assert Objective("mae").worst() == float("inf") and corr.worst() == float("-inf")
+    with pytest.raises(ValueError):
+        Objective("mae", "down")

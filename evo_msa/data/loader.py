@@ -14,6 +14,7 @@ import numpy as np
 
 from evo_msa.data.dataset import MODALITIES, SPLITS, MSAData, Split
 from evo_msa.data.safe_pickle import safe_load
+from evo_msa.data.synthetic import _SPLIT_SIZES as SYNTHETIC_SIZES
 from evo_msa.data.synthetic import NAMES as SYNTHETIC_NAMES
 from evo_msa.data.synthetic import make_synthetic, noise_modalities
 from evo_msa.errors import UserError
@@ -22,6 +23,7 @@ SYNTHETIC_OPTIONS = ("seed", "n", "noise", "seq")
 _UNIMODAL_KEYS = {"text": "regression_labels_T", "audio": "regression_labels_A",
                   "vision": "regression_labels_V"}
 _STD_FLOOR = 1e-6
+MAX_SYNTHETIC_STEPS = 5_000_000  # samples x time steps of synthetic data (~2.5 GB of features)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ def parse_data_spec(spec: str) -> DataSpec:
         raise UserError(f"{spec}: unknown synthetic data set {name!r} "
                         f"(choose from {', '.join(SYNTHETIC_NAMES)})")
     opts: dict = {}
+    seen: set[str] = set()
     for item in filter(None, query.split("&")):
         key, eq, value = item.partition("=")
         if key not in SYNTHETIC_OPTIONS:
@@ -62,103 +65,239 @@ def parse_data_spec(spec: str) -> DataSpec:
                             f"(valid options: {', '.join(SYNTHETIC_OPTIONS)})")
         if not eq:
             raise UserError(f"{spec}: option {key} needs a value ({key}=...)")
+        if key in seen:
+            raise UserError(f"{spec}: option {key} is given twice")
+        seen.add(key)
         if key == "noise":
             opts["noise"] = noise_modalities(filter(None, value.split(",")), spec)
         elif key == "seq":
             opts["seq_len"] = _int_option(spec, key, value, 1)
         else:
             opts[key] = _int_option(spec, key, value, 0 if key == "seed" else 1)
+    default_n = sum(SYNTHETIC_SIZES["mosi" if name == "sims" else name])
+    steps = (opts.get("n") or default_n) * opts.get("seq_len", 1)
+    if steps > MAX_SYNTHETIC_STEPS:
+        raise UserError(f"{spec}: n x seq must be at most {MAX_SYNTHETIC_STEPS:,} "
+                        f"(time steps to generate), got {steps:,}")
     return DataSpec(synthetic=name, **opts)
 
 
 # --- pickles -------------------------------------------------------------------------------------
 
-def _array(path: Path, where: str, value, dtype=None) -> np.ndarray:
-    """A copy of `value` as an array (a copy, so callers may edit it in place)."""
+MIN_ROWS = {"train": 2, "valid": 1, "test": 1}  # train: a z-score and a batch need 2 rows
+MAX_SCALE = 3.0  # regression labels: [-3, 3] (MOSI/MOSEI) or [-1, 1] (CH-SIMS)
+MAX_CLASSES_UNNAMED = 1000  # classification without label_names: classes 0..K-1, K <= this
+_KINDS = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes",
+          "M": "dates", "m": "time deltas", "V": "records"}
+
+
+def _what(value) -> str:
+    """A short description of what was found, for messages."""
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype} and shape {value.shape}"
+    if value is None:
+        return "None"
+    name = {str: "string", bool: "boolean", int: "single integer", float: "single number"}.get(
+        type(value), type(value).__name__)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _non_numeric(arr: np.ndarray) -> str:
+    """What makes an object array non-numeric: its first element that is not a number."""
+    for item in arr.flat:
+        if isinstance(item, bool) or not isinstance(item, (int, float, np.number)):
+            return f"non-numeric values (e.g. {type(item).__name__} {item!r:.40})"
+    return "integers too large for int64"
+
+
+def _numeric(path: Path, where: str, value, expected: str) -> np.ndarray:
+    """`value` as an int/float array (possibly the very object that was read: copy it before
+    editing), or a UserError naming `where` and saying what was `expected` and what was found.
+    Objects, strings, booleans, complex numbers and ragged lists are refused."""
+    def fail(found: str):
+        return UserError(f"{path}: {where} must be {expected}, got {found}")
+
+    if value is None or isinstance(value, (str, bytes, bytearray, dict, set, frozenset, bool)):
+        raise fail(_what(value))
     try:
-        return np.array(value, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        detail = " ".join(str(exc).split())
-        raise UserError(f"{path}: {where} is not a numeric array ({detail})") from None
+        arr = np.asarray(value)
+        if arr.dtype.kind == "O" and arr.ndim:  # e.g. an object array of equal-length arrays
+            arr = np.array(arr.tolist())
+    except Exception as exc:  # noqa: BLE001 - any failure here means not an array
+        if "inhomogeneous" in str(exc):
+            raise fail("a ragged list (rows of different lengths)") from None
+        raise fail(f"{_what(value)} that is not an array "
+                   f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+    if arr.dtype.kind == "O":
+        raise fail(_what(value) if arr.ndim == 0 else f"{_what(value)} holding {_non_numeric(arr)}")
+    if arr.dtype.kind not in "iuf":
+        raise fail(f"{_KINDS.get(arr.dtype.kind, str(arr.dtype))} (dtype {arr.dtype})")
+    return arr
 
 
-def _labels(path: Path, where: str, value, n_ref: tuple[str, int] | None) -> np.ndarray:
-    y = _array(path, where, value)
-    if y.ndim == 2 and y.shape[1] == 1:  # some MMSA files store labels as (N, 1)
+def _vector(path: Path, where: str, value, n_ref: tuple[str, int] | None,
+            expected: str = "a 1-D numeric array (N,)") -> np.ndarray:
+    """A 1-D numeric array, finite, with as many rows as `n_ref` (name, rows) when given.
+    (N, 1) is accepted (some MMSA files store labels that way)."""
+    y = _numeric(path, where, value, expected)
+    if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise UserError(f"{path}: {where} must be 1-D (N,), got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.number):
-        raise UserError(f"{path}: {where} must be numeric, got dtype {y.dtype}")
     if not np.isfinite(y).all():
-        raise UserError(f"{path}: {where} holds NaN or infinite values")
+        raise UserError(f"{path}: {where} holds NaN or infinite values "
+                        f"({int((~np.isfinite(y)).sum())} of {len(y)})")
     if n_ref is not None and len(y) != n_ref[1]:
         raise UserError(f"{path}: {where} has {len(y)} rows but {n_ref[0]} has {n_ref[1]}")
     return y
 
 
-def _read_split(path: Path, split: str, raw: dict, task: str) -> Split:
-    """One split, checked: features 3-D float, lengths, labels with matching row counts."""
+def _regression(path: Path, split: str, key: str, y: np.ndarray) -> np.ndarray:
+    """Sentiment scores: finite (checked by `_vector`) and within [-3, 3]."""
+    if len(y) and float(np.abs(y).max()) > MAX_SCALE:
+        lo, hi = float(y.min()), float(y.max())
+        found = f"up to {hi:g}" if hi > MAX_SCALE else f"down to {lo:g}"
+        raise UserError(f"{path}: {split}/{key} must lie in [-3, 3] (MOSI/MOSEI) or [-1, 1] "
+                        f"(CH-SIMS); {split} has values {found}")
+    return y.astype(np.float32)
+
+
+def _classes(path: Path, split: str, key: str, y: np.ndarray, names: list[str] | None) -> np.ndarray:
+    """Emotion classes: integers 0..K-1 (K = len(label_names), or at most MAX_CLASSES_UNNAMED)."""
+    if not len(y):
+        return y.astype(np.int64)
+    if not np.array_equal(y, np.round(y)):
+        bad = y[y != np.round(y)][0]
+        raise UserError(f"{path}: {split}/{key} must be integer class indices 0..K-1, "
+                        f"got {bad:g}")
+    lo, hi = float(y.min()), float(y.max())
+    if lo < 0:
+        raise UserError(f"{path}: {split}/{key} must be class indices 0..K-1, got {lo:g}")
+    if names is not None and hi >= len(names):
+        raise UserError(f"{path}: {split}/{key} go up to {hi:g} but label_names has only "
+                        f"{len(names)} names (classes 0..{len(names) - 1})")
+    if names is None and hi >= MAX_CLASSES_UNNAMED:
+        raise UserError(f"{path}: {split}/{key} go up to {hi:g}; without label_names at most "
+                        f"{MAX_CLASSES_UNNAMED} classes (0..{MAX_CLASSES_UNNAMED - 1}) are allowed")
+    return y.astype(np.int64)
+
+
+def _label_names(path: Path, raw: dict) -> list[str] | None:
+    """`label_names`: a list of at least 2 distinct str, or None when absent."""
+    if "label_names" not in raw:
+        return None
+    names = raw["label_names"]
+    if isinstance(names, np.ndarray) and names.ndim == 1:
+        names = names.tolist()
+    if not isinstance(names, (list, tuple)):
+        raise UserError(f"{path}: label_names must be a list of str, got {_what(names)}")
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise UserError(f"{path}: label_names must be a list of str, holds {bad[0]!r:.60} "
+                        f"({type(bad[0]).__name__})")
+    if len(names) < 2:
+        raise UserError(f"{path}: label_names must name at least 2 classes, got {len(names)}")
+    if len(set(names)) < len(names):
+        dup = next(n for i, n in enumerate(names) if n in names[:i])
+        raise UserError(f"{path}: label_names must be distinct, {dup!r:.60} appears twice")
+    return [str(n) for n in names]
+
+
+def _ids(path: Path, split: str, value, ref: tuple[str, int]) -> list[str]:
+    where = f"{split}/id"
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise UserError(f"{path}: {where} must be a list of str, got {_what(value)}")
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise UserError(f"{path}: {where} must be a list of str, got {_what(value)}")
+    bad = [i for i in value if not isinstance(i, str)]
+    if bad:
+        raise UserError(f"{path}: {where} must be a list of str, holds {bad[0]!r:.60} "
+                        f"({type(bad[0]).__name__})")
+    if len(value) != ref[1]:
+        raise UserError(f"{path}: {where} has {len(value)} rows but {ref[0]} has {ref[1]}")
+    return [str(i) for i in value]
+
+
+def _features(path: Path, split: str, m: str, raw: dict, ref: tuple[str, int]):
+    """One modality of a split: float32 (N, T, D) and int64 lengths (N,), clipped to T."""
+    where = f"{split}/{m}"
+    x = _numeric(path, where, raw[m], "a numeric array (N, D) or (N, T, D)")
+    if x.ndim == 2:
+        x = x[:, None, :]
+    if x.ndim != 3:
+        raise UserError(f"{path}: {where} must be 2-D (N, D) or 3-D (N, T, D), "
+                        f"got shape {x.shape}")
+    if len(x) != ref[1]:
+        raise UserError(f"{path}: {where} has {len(x)} rows but {ref[0]} has {ref[1]}")
+    if x.shape[1] < 1 or x.shape[2] < 1:
+        raise UserError(f"{path}: {where} must have T >= 1 time steps and D >= 1 features, "
+                        f"got shape {x.shape}")
+    x = x.astype(np.float32)  # float64 beyond float32's range becomes inf: zeroed below
+    steps = x.shape[1]
+    key = f"{m}_lengths"
+    if key in raw:
+        lengths = _vector(path, f"{split}/{key}", raw[key], ref)
+        if (lengths < 0).any() or not np.array_equal(lengths, np.round(lengths)):
+            bad = lengths[(lengths < 0) | (lengths != np.round(lengths))][0]
+            raise UserError(f"{path}: {split}/{key} must be non-negative integers "
+                            f"(valid time steps of {m}), got {bad:g}")
+        # Aligned MMSA files can keep the unaligned lengths (> T): all T steps are valid.
+        lengths = np.minimum(lengths, steps).astype(np.int64)
+    else:
+        lengths = np.full(len(x), steps, dtype=np.int64)
+    valid = np.arange(steps)[None, :] < lengths[:, None]
+    values = x[valid] if valid.any() else x
+    if not np.isfinite(values).any():
+        raise UserError(f"{path}: {where} holds no finite value (all NaN or infinite)")
+    return x, lengths
+
+
+def _read_split(path: Path, split: str, raw: dict, task: str,
+                names: list[str] | None = None) -> Split:
+    """One split, checked: labels, features 3-D float, lengths, ids, with matching row counts."""
     label_key = "regression_labels" if task == "regression" else "classification_labels"
     if label_key not in raw:
         raise UserError(f"{path}: {split} has no {label_key} (train has)")
-    y = _labels(path, f"{split}/{label_key}", raw[label_key], None)
+    y = _vector(path, f"{split}/{label_key}", raw[label_key], None)
+    if len(y) < MIN_ROWS[split]:
+        raise UserError(f"{path}: {split}/{label_key} has {len(y)} rows; {split} needs at least "
+                        f"{MIN_ROWS[split]}")
     ref = (f"{split}/{label_key}", len(y))
     if task == "regression":
-        out = Split(features={}, lengths={}, regression=y.astype(np.float32))
+        out = Split(features={}, lengths={}, regression=_regression(path, split, label_key, y))
     else:
-        if not np.array_equal(y, np.round(y)) or (y < 0).any():
-            raise UserError(f"{path}: {split}/{label_key} must be class indices 0..K-1")
-        out = Split(features={}, lengths={}, classification=y.astype(np.int64))
+        out = Split(features={}, lengths={},
+                    classification=_classes(path, split, label_key, y, names))
 
     for m in MODALITIES:
-        if m not in raw:
-            continue
-        x = _array(path, f"{split}/{m}", raw[m], np.float32)
-        if x.ndim == 2:
-            x = x[:, None, :]
-        if x.ndim != 3:
-            raise UserError(f"{path}: {split}/{m} must be 2-D (N, D) or 3-D (N, T, D), "
-                            f"got shape {x.shape}")
-        if len(x) != ref[1]:
-            raise UserError(f"{path}: {split}/{m} has {len(x)} rows but {ref[0]} has {ref[1]}")
-        steps = x.shape[1]
-        if f"{m}_lengths" in raw:
-            lengths = _labels(path, f"{split}/{m}_lengths", raw[f"{m}_lengths"], ref)
-            if (lengths < 0).any() or not np.array_equal(lengths, np.round(lengths)):
-                raise UserError(f"{path}: {split}/{m}_lengths must be non-negative integers")
-            # Aligned MMSA files can keep the unaligned lengths (> T): all T steps are valid.
-            lengths = np.minimum(lengths, steps).astype(np.int64)
-        else:
-            lengths = np.full(len(x), steps, dtype=np.int64)
-        out.features[m] = x
-        out.lengths[m] = lengths
+        if m in raw:
+            out.features[m], out.lengths[m] = _features(path, split, m, raw, ref)
 
     if task == "regression":
         for m, key in _UNIMODAL_KEYS.items():
             if key in raw:
-                out.unimodal[m] = _labels(path, f"{split}/{key}", raw[key], ref).astype(np.float32)
+                u = _vector(path, f"{split}/{key}", raw[key], ref)
+                out.unimodal[m] = _regression(path, split, key, u)
     if "id" in raw:
-        if not isinstance(raw["id"], (list, tuple, np.ndarray)):
-            raise UserError(f"{path}: {split}/id must be a list of str")
-        ids = [str(i) for i in raw["id"]]
-        if len(ids) != ref[1]:
-            raise UserError(f"{path}: {split}/id has {len(ids)} rows but {ref[0]} has {ref[1]}")
-        out.ids = ids
+        out.ids = _ids(path, split, raw["id"], ref)
     else:
         out.ids = [f"{split}_{i:06d}" for i in range(ref[1])]
     return out
 
 
-def _check_consistent(path: Path, splits: dict[str, Split]) -> None:
-    """Same modalities, feature dims and unimodal labels in every split."""
-    for what, keys in (("modality", lambda s: s.features), ("unimodal label of", lambda s: s.unimodal)):
-        for m in MODALITIES:
-            have = [s for s in SPLITS if m in keys(splits[s])]
-            if have and len(have) < len(SPLITS):
-                missing = [s for s in SPLITS if s not in have]
-                raise UserError(f"{path}: {what} {m!r} is in {', '.join(have)} "
-                                f"but not in {', '.join(missing)}")
+def _check_consistent(path: Path, raw: dict, splits: dict[str, Split]) -> None:
+    """Same modalities, lengths keys, unimodal labels and feature dims in every split."""
+    keys = [m for m in MODALITIES] + [f"{m}_lengths" for m in MODALITIES if m in raw["train"]]
+    keys += list(_UNIMODAL_KEYS.values()) if splits["train"].regression is not None else []
+    for key in keys:
+        have = [s for s in SPLITS if key in raw[s]]
+        if have and len(have) < len(SPLITS):
+            missing = [s for s in SPLITS if s not in have]
+            what = f"modality {key!r}" if key in MODALITIES else key
+            raise UserError(f"{path}: {what} is in {', '.join(have)} "
+                            f"but not in {', '.join(missing)}")
     for m, x in splits["train"].features.items():
         for s in SPLITS[1:]:
             d = splits[s].features[m].shape[2]
@@ -215,8 +354,9 @@ def load_pickle(path: str | Path) -> MSAData:
     else:
         raise UserError(f"{path}: train has no labels "
                         "(expected regression_labels or classification_labels)")
-    splits = {s: _read_split(path, s, raw[s], task) for s in SPLITS}
-    _check_consistent(path, splits)
+    names = _label_names(path, raw) if task == "classification" else None
+    splits = {s: _read_split(path, s, raw[s], task, names) for s in SPLITS}
+    _check_consistent(path, raw, splits)
     if not splits["train"].features:
         raise UserError(f"{path}: no modality found (expected any of {', '.join(MODALITIES)})")
     _pad_time(splits)
@@ -227,15 +367,11 @@ def load_pickle(path: str | Path) -> MSAData:
         return MSAData(name=path.stem, splits=splits, task=task, scale=1.0 if peak <= 1 else 3.0)
 
     num_classes = 1 + max(int(splits[s].classification.max(initial=0)) for s in SPLITS)
-    names = raw.get("label_names")
     if names is None:
+        if num_classes < 2:
+            raise UserError(f"{path}: classification_labels hold only class 0; need at least "
+                            "2 classes (or label_names naming them)")
         names = [f"class{k}" for k in range(num_classes)]
-    elif not isinstance(names, (list, tuple)) or not names:
-        raise UserError(f"{path}: label_names must be a non-empty list of str")
-    names = [str(k) for k in names]
-    if num_classes > len(names):
-        raise UserError(f"{path}: classification_labels go up to {num_classes - 1} "
-                        f"but label_names has only {len(names)} names")
     return MSAData(name=path.stem, splits=splits, task=task, label_names=names)
 
 

@@ -1,54 +1,63 @@
-"""HAEMSA: hierarchical adaptive experts for multimodal sentiment analysis.
+"""HAEMSA: hierarchical adaptive experts for multimodal sentiment analysis, for a population.
 
-Data flow of one forward pass (HAEMSA section 3.1, figure 2):
+One forward pass runs P networks (the members, each with its own run config) at once; a single
+model is a population of one. Data flow of member p (HAEMSA section 3.1, figure 2):
 
     x_m --f_m--> h_m^(0)                      modality-specific experts, eqs. 1-3
     [x_t; x_a; x_v] --f_s--> h_s^(0)          unified expert, eq. 4
-    h_m^(i) = g_m^(i)([h_m^(i-1); h_s^(i-1)])  hierarchical fusion, eq. 5, i = 1..L
+    h_m^(i) = g_m^(i)([h_m^(i-1); h_s^(i-1)])  hierarchical fusion, eq. 5, i = 1..L (L may be 0)
     h_s^(i) = g_s^(i)([h_s^(i-1); mean_m h_m^(i-1)])   the shared stream absorbs the specific ones
     experts {h_m^(L), h_s^(L)} --task-driven attention + feature gate--> towers --> heads
 
-Only the experts of active modalities (the mask intersected with what the data has) are
-built, so a masked modality has no parameters and its inputs are never read.
+Ablations are plain config settings: `depth: 0` (no fusion levels), `unified: false` (no unified
+expert, hence no KL transfer), `task_attention: false` (experts averaged, no gate).
+
+Members differ in widths, depth, modality mask, encoder and dropout; see `layers` for how the
+padding works. A member's masked modality has no parameters and its inputs are never read.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from evo_msa.config import ModelConfig
+from evo_msa.config import ModelConfig, RunConfig
 from evo_msa.data.dataset import MODALITIES
+from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout, masked_mean
+
+NEG = -1.0e4  # logit of a class a member does not have (finite: safe in bf16 and in KL)
 
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What the model needs to know about the data (dims, tasks), not the data itself."""
+    """What the model needs to know about the data (dims, task), not the data itself."""
 
     dims: dict[str, int]  # modality -> feature width
     seq_lens: dict[str, int]  # modality -> T
     task: str  # "regression" or "classification"
     num_classes: int = 0  # classification only
-    coarse_classes: int = 3  # regression only: DMMSA coarse bins
     modalities: tuple[str, ...] = field(default=())
 
     @classmethod
-    def from_data(cls, data, coarse_classes: int = 3) -> "DataInfo":
+    def from_data(cls, data) -> "DataInfo":
         return cls(dims=dict(data.dims), seq_lens=dict(data.seq_lens), task=data.task,
-                   num_classes=data.num_classes, coarse_classes=coarse_classes,
-                   modalities=tuple(data.modalities))
+                   num_classes=data.num_classes, modalities=tuple(data.modalities))
 
 
 @dataclass
 class ModelOutput:
-    main: torch.Tensor  # (B,) sentiment score or (B, C) emotion logits
-    coarse: torch.Tensor | None  # (B, n_coarse) coarse sentiment logits (regression only)
-    unimodal: dict[str, torch.Tensor]  # modality -> (B,) or (B, C)
-    expert_logits: dict[str, torch.Tensor]  # "shared" and each modality -> (B, K) class logits
-    contrast: dict[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> (similar, dissimilar)
-    task_attention: torch.Tensor  # (B, n_tasks, n_experts) attention of each task over experts
-    embedding: torch.Tensor  # (B, width) the main task's selected features
+    """Everything has the population first. M = the population's modalities, K = M + 1 experts
+    (the shared one last)."""
+
+    main: torch.Tensor  # (P, B) sentiment score or (P, B, C) emotion logits
+    coarse: torch.Tensor | None  # (P, B, C_coarse) coarse sentiment logits (regression only)
+    unimodal: torch.Tensor  # (P, M, B) or (P, M, B, C)
+    expert_logits: torch.Tensor  # (P, K, B, C_kt) class logits of every expert (KL transfer)
+    contrast: tuple[torch.Tensor, torch.Tensor] | None  # similar, dissimilar (P, M, B, D)
+    task_attention: torch.Tensor  # (P, B, n_tasks, K)
+    embedding: torch.Tensor  # (P, B, W) the main task's selected features
 
 
 def active_modalities(cfg: ModelConfig, available) -> list[str]:
@@ -56,147 +65,365 @@ def active_modalities(cfg: ModelConfig, available) -> list[str]:
     return [m for m in MODALITIES if m in cfg.modalities and m in available]
 
 
-def _block(d_in: int, d_out: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, d_out), nn.LayerNorm(d_out), nn.GELU(), nn.Dropout(dropout))
+def _units(width: int, pad: int) -> torch.Tensor:
+    return torch.arange(pad) < width
 
 
-def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean over the valid time steps of (B, T, D) -> (B, D)."""
-    if x.shape[1] == 1:
-        return x[:, 0]
-    mask = step_mask(x, lengths)
-    return (x * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+def _stack(rows) -> torch.Tensor:
+    return torch.stack([torch.as_tensor(r) for r in rows])
 
 
-def step_mask(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, T, 1) mask, 1 on the valid time steps."""
-    steps = torch.arange(x.shape[1], device=x.device)
-    return (steps[None, :] < lengths[:, None]).to(x.dtype).unsqueeze(-1)
+class SequenceExpert:
+    """The specific expert f_m of one modality: (P, B, T, D) -> (P, B, W).
 
+    For T > 1 the encoder is per member: mean pooling, a GRU (last valid step) or a width-3
+    convolution (mean over valid steps), each followed by a block; for T == 1 every kind is an
+    MLP block. Members of one kind run together; kinds are gathered and put back in order.
+    """
 
-class SequenceEncoder(nn.Module):
-    """A modality-specific expert f_m: (B, T, D) -> (B, width). For T == 1 every kind is an MLP."""
+    def __init__(self, store: ParamStore, name: str, d_in: int, seq_len: int, kinds: list[str],
+                 active: torch.Tensor, width: torch.Tensor, pad: int):
+        P = len(kinds)
+        self.name = name
+        kinds = [k if seq_len > 1 else "mean" for k in kinds]
+        self.groups: dict[str, torch.Tensor] = {}
+        self.blocks: dict[str, Block] = {}
+        self.pad = pad
+        out = _stack([_units(int(w), pad) for w in width]) & active[:, None]
+        for kind in ("mean", "gru", "conv"):
+            mine = torch.tensor([k == kind for k in kinds]) & active
+            if not mine.any():
+                continue
+            self.groups[kind] = torch.nonzero(mine).flatten()
+            own = out & mine[:, None]
+            if kind == "gru":
+                gate = torch.cat([own, own, own], 1)  # r, z, n gates
+                ins = mine[:, None].expand(P, d_in)
+                fan = width.float()  # PyTorch's GRU init: U(+-1/sqrt(hidden))
+                self.w_ih = Linear(store, f"{name}.gru.ih", ins, gate, fan_in=fan)
+                self.w_hh = Linear(store, f"{name}.gru.hh", own, gate, fan_in=fan)
+                block_in = own
+            elif kind == "conv":
+                ins = mine[:, None].expand(P, d_in)
+                taps = ins[:, None, :].expand(P, 3, d_in)  # x_{t-1}, x_t, x_{t+1}
+                self.conv = Linear(store, f"{name}.conv", taps, own[:, None, :].expand(P, 3, pad),
+                                   bias=False, fan_in=3.0 * d_in)
+                self.conv_bias = store.declare(f"{name}.conv.bias", (pad,), own, "uniform",
+                                               torch.full((P,), 3.0 * d_in))
+                block_in = own
+            else:
+                block_in = mine[:, None].expand(P, d_in)
+            self.blocks[kind] = Block(store, f"{name}.{kind}.out", block_in, own)
 
-    def __init__(self, d_in: int, seq_len: int, width: int, kind: str, dropout: float):
-        super().__init__()
-        self.kind = kind if seq_len > 1 else "mean"
-        if self.kind == "gru":
-            self.rnn = nn.GRU(d_in, width, batch_first=True)
-        elif self.kind == "conv":
-            self.conv = nn.Conv1d(d_in, width, kernel_size=3, padding=1)
-        self.out = _block(d_in if self.kind == "mean" else width, width, dropout)
+    def to(self, device):
+        self.groups = {k: v.to(device) for k, v in self.groups.items()}
+        for b in self.blocks.values():
+            b.to(device)
+        return self
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if self.kind == "gru":
-            steps, _ = self.rnn(x)
-            last = (lengths.clamp(1, x.shape[1]) - 1).long()
-            pooled = steps[torch.arange(x.shape[0], device=x.device), last]
-        elif self.kind == "conv":
-            x = x * step_mask(x, lengths)  # padding must not leak into valid steps' windows
-            pooled = masked_mean(torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2), lengths)
-        else:
-            pooled = masked_mean(x, lengths)
-        return self.out(pooled)
+    def __call__(self, params, x, lengths, rate, noise):
+        P = x.shape[0]
+        outs = []
+        for kind, idx in self.groups.items():
+            whole = len(idx) == P
+            xi, li, ri = (x, lengths, rate) if whole else (x[idx], lengths[idx], rate[idx])
+            sel = None if whole else idx
+            if kind == "gru":
+                pooled = self._gru(params, xi, li, sel)
+            elif kind == "conv":
+                pooled = self._conv(params, xi, li, sel)
+            else:
+                pooled = masked_mean(xi, li)
+            outs.append((idx, self.blocks[kind](params, pooled, ri, noise, self.name, sel=sel)))
+        if len(outs) == 1 and len(outs[0][0]) == P:
+            return outs[0][1]
+        result = x.new_zeros(P, x.shape[1], self.pad)
+        for idx, y in outs:
+            result = result.index_copy(0, idx, y)
+        return result
 
+    def _gru(self, params, x, lengths, sel):
+        Pk, B, T, _ = x.shape
+        H = self.pad
+        gi = self.w_ih(params, x.reshape(Pk, B * T, -1), sel).reshape(Pk, B, T, 3 * H)
+        last = (lengths.clamp(1, T) - 1)
+        h = x.new_zeros(Pk, B, H)
+        out = h
+        for t in range(T):
+            gh = self.w_hh(params, h, sel)
+            r = torch.sigmoid(gi[:, :, t, :H] + gh[..., :H])
+            z = torch.sigmoid(gi[:, :, t, H:2 * H] + gh[..., H:2 * H])
+            n = torch.tanh(gi[:, :, t, 2 * H:] + r * gh[..., 2 * H:])
+            h = (1 - z) * n + z * h
+            out = torch.where((last == t).unsqueeze(-1), h, out)
+        return out
 
-class TaskTower(nn.Module):
-    """Task-driven attention over the experts, a feature-selection gate, then a tower MLP."""
-
-    def __init__(self, width: int, hidden: int, out_dim: int, dropout: float):
-        super().__init__()
-        self.query = nn.Parameter(torch.randn(width) / width**0.5)
-        self.key = nn.Linear(width, width, bias=False)
-        self.select = nn.Linear(width, width)
-        self.tower = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
-                                   nn.Linear(hidden, out_dim))
-
-    def forward(self, experts: torch.Tensor):
-        # experts: (B, K, width) -> scores (B, K): this task's gate over the experts
-        scores = self.key(experts) @ self.query / experts.shape[-1] ** 0.5
-        attn = torch.softmax(scores, dim=-1)
-        mixed = (attn.unsqueeze(-1) * experts).sum(1)
-        selected = torch.sigmoid(self.select(mixed)) * mixed
-        return self.tower(selected), attn, selected
+    def _conv(self, params, x, lengths, sel):
+        Pk, B, T, D = x.shape
+        x = x * (torch.arange(T, device=x.device) < lengths.unsqueeze(-1)).to(x.dtype).unsqueeze(-1)
+        w = params[self.conv.w] if sel is None else params[self.conv.w][sel]  # (Pk, 3, D, H)
+        flat = x.reshape(Pk, B * T, D)
+        taps = [torch.bmm(flat, w[:, k]).reshape(Pk, B, T, -1) for k in range(3)]
+        y = taps[1]
+        y = y + F.pad(taps[0], (0, 0, 1, 0))[:, :, :T]  # x_{t-1} W_0
+        y = y + F.pad(taps[2], (0, 0, 0, 1))[:, :, 1:]  # x_{t+1} W_2
+        bias = params[self.conv_bias] if sel is None else params[self.conv_bias][sel]
+        return masked_mean(torch.relu(y + bias[:, None, None, :]), lengths)
 
 
 class HAEMSA(nn.Module):
-    def __init__(self, cfg: ModelConfig, info: DataInfo):
+    """A population of HAEMSA networks. Declare with the members' run configs, then `build`."""
+
+    def __init__(self, configs: list[RunConfig], info: DataInfo):
         super().__init__()
-        self.cfg, self.info = cfg, info
-        self.modalities = active_modalities(cfg, info.modalities or info.dims.keys())
-        if not self.modalities:
-            raise ValueError(f"modality mask {cfg.modalities} keeps none of the data's "
-                             f"modalities {sorted(info.dims)}")
-        p, depth = cfg.dropout, cfg.depth
-        widths = list(cfg.level_widths[:depth])
-        classification = info.task == "classification"
-        out_main = info.num_classes if classification else 1
-        n_kt = info.num_classes if classification else info.coarse_classes  # KL/unified classes
+        self.configs, self.info = list(configs), info
+        P = self.P = len(configs)
+        avail = info.modalities or tuple(info.dims)
+        per_member = [active_modalities(c.model, avail) for c in configs]
+        for c, mods in zip(configs, per_member):
+            if not mods:
+                raise ValueError(f"modality mask {c.model.modalities} keeps none of the data's "
+                                 f"modalities {sorted(info.dims)}")
+        self.modalities = [m for m in MODALITIES if any(m in mods for mods in per_member)]
+        M = len(self.modalities)
+        mc = [c.model for c in configs]
+        self.classification = info.task == "classification"
+        out_main = info.num_classes if self.classification else 1
 
-        self.experts = nn.ModuleDict({
-            m: SequenceEncoder(info.dims[m], info.seq_lens[m], cfg.expert_dim, cfg.encoder, p)
-            for m in self.modalities})
-        self.unified = _block(sum(info.dims[m] for m in self.modalities), cfg.unified_dim, p)
+        active = _stack([[m in mods for m in self.modalities] for mods in per_member])  # (P, M)
+        unified = torch.tensor([m.unified for m in mc])
+        depth = torch.tensor([m.depth for m in mc])
+        expert_dim = torch.tensor([m.expert_dim for m in mc])
+        unified_dim = torch.tensor([m.unified_dim for m in mc])
+        L = int(depth.max())
+        pad = max(max(m.expert_dim, m.unified_dim, *m.level_widths[:m.depth]) for m in mc)
+        self.pad = pad
+        n_coarse = [0 if self.classification else c.objective.coarse_classes for c in configs]
+        kt = [info.num_classes if self.classification else k for k in n_coarse]
+        self.store = store = ParamStore(P)
 
-        self.specific_levels = nn.ModuleList()
-        self.shared_levels = nn.ModuleList()
-        prev_spec, prev_shared = cfg.expert_dim, cfg.unified_dim
-        for w in widths:
-            self.specific_levels.append(nn.ModuleDict({
-                m: _block(prev_spec + prev_shared, w, p) for m in self.modalities}))
-            self.shared_levels.append(_block(prev_shared + prev_spec, w, p))
-            prev_spec = prev_shared = w
-        top = widths[-1]
+        # runtime tensors (moved to the device by `build`)
+        self.modality_mask = active
+        self.expert_mask = torch.cat([active, unified[:, None]], 1)  # (P, K)
+        self.unified = unified
+        self.depth = depth
+        self.attention_on = torch.tensor([m.task_attention for m in mc])
+        self.rate = torch.tensor([m.dropout for m in mc]).view(P, 1, 1)
+        self.input_rate = torch.tensor([m.input_dropout for m in mc]).view(P, 1, 1, 1)
+        self.modality_rate = torch.tensor([m.modality_dropout for m in mc]).view(P, 1)
+        self.kt_mask = _stack([_units(k, max(kt)) for k in kt])  # (P, C_kt)
+        self.coarse_mask = _stack([_units(k, max(n_coarse)) for k in n_coarse]) \
+            if not self.classification else None
+        self.contrast_on = active.sum(1) >= 2  # Multi NT-Xent needs a second modality
+        # the contrast's anchor: text where a member has it, else its first modality
+        self.anchor_index = torch.tensor([
+            self.modalities.index("text") if "text" in mods else self.modalities.index(mods[0])
+            for mods in per_member])
 
-        self.task_names = ["main"] + ([] if classification else ["coarse"])
-        outs = {"main": out_main, "coarse": info.coarse_classes}
-        self.towers = nn.ModuleDict({t: TaskTower(top, cfg.tower_dim, outs[t], p)
-                                     for t in self.task_names})
-        self.unimodal_heads = nn.ModuleDict({m: nn.Linear(top, out_main) for m in self.modalities})
-        self.expert_heads = nn.ModuleDict({e: nn.Linear(top, n_kt)
-                                           for e in [*self.modalities, "shared"]})
-        # DMMSA feature decomposition into similar/dissimilar parts, for the text-anchored contrast;
-        # it needs a second modality to form positive pairs
-        proj = max(8, cfg.expert_dim // 2)
-        self.decompose = nn.ModuleDict({
-            m: nn.ModuleDict({"similar": nn.Linear(cfg.expert_dim, proj),
-                              "dissimilar": nn.Linear(cfg.expert_dim, proj)})
-            for m in (self.modalities if len(self.modalities) > 1 else [])})
+        # level 0: specific experts f_m and the unified expert f_s
+        spec_units = _stack([_units(int(w), pad) for w in expert_dim])  # (P, pad)
+        shared_units = _stack([_units(int(w), pad) for w in unified_dim]) & unified[:, None]
+        self.experts = {
+            m: SequenceExpert(store, f"expert.{m}", info.dims[m], info.seq_lens[m],
+                              [c.encoder for c in mc], active[:, j], expert_dim, pad)
+            for j, m in enumerate(self.modalities)}
+        in_dims = torch.cat([active[:, j:j + 1].expand(P, info.dims[m])
+                             for j, m in enumerate(self.modalities)], 1)
+        self.unified_in = in_dims & unified[:, None]  # the inputs f_s of each member reads
+        self.unified_expert = Block(store, "unified", self.unified_in, shared_units)
 
-    def forward(self, inputs: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor]) -> ModelOutput:
-        mods = self.modalities
-        spec = {m: self.experts[m](inputs[m], lengths[m]) for m in mods}
-        shared = self.unified(torch.cat([masked_mean(inputs[m], lengths[m]) for m in mods], dim=-1))
-        contrast = {m: (self.decompose[m]["similar"](spec[m]), self.decompose[m]["dissimilar"](spec[m]))
-                    for m in self.decompose}
+        # fusion levels (eq. 5); a member shallower than level i passes its state through
+        self.levels: list[tuple[Block, Block]] = []
+        spec_in, shared_in = spec_units, shared_units
+        for i in range(1, L + 1):
+            live = depth >= i
+            width = torch.tensor([m.level_widths[i - 1] if m.depth >= i else 0 for m in mc])
+            units = _stack([_units(int(w), pad) for w in width]) & live[:, None]
+            cat_in = torch.cat([spec_in, shared_in], 1)  # [h_m; h_s]
+            spec_block = Block(store, f"level{i}.specific",
+                               (cat_in & live[:, None])[:, None, :] & active[:, :, None],
+                               units[:, None, :] & active[:, :, None])
+            shared_block = Block(store, f"level{i}.shared",
+                                 torch.cat([shared_in, spec_in], 1) & (live & unified)[:, None],
+                                 units & unified[:, None])
+            self.levels.append((spec_block, shared_block))
+            spec_in = torch.where(live[:, None], units, spec_in)
+            shared_in = torch.where((live & unified)[:, None], units, shared_in)
+        top = spec_in | shared_in  # a member's expert width at the top (padding between kinds)
+        self.top_units = top
+        # each expert's own units at the top (they differ at depth 0: expert_dim, unified_dim)
+        self.expert_units = torch.cat([spec_in[:, None, :].expand(P, M, pad),
+                                       shared_in[:, None, :]], 1)  # (P, K, pad)
 
-        for spec_level, shared_level in zip(self.specific_levels, self.shared_levels):
-            spec_mean = torch.stack([spec[m] for m in mods]).mean(0)
-            spec, shared = ({m: spec_level[m](torch.cat([spec[m], shared], -1)) for m in mods},
-                            shared_level(torch.cat([shared, spec_mean], -1)))
+        # task-driven attention, feature gate and tower, per task (HAEMSA 3.1)
+        self.task_names = ["main"] + ([] if self.classification else ["coarse"])
+        outs = {"main": torch.ones(P, out_main, dtype=torch.bool)}
+        if not self.classification:
+            outs["coarse"] = self.coarse_mask
+        tower_units = _stack([_units(m.tower_dim, max(x.tower_dim for x in mc)) for m in mc])
+        fan_top = top.sum(1).float()
+        self.towers = {}
+        for t in self.task_names:
+            q = store.declare(f"tower.{t}.query", (pad,), top, "normal", fan_top)
+            self.towers[t] = (q, Linear(store, f"tower.{t}.key", top, top, bias=False),
+                              Linear(store, f"tower.{t}.select", top, top),
+                              Linear(store, f"tower.{t}.hidden", top, tower_units),
+                              Linear(store, f"tower.{t}.out", tower_units, outs[t]))
+        # heads: unimodal predictions and every expert's classes (the KL transfer's p_m, p_s)
+        self.unimodal_heads = Linear(store, "unimodal", spec_in[:, None, :] & active[:, :, None],
+                                     torch.ones(P, M, out_main, dtype=torch.bool) & active[:, :, None])
+        head_in = torch.cat([spec_in[:, None, :] & active[:, :, None],
+                             (shared_in & unified[:, None])[:, None, :]], 1)
+        self.expert_heads = Linear(store, "expert_heads", head_in,
+                                   self.kt_mask[:, None, :] & self.expert_mask[:, :, None])
+        # DMMSA feature decomposition into similar/dissimilar parts for the text-anchored contrast
+        proj = torch.tensor([max(8, m.expert_dim // 2) for m in mc])
+        proj_units = _stack([_units(int(w), int(proj.max())) for w in proj])
+        has = active & self.contrast_on[:, None]
+        dec_in = spec_units[:, None, :] & has[:, :, None]
+        dec_out = proj_units[:, None, :] & has[:, :, None]
+        self.contrast_units = dec_out  # (P, M, proj)
+        self.similar = Linear(store, "decompose.similar", dec_in, dec_out)
+        self.dissimilar = Linear(store, "decompose.dissimilar", dec_in, dec_out)
+        self.device = torch.device("cpu")
+        self.noise: MemberNoise | None = None  # the members' own dropout noise (training)
+        self.modality_ids = torch.tensor([MODALITIES.index(m) for m in self.modalities])
 
-        experts = torch.stack([spec[m] for m in mods] + [shared], dim=1)
+    # ---- construction ----------------------------------------------------------------------
+    def build(self, device: torch.device | str = "cpu", seeds: list[int] | None = None) -> "HAEMSA":
+        """Allocate and initialise the parameters (member p from seeds[p]) on `device`."""
+        self.device = torch.device(device)
+        seeds = list(seeds) if seeds is not None else list(range(self.P))
+        params = self.store.materialise(self.device, seeds)
+        self.noise = MemberNoise(seeds, self.device)
+        for name, p in params.items():
+            self.register_parameter(name.replace(".", "__"), p)
+        for attr in ("modality_mask", "expert_mask", "unified", "depth", "attention_on", "rate",
+                     "input_rate", "modality_rate", "kt_mask", "coarse_mask", "contrast_on",
+                     "anchor_index", "unified_in", "expert_units", "contrast_units",
+                     "modality_ids"):
+            value = getattr(self, attr)
+            if value is not None:
+                setattr(self, attr, value.to(self.device))
+        for e in self.experts.values():
+            e.to(self.device)
+        self.unified_expert.to(self.device)
+        for a, b in self.levels:
+            a.to(self.device), b.to(self.device)
+        return self
+
+    @property
+    def params(self) -> dict[str, nn.Parameter]:
+        return self.store.params
+
+    def member_parameter_counts(self) -> list[int]:
+        return self.store.member_counts()
+
+    # ---- forward ---------------------------------------------------------------------------
+    def forward(self, inputs: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor]
+                ) -> ModelOutput:
+        """inputs[m] (P, B, T, D) and lengths[m] (P, B) for every modality of the population.
+        In training mode each member draws its own dropout noise (self.noise; the trainer
+        advances its step)."""
+        params, P = self.params, self.P
+        noise = self.noise if self.training else None
+        rate, mods = self.rate, self.modalities
+        inputs = self._drop_inputs(inputs, noise)
+        spec0 = torch.stack([self.experts[m](params, inputs[m], lengths[m], rate, noise)
+                             for m in mods], 1)  # (P, M, B, W)
+        pooled = torch.cat([masked_mean(inputs[m], lengths[m]) for m in mods], -1)
+        pooled = pooled * self.unified_in[:, None, :]  # a masked modality is never read
+        shared = self.unified_expert(params, pooled, rate, noise, "unified")  # (P, B, W)
+        contrast = None
+        if bool(self.contrast_on.any()):
+            # normalize() couples every unit: padded ones must be exactly cut off
+            has = self.contrast_units[:, :, None, :]
+            contrast = (self.similar(params, spec0) * has, self.dissimilar(params, spec0) * has)
+
+        spec = spec0
+        act = self.modality_mask.to(spec.dtype)[:, :, None, None]
+        n_act = act.sum(1).clamp_min(1)
+        for i, (spec_block, shared_block) in enumerate(self.levels, 1):
+            spec_mean = (spec * act).sum(1) / n_act
+            new_spec = spec_block(params, torch.cat([spec, shared[:, None].expand_as(spec)], -1),
+                                  rate[:, None], noise, f"level{i}.specific", self.modality_ids)
+            new_shared = shared_block(params, torch.cat([shared, spec_mean], -1), rate, noise,
+                                      f"level{i}.shared")
+            live = (self.depth >= i).view(P, 1, 1)
+            spec = torch.where(live[:, None], new_spec, spec)
+            shared = torch.where(live, new_shared, shared)
+
+        experts = torch.cat([spec.transpose(1, 2), shared[:, :, None]], 2)  # (P, B, K, W)
+        experts = experts * self.expert_units[:, None]  # padding between expert kinds stays 0
         outputs, attentions, embedding = {}, [], None
         for name in self.task_names:
-            outputs[name], attn, selected = self.towers[name](experts)
+            outputs[name], attn, selected = self._tower(params, name, experts, noise)
             attentions.append(attn)
             if name == "main":
                 embedding = selected
-        regression = self.info.task == "regression"
-        main = outputs["main"].squeeze(-1) if regression else outputs["main"]
-        unimodal = {m: self.unimodal_heads[m](spec[m]) for m in mods}
-        if regression:
-            unimodal = {m: u.squeeze(-1) for m, u in unimodal.items()}
-        expert_logits = {m: self.expert_heads[m](spec[m]) for m in mods}
-        expert_logits["shared"] = self.expert_heads["shared"](shared)
-        return ModelOutput(main=main, coarse=outputs.get("coarse"), unimodal=unimodal,
-                           expert_logits=expert_logits, contrast=contrast,
-                           task_attention=torch.stack(attentions, 1), embedding=embedding)
+        main = outputs["main"].squeeze(-1) if not self.classification else outputs["main"]
+        coarse = outputs.get("coarse")
+        if coarse is not None:
+            coarse = coarse.masked_fill(~self.coarse_mask[:, None, :], NEG)
+        # outputs a member does not have are cut off here, so no loss can ever reach them
+        unimodal = self.unimodal_heads(params, spec) * self.modality_mask[:, :, None, None]
+        if not self.classification:
+            unimodal = unimodal.squeeze(-1)
+        heads = self.expert_heads(params, torch.cat([spec, shared[:, None]], 1))
+        heads = heads.masked_fill(~self.kt_mask[:, None, None, :], NEG)
+        heads = heads * self.expert_mask[:, :, None, None]
+        return ModelOutput(main=main, coarse=coarse, unimodal=unimodal, expert_logits=heads,
+                           contrast=contrast, task_attention=torch.stack(attentions, 2),
+                           embedding=embedding)
+
+    def _drop_inputs(self, inputs, noise):
+        """Feature dropout and modality dropout (a whole modality zeroed per sample; never all
+        of a member's modalities): regularisers for small data, genes of the search."""
+        if noise is None:
+            return inputs
+        mods = self.modalities
+        if bool((self.input_rate > 0).any()):
+            inputs = {m: dropout(inputs[m], self.input_rate, noise, f"input.{m}") for m in mods}
+        if bool((self.modality_rate > 0).any()):
+            B = next(iter(inputs.values())).shape[1]
+            u = torch.cat([noise.uniform(f"modality_dropout.{m}", (self.P, B, 1)) for m in mods],
+                          -1)
+            drop = (u < self.modality_rate[:, :, None]) & self.modality_mask[:, None, :]
+            kept_any = ((~drop) & self.modality_mask[:, None, :]).any(-1, keepdim=True)
+            drop = drop & kept_any  # a sample that would lose every modality keeps them all
+            keep = (~drop).to(next(iter(inputs.values())).dtype)
+            inputs = {m: inputs[m] * keep[:, :, j, None, None] for j, m in enumerate(mods)}
+        return inputs
+
+    def _tower(self, params, name, experts, noise):
+        query, key, select, hidden, out = self.towers[name]
+        P, B, K, W = experts.shape
+        width = self.top_units.sum(1).to(experts.dtype).clamp_min(1).to(experts.device)
+        keys = key(params, experts.reshape(P, B * K, W)).reshape(P, B, K, W)
+        scores = (keys * params[query][:, None, None, :]).sum(-1) / width.sqrt().view(P, 1, 1)
+        scores = scores.masked_fill(~self.expert_mask[:, None, :], float("-inf"))
+        uniform = self.expert_mask.to(experts.dtype) / self.expert_mask.sum(1, keepdim=True)
+        attn = torch.where(self.attention_on.view(P, 1, 1), torch.softmax(scores.float(), -1)
+                           .to(experts.dtype), uniform[:, None, :])
+        mixed = (attn.unsqueeze(-1) * experts).sum(2)  # (P, B, W)
+        gated = torch.sigmoid(select(params, mixed)) * mixed
+        selected = torch.where(self.attention_on.view(P, 1, 1), gated, mixed)
+        h = dropout(F.gelu(hidden(params, selected)), self.rate, noise, f"tower.{name}")
+        return out(params, h), attn, selected
 
 
-def count_parameters(model: nn.Module) -> int:
+def count_parameters(model) -> int:
+    """Parameters of a single model (a population of one) or of any nn.Module."""
+    if isinstance(model, HAEMSA):
+        return sum(model.member_parameter_counts())
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def build_model(cfg: ModelConfig, info: DataInfo) -> HAEMSA:
-    return HAEMSA(cfg, info)
+def member_parameters(cfg: RunConfig, info: DataInfo) -> int:
+    """Parameter count of one config, without allocating any weights (cheap constraint)."""
+    return HAEMSA([cfg], info).member_parameter_counts()[0]
+
+
+def build_model(cfg: RunConfig, info: DataInfo, *, seed: int = 0, device="cpu") -> HAEMSA:
+    """A single HAEMSA network: a population of one."""
+    return HAEMSA([cfg], info).build(device, [seed])

@@ -1,4 +1,4 @@
-"""Task weighting strategies: how the loss terms are summed into one objective.
+"""Task weighting: how each member sums its loss terms into one objective.
 
 fixed      sum_k lambda_k L_k with the genome's weights (HAEMSA eq. 14)
 gdwg       DMMSA's Global Dynamic Weight Generation (eqs. 13-14): the main and coarse terms keep
@@ -9,90 +9,78 @@ attention  learned task attention (HAEMSA 3.2): a learnable logit s_k per term; 
            weighted by exp(-s_k) and s_k is added as a regulariser (homoscedastic-uncertainty
            form), which keeps the learned weights from collapsing to zero. The reported
            attention is softmax(-s).
+
+Each member has its own kind; all three run as tensor ops over the population.
 """
 from __future__ import annotations
 
-
 import torch
-from torch import nn
 
 from evo_msa.config import ObjectiveConfig
-from evo_msa.objectives.losses import term_weights
+from evo_msa.models.layers import ParamStore
+from evo_msa.objectives.losses import COARSE, MAIN, TERMS
 
-FIXED_TERMS = ("main", "coarse")  # DMMSA keeps the weights of the core sentiment tasks fixed
-
-
-class TaskWeighting(nn.Module):
-    """Base: fixed weights. Subclasses change `combine` and may learn or adapt."""
-
-    def __init__(self, cfg: ObjectiveConfig):
-        super().__init__()
-        self.base = term_weights(cfg)
-
-    def combine(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(self.base[k] * v for k, v in losses.items())
-
-    def end_epoch(self, epoch_losses: dict[str, float]) -> None:
-        """Called with the mean unweighted loss of every term over the finished epoch."""
-
-    def weights(self) -> dict[str, float]:
-        """Current weights, for logs and tests."""
-        return dict(self.base)
+FIXED_TERMS = (MAIN, COARSE)  # DMMSA keeps the weights of the core sentiment tasks fixed
+LOG_VAR = "weighting.log_var"
 
 
-class GDWG(TaskWeighting):
-    def __init__(self, cfg: ObjectiveConfig):
-        super().__init__(cfg)
-        self.tau = cfg.gdwg_tau
-        self.dynamic = [k for k, w in self.base.items() if k not in FIXED_TERMS and w > 0]
-        self.first: dict[str, float] = {}  # L_k(1), the first epoch's losses
-        self.lam = {k: 1.0 / len(self.dynamic) for k in self.dynamic}  # equal at the start
+class TaskWeighting:
+    def __init__(self, configs: list[ObjectiveConfig], store: ParamStore):
+        P, K = len(configs), len(TERMS)
+        self.kinds = [c.weighting for c in configs]
+        self.tau = torch.tensor([c.gdwg_tau for c in configs])
+        attention = torch.tensor([k == "attention" for k in self.kinds])
+        self._attention = attention
+        store.declare(LOG_VAR, (K,), attention[:, None].expand(P, K), "zeros")
+        self.store = store
+        self.first: torch.Tensor | None = None  # L_k(1): the first epoch's losses (GDWG)
+        self.lam: torch.Tensor | None = None  # (P, K) GDWG shares of the auxiliary budget
 
-    def combine(self, losses):
-        n = len(self.dynamic)
-        total = 0.0
-        for k, v in losses.items():
-            w = self.base[k] * (n * self.lam[k] if k in self.lam else 1.0)
-            total = total + w * v
-        return total
+    def setup(self, weights: torch.Tensor, active: torch.Tensor) -> None:
+        """Called once the parameters exist: the base weights and the active terms (P, K)."""
+        dev = weights.device
+        self.base, self.active = weights, active
+        self.attention = self._attention.to(dev)
+        gdwg = torch.tensor([k == "gdwg" for k in self.kinds], device=dev)
+        self.tau = self.tau.to(dev)
+        dynamic = active.clone()
+        dynamic[:, list(FIXED_TERMS)] = False
+        self.dynamic = dynamic & gdwg[:, None]
+        n = self.dynamic.sum(1, keepdim=True).clamp_min(1)
+        self.lam = self.dynamic.float() / n  # equal at the start
 
-    def end_epoch(self, epoch_losses):
-        present = [k for k in self.dynamic if k in epoch_losses]
-        if not present:
+    def combine(self, losses: torch.Tensor) -> torch.Tensor:
+        """(P, K) term losses -> (P,) objective of each member."""
+        n = self.dynamic.sum(1, keepdim=True).float()
+        mult = torch.where(self.dynamic, n * self.lam, torch.ones_like(self.lam))
+        fixed = (self.base * mult * losses).sum(1)
+        if not bool(self.attention.any()):
+            return fixed
+        s = self.store.params[LOG_VAR]
+        att = (self.active * self.base * (torch.exp(-s) * losses + s)).sum(1)
+        return torch.where(self.attention, att, fixed)
+
+    def end_epoch(self, epoch_losses: torch.Tensor) -> None:
+        """GDWG's once-per-epoch update from the mean unweighted loss of every term (P, K)."""
+        if not bool(self.dynamic.any()):
             return
-        for k in present:
-            self.first.setdefault(k, max(epoch_losses[k], 1e-12))
-        rates = torch.tensor([epoch_losses[k] / self.first[k] for k in present]) / self.tau
-        lam = torch.softmax(rates, 0).tolist()
-        # terms absent this epoch keep no weight; the present ones share the whole budget
-        self.lam = dict(zip(present, lam))
+        if self.first is None:
+            self.first = epoch_losses.clamp_min(1e-12)
+        rates = (epoch_losses / self.first) / self.tau[:, None]
+        rates = rates.masked_fill(~self.dynamic, float("-inf"))
+        lam = torch.softmax(rates, 1)
+        self.lam = torch.where(self.dynamic, torch.nan_to_num(lam), torch.zeros_like(lam))
 
-    def weights(self):
-        return dict(self.lam)
-
-
-class TaskAttention(TaskWeighting):
-    def __init__(self, cfg: ObjectiveConfig):
-        super().__init__(cfg)
-        self.terms = [k for k, w in self.base.items() if w > 0]
-        self.log_var = nn.Parameter(torch.zeros(len(self.terms)))
-
-    def combine(self, losses):
-        total = 0.0
-        for i, k in enumerate(self.terms):
-            if k in losses:
-                s = self.log_var[i]
-                total = total + self.base[k] * (torch.exp(-s) * losses[k] + s)
-        return total
-
-    def weights(self):
-        attn = torch.softmax(-self.log_var.detach(), 0).tolist()
-        return dict(zip(self.terms, attn))
-
-
-def make_weighting(cfg: ObjectiveConfig) -> TaskWeighting:
-    kinds = {"fixed": TaskWeighting, "gdwg": GDWG, "attention": TaskAttention}
-    return kinds[cfg.weighting](cfg)
-
-
-__all__ = ["TaskWeighting", "GDWG", "TaskAttention", "make_weighting", "FIXED_TERMS"]
+    def weights(self, member: int) -> dict[str, float]:
+        """A member's current weights, for logs and tests."""
+        kind = self.kinds[member]
+        active = self.active[member].tolist()
+        if kind == "attention":
+            s = self.store.params[LOG_VAR][member].detach()
+            names = [t for t, a in zip(TERMS, active) if a]
+            attn = torch.softmax(-s[self.active[member]], 0).tolist()
+            return dict(zip(names, attn))
+        if kind == "gdwg":
+            return {t: float(v) for t, v, d in zip(TERMS, self.lam[member].tolist(),
+                                                 self.dynamic[member].tolist()) if d}
+        return {t: float(w) for t, w, a in zip(TERMS, self.base[member].tolist(), active) if a}

@@ -1,39 +1,53 @@
 """The leaderboard: one row per evaluation, one tidy CSV per search."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from evo_msa.errors import UserError
+from evo_msa.metrics import Objective
+from evo_msa.search.evaluation import Evaluation, Status
+from evo_msa.space.fitness import Fitness
 
-# statuses whose fitness is a real measurement (early-stopped: ASHA cut it, its best so far stands)
-USABLE = ("ok", "cached", "early-stopped")
-FIRST_COLUMNS = ["generation", "id", "parents", "status", "fitness", "params", "seconds",
-                 "epochs", "note"]
-
-
-def genes_to_columns(decoded: dict) -> dict:
-    """Decoded genes as CSV cells: lists joined with '|' (level widths, modality mask)."""
-    return {f"gene:{k}": "|".join(map(str, v)) if isinstance(v, list) else v
-            for k, v in decoded.items()}
+FIRST_COLUMNS = ["generation", "id", "parents", "status", "fitness", "pareto", "params",
+                 "seconds", "epochs", "population", "node", "device", "note"]
+USABLE = tuple(s.value for s in Status if s.usable)
 
 
-def to_frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    if frame.empty:
+def leaderboard_frame(evaluations: list[Evaluation], fitness: Fitness) -> pd.DataFrame:
+    """Rows in the order evaluations settled; `pareto` marks the non-dominated ones when the
+    fitness has several objectives."""
+    if not evaluations:
         return pd.DataFrame(columns=FIRST_COLUMNS)
+    frame = pd.DataFrame([e.row(fitness) for e in evaluations])
+    if fitness.multi:
+        front = {e.id for e in pareto_front(evaluations, fitness)}
+        frame.insert(5, "pareto", frame["id"].isin(front))
     first = [c for c in FIRST_COLUMNS if c in frame.columns]
+    fits = [c for c in frame.columns if c.startswith("fitness:")]
     genes = sorted(c for c in frame.columns if c.startswith("gene:"))
-    rest = [c for c in frame.columns if c not in first and c not in genes]
-    return frame[first + genes + rest]
+    rest = [c for c in frame.columns if c not in first and c not in genes and c not in fits]
+    return frame[first + fits + genes + rest]
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+def ranked(evaluations: list[Evaluation], fitness: Fitness, k: int) -> list[Evaluation]:
+    """The k best usable evaluations on the primary objective, one per architecture."""
+    usable = [e for e in evaluations if e.status.usable and fitness.usable(e.fitness)]
+    usable.sort(key=lambda e: fitness.primary.loss(e.fitness[0]))
+    seen, out = set(), []
+    for e in usable:
+        if e.key not in seen:
+            seen.add(e.key)
+            out.append(e)
+    return out[:k]
+
+
+def pareto_front(evaluations: list[Evaluation], fitness: Fitness) -> list[Evaluation]:
+    """Usable evaluations that no other usable one dominates (one per architecture)."""
+    usable = [e for e in ranked(evaluations, fitness, len(evaluations))]
+    return [e for e in usable
+            if not any(fitness.dominates(o.fitness, e.fitness) for o in usable if o is not e)]
 
 
 def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
@@ -49,7 +63,21 @@ def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def top(frame: pd.DataFrame, k: int, direction: str = "min") -> pd.DataFrame:
+def top_rows(frame: pd.DataFrame, k: int, objective: Objective) -> pd.DataFrame:
+    """The k best usable rows of a leaderboard CSV, one per decoded architecture."""
     ok = frame[frame["status"].isin(USABLE)] if "status" in frame else frame
-    ok = ok.drop_duplicates(subset=[c for c in ok.columns if c.startswith("gene:")] or None)
-    return ok.sort_values("fitness", ascending=(direction == "min")).head(k)
+    genes = [c for c in ok.columns if c.startswith("gene:")]
+    ok = ok.drop_duplicates(subset=genes or None)
+    return ok.sort_values("fitness", ascending=objective.ascending()).head(k)
+
+
+def run_objective(runs: list[str]) -> Objective:
+    """The primary objective of the first run that recorded one (best_genome.json)."""
+    import json
+
+    for run in runs:
+        best = Path(run) / "best_genome.json"
+        if best.is_file():
+            info = json.loads(best.read_text())
+            return Objective(info.get("metric", "loss"), info.get("direction", ""))
+    return Objective("loss")

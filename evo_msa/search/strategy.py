@@ -2,14 +2,17 @@
 
 Interface (ask/tell, as in NNI and Archai):
     ask()  -> Candidate, or None while it waits for pending results
-    tell(candidate_id, score)   score: higher is better (the policy layer signs the fitness)
+    tell(candidate_id, scores)  one score per objective, higher is better (Fitness.scores)
     done   -> True when the budget is spent or the search has converged
     state_dict() / load_state_dict()   everything needed to resume bit-for-bit
+
+The budget is a number of evaluations, pop_size x generations, the same for every strategy.
 
 Strategies:
   generational   HAEMSA's loop: evaluate a generation, then tournament selection (tools.selTournament),
                  blend crossover (tools.cxBlend, eq. 9), Gaussian mutation (tools.mutGaussian, eq. 10),
-                 elitism through a hall of fame.
+                 elitism through a hall of fame. With several objectives: NSGA-II (tools.selNSGA2
+                 survival of parents + offspring, tools.selTournamentDCD parent selection).
   steady-state   regularized (aging) evolution: each finished evaluation spawns one child from a
                  tournament over the living population, and the oldest dies, so no worker idles.
   random         uniform samples with the same budget: the baseline.
@@ -20,8 +23,8 @@ and swaps it in around DEAP calls, so the search is reproducible and its state c
 from __future__ import annotations
 
 import contextlib
+import math
 import random
-import statistics
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
@@ -29,12 +32,17 @@ from deap import base, creator, tools
 
 from evo_msa.space import SearchSpace
 
-# DEAP classes live in the driver only; trials receive plain dicts (created at import so that
-# unpickling in any process that imports this module finds them)
-if not hasattr(creator, "EvoMSAFitness"):
-    creator.create("EvoMSAFitness", base.Fitness, weights=(1.0,))
-if not hasattr(creator, "EvoMSAIndividual"):
-    creator.create("EvoMSAIndividual", list, fitness=creator.EvoMSAFitness, cid=int)
+
+def _individual_class(n_objectives: int):
+    """DEAP classes for n objectives (scores, higher is better). They live in the driver only:
+    trials receive plain dicts."""
+    name = f"EvoMSAIndividual{n_objectives}"
+    if not hasattr(creator, name):
+        creator.create(f"EvoMSAFitness{n_objectives}", base.Fitness,
+                       weights=(1.0,) * n_objectives)
+        creator.create(name, list, fitness=getattr(creator, f"EvoMSAFitness{n_objectives}"),
+                       cid=int)
+    return getattr(creator, name)
 
 
 @dataclass
@@ -43,7 +51,7 @@ class Candidate:
     genome: list[float]
     generation: int
     parents: list[int] = field(default_factory=list)
-    score: float | None = None  # higher is better; None until told
+    score: list[float] | None = None  # one per objective, higher is better; None until told
 
 
 @dataclass
@@ -63,8 +71,10 @@ class EvolutionSettings:
 class Strategy:
     name = "base"
 
-    def __init__(self, space: SearchSpace, settings: EvolutionSettings, seed: int = 0):
+    def __init__(self, space: SearchSpace, settings: EvolutionSettings, seed: int = 0,
+                 objectives: int = 1):
         self.space, self.s = space, settings
+        self.objectives = objectives
         self.rng = random.Random(seed)
         self.next_id = 0
         self.generation = 0
@@ -85,10 +95,10 @@ class Strategy:
         self.pending.add(cid)
         return self.candidates[cid]
 
-    def tell(self, cid: int, score: float) -> None:
+    def tell(self, cid: int, scores) -> None:
         self.told += 1
         self.pending.discard(cid)
-        self.candidates[cid].score = score
+        self.candidates[cid].score = [float(x) for x in scores]
         self._on_tell(self.candidates[cid])
 
     @property
@@ -97,7 +107,13 @@ class Strategy:
 
     @property
     def budget(self) -> int:
+        """Evaluations, for every strategy."""
         return self.s.pop_size * self.s.generations
+
+    @property
+    def planned_generations(self) -> int:
+        """Generations the budget makes (steady-state and random: every pop_size evaluations)."""
+        return self.s.generations
 
     # ---- for subclasses --------------------------------------------------------------------
     def _refill(self) -> None:
@@ -125,20 +141,24 @@ class Strategy:
             random.setstate(outer)
 
     def _individual(self, cand: Candidate):
-        ind = creator.EvoMSAIndividual(cand.genome)
+        ind = _individual_class(self.objectives)(cand.genome)
         ind.cid = cand.id
         if cand.score is not None:
-            ind.fitness.values = (cand.score,)
+            ind.fitness.values = tuple(cand.score)
         return ind
 
+    def _child(self, genome):
+        return _individual_class(self.objectives)(genome)
+
     def _check_patience(self) -> None:
-        """Record this generation's best and stop when it has stalled or the budget is spent."""
-        told = [c.score for c in self.candidates.values() if c.score is not None]
+        """Record this generation's best (first objective) and stop when it has stalled or the
+        budget is spent."""
+        told = [c.score[0] for c in self.candidates.values() if c.score is not None]
         self.best_per_generation.append(max(told))
         p = self.s.patience
         h = self.best_per_generation
-        if len(h) >= self.s.generations:
-            self.stopped_reason = f"{self.s.generations} generations done"
+        if self.told >= self.budget:
+            self.stopped_reason = f"budget of {self.budget} evaluations spent"
         elif p and len(h) > p and max(h[-p:]) <= h[-p - 1]:
             self.stopped_reason = f"no improvement for {p} generations"
 
@@ -177,30 +197,32 @@ class Strategy:
     def _load_extra_state(self, extra: dict) -> None:
         pass
 
-    # ---- reporting -------------------------------------------------------------------------
-    def generation_summary(self, generation: int) -> dict:
-        scores = [c.score for c in self.candidates.values()
-                  if c.generation == generation and c.score is not None]
-        return {"evaluated": len(scores), "best": max(scores) if scores else None,
-                "median": statistics.median(scores) if scores else None}
-
 
 class GenerationalEvolution(Strategy):
     name = "generational"
 
-    def __init__(self, space, settings, seed=0):
-        super().__init__(space, settings, seed)
+    def __init__(self, space, settings, seed=0, objectives=1):
+        super().__init__(space, settings, seed, objectives)
         self.members: list[int] = []  # ids in the current generation (elites included)
-        self.hof_ids: list[int] = []
+        self.hof_ids: list[int] = []  # single objective: the hall of fame
+        self.parent_ids: list[int] = []  # several objectives: NSGA-II's survivors
         for _ in range(settings.pop_size):
             self.members.append(self._new(self.space.sample(self.rng)).id)
+
+    @property
+    def planned_generations(self) -> int:
+        per_generation = self.s.pop_size - (0 if self.objectives > 1 else self.s.elites)
+        return 1 + math.ceil(max(0, self.budget - self.s.pop_size) / max(1, per_generation))
 
     def _on_tell(self, cand):
         gen = [self.candidates[i] for i in self.members]
         if any(c.score is None for c in gen) or self.done:
             return
         self._check_patience()
-        self._update_hof(gen)
+        if self.objectives > 1:
+            self._survive_nsga2(gen)
+        else:
+            self._update_hof(gen)
         if not self.done:
             self._breed(gen)
 
@@ -210,13 +232,34 @@ class GenerationalEvolution(Strategy):
                    + [self._individual(c) for c in gen])
         self.hof_ids = [ind.cid for ind in hof]
 
+    def _survive_nsga2(self, gen: list[Candidate]) -> None:
+        """NSGA-II's (mu + lambda) survival: the best pop_size of parents and offspring by
+        non-domination rank, then crowding distance."""
+        pool = [self._individual(self.candidates[i]) for i in self.parent_ids]
+        pool += [self._individual(c) for c in gen if c.id not in set(self.parent_ids)]
+        self.parent_ids = [ind.cid for ind in tools.selNSGA2(pool, self.s.pop_size)]
+
+    def _select_parents(self, pop, n: int):
+        if self.objectives == 1:
+            return tools.selTournament(pop, n, tournsize=self.s.tournament_k)
+        survivors = tools.selNSGA2(pop, len(pop))  # assigns the crowding distances
+        if len(survivors) < 4:
+            return tools.selRandom(survivors, n)
+        picked, chunk = [], len(survivors) // 4 * 4
+        while len(picked) < n:
+            picked += tools.selTournamentDCD(survivors, chunk)
+        return picked[:n]
+
     def _breed(self, gen: list[Candidate]) -> None:
-        pop = [self._individual(c) for c in gen]
-        n_children = self.s.pop_size - len(self.hof_ids)
+        multi = self.objectives > 1
+        source = [self.candidates[i] for i in self.parent_ids] if multi else gen
+        pop = [self._individual(c) for c in source]
+        carried = [] if multi else list(self.hof_ids)
+        n_children = min(self.s.pop_size - len(carried), self.budget - self.told)
         self.generation += 1
         with self._deap_random():
-            parents = tools.selTournament(pop, n_children, tournsize=self.s.tournament_k)
-            children = [creator.EvoMSAIndividual(p) for p in parents]
+            parents = self._select_parents(pop, n_children)
+            children = [self._child(p) for p in parents]
             lineage = [[p.cid] for p in parents]
             for i in range(1, len(children), 2):
                 if random.random() < self.s.cx_prob:
@@ -227,15 +270,16 @@ class GenerationalEvolution(Strategy):
                 if random.random() < self.s.mut_prob:
                     tools.mutGaussian(child, 0.0, self.s.mut_sigma, self.s.mut_indpb)
         # elites survive as they are, with their fitness: not evaluated again
-        self.members = list(self.hof_ids)
+        self.members = carried
         for child, parent_ids in zip(children, lineage):
             self.members.append(self._new(child, parent_ids).id)
 
     def _extra_state(self):
-        return {"members": self.members, "hof_ids": self.hof_ids}
+        return {"members": self.members, "hof_ids": self.hof_ids, "parent_ids": self.parent_ids}
 
     def _load_extra_state(self, extra):
         self.members, self.hof_ids = list(extra["members"]), list(extra["hof_ids"])
+        self.parent_ids = list(extra.get("parent_ids", []))
 
 
 class SteadyStateEvolution(Strategy):
@@ -243,8 +287,8 @@ class SteadyStateEvolution(Strategy):
 
     name = "steady-state"
 
-    def __init__(self, space, settings, seed=0):
-        super().__init__(space, settings, seed)
+    def __init__(self, space, settings, seed=0, objectives=1):
+        super().__init__(space, settings, seed, objectives)
         self.alive: deque[int] = deque()
 
     def _refill(self):
@@ -258,7 +302,7 @@ class SteadyStateEvolution(Strategy):
         pop = [self._individual(self.candidates[i]) for i in self.alive]
         with self._deap_random():
             picked = tools.selTournament(pop, 2, tournsize=min(self.s.tournament_k, len(pop)))
-            a, b = (creator.EvoMSAIndividual(p) for p in picked)
+            a, b = (self._child(p) for p in picked)
             parents = sorted({picked[0].cid})
             if random.random() < self.s.cx_prob:
                 tools.cxBlend(a, b, self.s.cx_alpha)
@@ -297,8 +341,8 @@ STRATEGIES = {"generational": GenerationalEvolution, "steady-state": SteadyState
 
 
 def make_strategy(kind: str, space: SearchSpace, settings: EvolutionSettings,
-                  seed: int = 0) -> Strategy:
-    return STRATEGIES[kind](space, settings, seed)
+                  seed: int = 0, objectives: int = 1) -> Strategy:
+    return STRATEGIES[kind](space, settings, seed, objectives)
 
 
 def _jsonable_state(state):

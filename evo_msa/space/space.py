@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from evo_msa.config import RunConfig, read_yaml
+from evo_msa.config import RunConfig, _first, _is_int, _kind, read_yaml
 from evo_msa.errors import UserError
+from evo_msa.space.fitness import Fitness
 
 GENE_TYPES = ("int", "float", "log-float", "categorical", "mask")
 TOP_KEYS = ("name", "description", "genes", "fixed", "fitness", "constraints")
-GENE_KEYS = {"type", "low", "high", "log", "choices", "count", "default"}
+GENE_KEYS = {"type", "low", "high", "log", "choices", "count"}
 
 
 @dataclass
@@ -78,8 +77,7 @@ class SearchSpace:
     name: str
     genes: list[Gene]
     fixed: dict[str, Any] = field(default_factory=dict)
-    metric: str = "loss"  # validation metric that is the fitness
-    direction: str = "min"
+    fitness: Fitness = field(default_factory=Fitness)  # what the search optimises
     max_params: int | None = None  # cheap constraint, checked before any training
     source: str = "space"
 
@@ -119,30 +117,10 @@ class SearchSpace:
             d["objective"].pop("gdwg_tau")
         if d["objective"]["lambda_contrast"] == 0:
             d["objective"].pop("contrast_tau")
+        if not d["model"]["unified"]:  # no unified expert: nothing to transfer or predict
+            d["objective"].pop("gamma_kl")
+            d["objective"].pop("lambda_unified")
         return json.dumps(d, sort_keys=True)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(_raw_space(self), sort_keys=False)
-
-
-def _raw_space(space: SearchSpace) -> dict:
-    genes = {}
-    for g in space.genes:
-        spec = {"type": g.type}
-        if g.type in ("categorical", "mask"):
-            spec["choices"] = g.choices
-        else:
-            spec.update(low=g.low, high=g.high)
-        if g.log:
-            spec["log"] = True
-        if g.count > 1:
-            spec["count"] = g.count
-        genes[g.path] = spec
-    out = {"name": space.name, "genes": genes, "fixed": dict(space.fixed),
-           "fitness": {"metric": space.metric, "direction": space.direction}}
-    if space.max_params:
-        out["constraints"] = {"max_params": space.max_params}
-    return out
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -150,84 +128,171 @@ def load_space(path: str | Path) -> SearchSpace:
 
 
 def parse_space(raw: Any, source: str = "space") -> SearchSpace:
+    """Validate a search-space mapping (a parsed YAML file); every problem is a one-line
+    UserError naming `source` and the gene or key."""
     if not isinstance(raw, dict):
-        raise UserError(f"{source}: expected a mapping with keys {', '.join(TOP_KEYS)}")
-    unknown = set(raw) - set(TOP_KEYS)
+        raise UserError(f"{source}: expected a mapping with keys {', '.join(TOP_KEYS)}, "
+                        f"got {_kind(raw)}")
+    unknown = [k for k in raw if k not in TOP_KEYS]
     if unknown:
-        raise UserError(f"{source}: unknown key {sorted(unknown)[0]!r} "
+        raise UserError(f"{source}: unknown key {_first(unknown)!r:.60} "
                         f"(expected {', '.join(TOP_KEYS)})")
+    name = raw.get("name", Path(source).stem or "space")
+    if not isinstance(name, str) or not name.strip() or "\n" in name:
+        raise UserError(f"{source}: 'name' must be a one-line string, got {name!r:.60}")
+    if not isinstance(raw.get("description", ""), (str, type(None))):
+        raise UserError(f"{source}: 'description' must be a string, "
+                        f"got {_kind(raw['description'])}")
     genes_raw = raw.get("genes")
     if not isinstance(genes_raw, dict) or not genes_raw:
-        raise UserError(f"{source}: 'genes' must be a non-empty mapping of config path -> spec")
+        raise UserError(f"{source}: 'genes' must be a non-empty mapping of config path -> spec, "
+                        f"got {_kind(genes_raw) if not isinstance(genes_raw, dict) else 'nothing'}")
     defaults = RunConfig().to_dict()
     genes = [_parse_gene(name, spec, defaults, source) for name, spec in genes_raw.items()]
 
-    fixed = raw.get("fixed") or {}
-    if not isinstance(fixed, dict):
-        raise UserError(f"{source}: 'fixed' must be a mapping of config path -> value")
+    fixed = _section(raw, "fixed", source)
+    bad = [k for k in fixed if not isinstance(k, str)]
+    if bad:
+        raise UserError(f"{source}: fixed: {bad[0]!r:.60} is not a config field "
+                        "(expected section.field, e.g. model.depth)")
     overlap = set(fixed) & {g.path for g in genes}
     if overlap:
         raise UserError(f"{source}: {sorted(overlap)[0]!r} is both a gene and fixed")
     RunConfig().with_overrides(fixed, f"{source}: fixed")  # validates paths and types
 
-    fitness = raw.get("fitness") or {}
-    if not isinstance(fitness, dict) or set(fitness) - {"metric", "direction"}:
-        raise UserError(f"{source}: 'fitness' takes only 'metric' and 'direction'")
-    metric = str(fitness.get("metric", "loss"))
-    from evo_msa.metrics import metric_direction  # local: metrics pulls in scikit-learn
-    direction = fitness.get("direction", metric_direction(metric))
-    if direction not in ("min", "max"):
-        raise UserError(f"{source}: fitness.direction must be 'min' or 'max', got {direction!r}")
+    fitness = Fitness.parse(raw.get("fitness"), source)
 
-    constraints = raw.get("constraints") or {}
-    if not isinstance(constraints, dict) or set(constraints) - {"max_params"}:
-        raise UserError(f"{source}: 'constraints' takes only 'max_params'")
+    constraints = _section(raw, "constraints", source)
+    unknown = [k for k in constraints if k != "max_params"]
+    if unknown:
+        raise UserError(f"{source}: constraints: unknown key {_first(unknown)!r:.60} "
+                        "(expected max_params)")
     max_params = constraints.get("max_params")
-    if max_params is not None and (not isinstance(max_params, int) or max_params <= 0):
-        raise UserError(f"{source}: constraints.max_params must be a positive integer")
+    if max_params is not None and (not _is_int(max_params) or max_params <= 0):
+        raise UserError(f"{source}: constraints.max_params must be a positive integer, "
+                        f"got {max_params!r:.60}")
 
-    space = SearchSpace(name=str(raw.get("name", Path(source).stem)), genes=genes, fixed=fixed,
-                        metric=metric, direction=direction, max_params=max_params, source=source)
-    # decoding the extreme genomes must give valid configs (catches e.g. depth > 4)
-    for u in (0.0, 1.0):
-        try:
-            space.to_config([u] * space.size)
-        except UserError as exc:
-            raise UserError(f"{exc} (decoding genes at their {'low' if u == 0 else 'high'} end)")
+    space = SearchSpace(name=name, genes=genes, fixed=fixed, fitness=fitness,
+                        max_params=max_params, source=source)
+    _check_decodes(space)
     return space
 
 
-def _parse_gene(name: str, spec: Any, defaults: dict, source: str) -> Gene:
-    where = f"{source}: gene {name!r}"
-    section, _, key = str(name).partition(".")
+def _check_decodes(space: SearchSpace) -> None:
+    """Every gene must decode to valid configs: all genes at their low end, all at their high
+    end (catches e.g. depth > 4), and every choice of every categorical gene."""
+    trials = [([u] * space.size, f"decoding genes at their {'low' if u == 0 else 'high'} end")
+              for u in (0.0, 1.0)]
+    i = 0
+    for g in space.genes:
+        if g.type == "categorical":
+            checked = set()
+            for j, choice in enumerate(g.choices):
+                if repr(choice) in checked:
+                    continue
+                checked.add(repr(choice))
+                genome = [0.0] * space.size
+                genome[i:i + g.size] = [(j + 0.5) / len(g.choices)] * g.size
+                trials.append((genome, f"decoding gene {g.path!r} as {choice!r:.40}"))
+        i += g.size
+    for genome, what in trials:
+        try:
+            space.to_config(genome)
+        except UserError as exc:
+            raise UserError(f"{exc} ({what})") from None
+        except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
+            detail = " ".join(str(exc).split())[:120]
+            raise UserError(f"{space.source}: cannot decode the genes ({what}): "
+                            f"{type(exc).__name__}: {detail}") from None
+
+
+def _section(raw: dict, key: str, source: str) -> dict:
+    """An optional mapping (absent or empty `key:` = {})."""
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{source}: '{key}' must be a mapping, got {_kind(value)}")
+    return value
+
+
+MAX_GENE_COUNT = 64  # slots of one list-valued gene (model.level_widths has 4 meaningful ones)
+MAX_CHOICES = 256  # choices of a categorical or mask gene (each one is decoded once to check it)
+_TYPE_KEYS = {"int": {"type", "low", "high", "log", "count"},
+              "float": {"type", "low", "high", "count"},
+              "log-float": {"type", "low", "high", "log", "count"},
+              "categorical": {"type", "choices", "count"},
+              "mask": {"type", "choices"}}
+
+
+def _bound(where: str, label: str, value: Any) -> float:
+    """A gene bound: a finite number (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: {label} must be a number, got {value!r:.60} "
+                        f"({type(value).__name__})")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise UserError(f"{where}: {label} must be a finite number, got {value!r:.60}")
+    return value
+
+
+def _parse_gene(name: Any, spec: Any, defaults: dict, source: str) -> Gene:
+    where = f"{source}: gene {name!r:.60}"
+    if not isinstance(name, str):
+        raise UserError(f"{where}: not a config field (expected section.field, e.g. model.depth)")
+    section, _, key = name.partition(".")
     if section not in defaults or key not in defaults[section]:
         raise UserError(f"{where}: not a config field (expected section.field, e.g. model.depth)")
     if not isinstance(spec, dict):
-        raise UserError(f"{where}: expected a mapping with 'type' and bounds or choices")
-    unknown = set(spec) - GENE_KEYS
+        raise UserError(f"{where}: expected a mapping with 'type' and bounds or choices, "
+                        f"got {_kind(spec)}")
+    unknown = [k for k in spec if k not in GENE_KEYS]
     if unknown:
-        raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r} "
+        raise UserError(f"{where}: unknown key {_first(unknown)!r:.60} "
                         f"(expected {', '.join(sorted(GENE_KEYS))})")
     kind = spec.get("type")
-    if kind not in GENE_TYPES:
-        raise UserError(f"{where}: type must be one of {', '.join(GENE_TYPES)}, got {kind!r}")
+    if not isinstance(kind, str) or kind not in GENE_TYPES:
+        raise UserError(f"{where}: type must be one of {', '.join(GENE_TYPES)}, "
+                        f"got {kind!r:.60}")
+    extra = [k for k in spec if k not in _TYPE_KEYS[kind]]
+    if extra:
+        hint = " (a log-scaled float is type: log-float)" if extra == ["log"] else ""
+        raise UserError(f"{where}: key {_first(extra)!r} does not apply to a {kind} gene "
+                        f"(it takes {', '.join(sorted(_TYPE_KEYS[kind] - {'type'}))}){hint}")
     count = spec.get("count", 1)
-    if not isinstance(count, int) or count < 1:
-        raise UserError(f"{where}: count must be a positive integer, got {count!r}")
+    if not _is_int(count) or not 1 <= count <= MAX_GENE_COUNT:
+        raise UserError(f"{where}: count must be an integer in 1..{MAX_GENE_COUNT}, "
+                        f"got {count!r:.60}")
+    if count > 1 and not isinstance(defaults[section][key], list):
+        raise UserError(f"{where}: count > 1 needs a list field (e.g. model.level_widths), "
+                        f"but {name} holds one value")
     if kind in ("categorical", "mask"):
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise UserError(f"{where}: {kind} needs a non-empty list 'choices'")
+            raise UserError(f"{where}: {kind} needs a non-empty list 'choices', "
+                            f"got {choices!r:.60}")
+        if len(choices) > MAX_CHOICES:
+            raise UserError(f"{where}: at most {MAX_CHOICES} choices, got {len(choices)}")
+        if kind == "mask":
+            bad = [c for c in choices if not isinstance(c, str)]
+            if bad:
+                raise UserError(f"{where}: mask choices must be strings, got {bad[0]!r:.60}")
+            if len(set(choices)) < len(choices):
+                raise UserError(f"{where}: mask choices must be distinct, got {choices!r:.80}")
         return Gene(name, kind, choices=list(choices), count=count)
-    low, high = spec.get("low"), spec.get("high")
-    for label, v in (("low", low), ("high", high)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise UserError(f"{where}: {label} must be a number, got {v!r}")
+    low = _bound(where, "low", spec.get("low"))
+    high = _bound(where, "high", spec.get("high"))
     if kind == "int" and (float(low) != int(low) or float(high) != int(high)):
         raise UserError(f"{where}: int bounds must be integers, got low={low}, high={high}")
     if low > high:
         raise UserError(f"{where}: low ({low}) > high ({high})")
-    log = bool(spec.get("log", False)) or kind == "log-float"
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise UserError(f"{where}: log must be true or false, got {log!r:.60}")
+    log = log or kind == "log-float"
     if log and low <= 0:
         raise UserError(f"{where}: a log scale needs low > 0, got {low}")
     return Gene(name, kind, low=low, high=high, log=log and kind == "int", count=count)

@@ -1,5 +1,6 @@
-from evo_msa.train.multiseed import format_summary, train_seeds, write_results
-from evo_msa.train.trainer import Trainer, TrainingDiverged, TrainResult, resolve_device, train_model
+from evo_msa.train.multiseed import format_summary, train_seeds
+from evo_msa.train.trainer import (MemberStatus, PopulationTrainer, TrainingDiverged, TrainResult,
+                                   resolve_device, train_model, train_population)
 
-__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "train_model", "resolve_device",
-           "train_seeds", "write_results", "format_summary"]
+__all__ = ["PopulationTrainer", "TrainResult", "TrainingDiverged", "MemberStatus", "train_model",
+           "train_population", "resolve_device", "train_seeds", "format_summary"]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData
-from evo_msa.train.trainer import TrainResult, train_model
+from evo_msa.train.trainer import MemberStatus, TrainingDiverged, TrainResult, train_population
 
 
 def summarise(results: list[TrainResult], seeds: list[int]) -> dict:
@@ -47,26 +47,16 @@ def per_seed_table(results: list[TrainResult], seeds: list[int]) -> pd.DataFrame
 
 def train_seeds(data: MSAData, cfg: RunConfig, seeds: list[int], *, device: str = "auto",
                 log: Callable[[str], None] = print) -> tuple[dict, pd.DataFrame]:
-    results = []
-    for i, seed in enumerate(seeds, 1):
-        r = train_model(data, cfg, seed=seed, device=device)
-        results.append(r)
-        head = "mae" if "mae" in r.metrics["test"] else "weighted_f1"
-        log(f"  seed {seed} ({i}/{len(seeds)}): {r.epochs} epochs (best {r.best_epoch}), "
-            f"valid loss {r.metrics['valid']['loss']:.4f}, test {head} "
-            f"{r.metrics['test'][head]:.4f}, {r.seconds:.1f}s")
+    """Train one config with several seeds, as one population; summary and per-seed table."""
+    results = train_population(data, [cfg] * len(seeds), seeds, device=device)
+    head = "mae" if data.task == "regression" else "weighted_f1"
+    for seed, r in zip(seeds, results):
+        if r.status is not MemberStatus.OK:
+            raise TrainingDiverged(f"seed {seed}: {r.error}")
+        log(f"  seed {seed}: {r.epochs} epochs (best {r.best_epoch}), valid loss "
+            f"{r.metrics['valid']['loss']:.4f}, test {head} {r.metrics['test'][head]:.4f}")
+    log(f"  {len(seeds)} seed(s) trained together in {results[0].seconds:.1f}s")
     return summarise(results, seeds), per_seed_table(results, seeds)
-
-
-def write_results(out_dir: Path, summary: dict, table: pd.DataFrame, stem: str = "metrics") -> None:
-    """Write STEM.json and STEM.csv atomically (a temp file, then rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{stem}.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, allow_nan=True))
-    tmp.replace(out_dir / f"{stem}.json")
-    tmp = out_dir / f".{stem}.csv.tmp"
-    table.to_csv(tmp, index=False)
-    tmp.replace(out_dir / f"{stem}.csv")
 
 
 def format_summary(summary: dict, split: str = "test") -> str:

@@ -47,6 +47,10 @@ def test_parse_data_spec():
         parse_data_spec("synthetic:mosi?noise=smell")
     with pytest.raises(UserError, match="seed must be an integer"):
         parse_data_spec("synthetic:mosi?seed=x")
+    with pytest.raises(UserError, match="option n is given twice"):
+        parse_data_spec("synthetic:mosi?n=100&n=200")
+    with pytest.raises(UserError, match=r"n x seq must be at most 5,000,000"):
+        parse_data_spec("synthetic:mosi?seq=10000")
 
 
 def test_synthetic_spec_loads_normalized():
@@ -187,7 +191,7 @@ def test_absent_modality_is_absent(tmp_path):
 
 def test_real_mosi(shared_data):
     data = load_data(str(shared_data / "mosi-acl17" / "mosi_acl17_minilm.pkl"))
-    assert [len(data.splits[s]) for s in ("train", "valid", "test")] == [1236, 211, 752]
+    assert [len(data.splits[s]) for s in ("train", "valid", "test")] == [1447, 265, 487]
     assert data.dims == {"text": 384, "audio": 73, "vision": 100}
     assert data.task == "regression" and data.scale == 3.0
 

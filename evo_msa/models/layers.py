@@ -1,0 +1,269 @@
+"""Population layers: P networks of different widths trained as one program.
+
+Every tensor carries the population on its first axis. Member p's layer of width w_p lives in
+the first-axis slice p of a tensor padded to the widest member, with a boolean mask marking the
+units (and weight entries) p really has. Padded entries start at exactly 0 and stay there:
+their gradients are structurally 0 (a padded input unit is 0, a padded output unit feeds only
+zero weights or is cut off by a mask), so a padded network computes what the unpadded one does.
+
+Parameters are views into one flat buffer of shape (P, N) owned by `ParamStore`, so the optimiser,
+per-member gradient clipping, weight averaging and best-state tracking are a few whole-population
+tensor ops instead of one launch per parameter (what makes small networks fast on a GPU).
+
+Initialisation is per member, from the member's own generator, over the entries it really has,
+in the order the parameters were declared: a member gets the same initial weights whatever
+population it trains in, so batched and one-at-a-time training agree.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class _Entry:
+    name: str
+    shape: tuple[int, ...]  # per member, without the population axis
+    offset: int
+    mask: torch.Tensor  # (P, *shape) bool: the entries each member really has
+    init: str  # "uniform" (bound 1/sqrt(fan_in)), "normal" (std 1/sqrt(fan_in)), "ones", "zeros"
+    fan_in: torch.Tensor  # (P, *shape) fan-in of every entry, for the init scale
+
+
+class ParamStore:
+    """Declares parameters of a population, then materialises them as views of one buffer."""
+
+    def __init__(self, population: int):
+        self.P = population
+        self.entries: list[_Entry] = []
+        self.size = 0
+        self.flat: torch.Tensor | None = None
+        self.params: dict[str, nn.Parameter] = {}
+
+    def declare(self, name: str, shape: tuple[int, ...], mask: torch.Tensor, init: str,
+                fan_in: torch.Tensor | None = None) -> str:
+        """`fan_in` broadcasts against (P, *shape) (e.g. (P, 1, ...) for one value per member)."""
+        if name in {e.name for e in self.entries}:
+            raise ValueError(f"parameter {name} declared twice")
+        full = (self.P, *shape)
+        fan = (fan_in if fan_in is not None else torch.ones(1)).float()
+        fan = fan.reshape(*fan.shape, *([1] * (len(full) - fan.dim()))).expand(full)
+        self.entries.append(_Entry(name, tuple(shape), self.size, mask.expand(full).clone(), init,
+                                   fan))
+        self.size += math.prod(shape)
+        return name
+
+    def materialise(self, device: torch.device, seeds: list[int]) -> dict[str, nn.Parameter]:
+        """Allocate the flat buffer on `device` and initialise every member from its seed."""
+        flat = torch.zeros(self.P, max(self.size, 1))
+        for p, seed in enumerate(seeds):
+            gen = torch.Generator().manual_seed(int(seed))
+            for e in self.entries:
+                view = flat[p, e.offset:e.offset + math.prod(e.shape)].view(e.shape)
+                m = e.mask[p]
+                n = int(m.sum())
+                if n == 0:
+                    continue
+                scale = e.fan_in[p][m].clamp_min(1).rsqrt()
+                if e.init == "uniform":
+                    view[m] = (torch.rand(n, generator=gen) * 2 - 1) * scale
+                elif e.init == "normal":
+                    view[m] = torch.randn(n, generator=gen) * scale
+                elif e.init == "ones":
+                    view[m] = 1.0
+        self.flat = flat.to(device)
+        self.params = {
+            e.name: nn.Parameter(self.flat[:, e.offset:e.offset + math.prod(e.shape)]
+                                 .view(self.P, *e.shape))
+            for e in self.entries}
+        return self.params
+
+    def flat_grad(self) -> torch.Tensor:
+        """All gradients as one (P, N) tensor (zeros where a parameter got none)."""
+        parts = []
+        for e in self.entries:
+            g = self.params[e.name].grad
+            parts.append(g.reshape(self.P, -1) if g is not None
+                         else self.flat.new_zeros(self.P, math.prod(e.shape)))
+        return torch.cat(parts, 1) if parts else self.flat.new_zeros(self.P, 1)
+
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
+
+    def member_counts(self) -> list[int]:
+        """Parameters each member really has (padding excluded)."""
+        total = torch.zeros(self.P, dtype=torch.long)
+        for e in self.entries:
+            total += e.mask.reshape(self.P, -1).sum(1)
+        return total.tolist()
+
+    def full_mask(self) -> torch.Tensor:
+        """(P, N) bool: which entries of the flat buffer each member really has."""
+        if not self.entries:
+            return torch.zeros(self.P, 1, dtype=torch.bool)
+        return torch.cat([e.mask.reshape(self.P, -1) for e in self.entries], 1)
+
+
+def _pick(t: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
+    return t if sel is None else t[sel]
+
+
+class Linear:
+    """y = x W + b for every member (and every group G of a member, e.g. one per modality).
+
+    Weight (P, *G, d_in, d_out); input (P, *G, B, d_in) -> (P, *G, B, d_out). A member's
+    weight entries exist where its input unit and its output unit both exist. `sel` runs a
+    subset of the members (their rows of x).
+    """
+
+    def __init__(self, store: ParamStore, name: str, in_mask: torch.Tensor,
+                 out_mask: torch.Tensor, bias: bool = True, fan_in: torch.Tensor | float | None = None):
+        # in_mask (P, *G, d_in), out_mask (P, *G, d_out)
+        lead = tuple(in_mask.shape[1:-1])
+        d_in, d_out = in_mask.shape[-1], out_mask.shape[-1]
+        w_mask = in_mask.unsqueeze(-1) & out_mask.unsqueeze(-2)
+        if fan_in is None:
+            fan = in_mask.sum(-1).float()  # (P, *G): nn.Linear's bound 1/sqrt(fan_in)
+        else:
+            fan = torch.as_tensor(fan_in, dtype=torch.float32)
+            fan = fan.reshape(*fan.shape, *([1] * (1 + len(lead) - fan.dim())))
+            fan = fan.expand(in_mask.shape[0], *lead) if fan.dim() else fan
+        self.w = store.declare(f"{name}.weight", (*lead, d_in, d_out), w_mask, "uniform",
+                               fan[..., None, None])
+        self.b = (store.declare(f"{name}.bias", (*lead, d_out), out_mask, "uniform", fan[..., None])
+                  if bias else None)
+
+    def __call__(self, params, x: torch.Tensor, sel: torch.Tensor | None = None) -> torch.Tensor:
+        w = _pick(params[self.w], sel)
+        lead = w.shape[:-2]
+        flat_w = w.reshape(-1, *w.shape[-2:])
+        flat_x = x.reshape(-1, *x.shape[-2:])
+        if self.b is None:
+            y = torch.bmm(flat_x, flat_w)
+        else:
+            b = _pick(params[self.b], sel)
+            y = torch.baddbmm(b.reshape(-1, 1, w.shape[-1]), flat_x, flat_w)
+        return y.reshape(*lead, x.shape[-2], w.shape[-1])
+
+
+class LayerNorm:
+    """LayerNorm over each member's own units: statistics ignore padding; padded units keep a
+    weight and bias of 0, so they stay 0."""
+
+    def __init__(self, store: ParamStore, name: str, mask: torch.Tensor, eps: float = 1e-5):
+        self.mask = mask.float()  # (P, *G, W)
+        self.g = store.declare(f"{name}.weight", tuple(mask.shape[1:]), mask, "ones")
+        self.b = store.declare(f"{name}.bias", tuple(mask.shape[1:]), mask, "zeros")
+        self.eps = eps
+
+    def to(self, device):
+        self.mask = self.mask.to(device)
+        return self
+
+    def __call__(self, params, x: torch.Tensor, sel: torch.Tensor | None = None) -> torch.Tensor:
+        mask = _pick(self.mask, sel).unsqueeze(-2).to(x.dtype)  # (P, *G, 1, W)
+        count = mask.sum(-1, keepdim=True).clamp_min(1)
+        mean = (x * mask).sum(-1, keepdim=True) / count
+        centred = (x - mean) * mask
+        var = (centred * centred).sum(-1, keepdim=True) / count
+        g, b = _pick(params[self.g], sel).unsqueeze(-2), _pick(params[self.b], sel).unsqueeze(-2)
+        return centred * torch.rsqrt(var + self.eps) * g + b
+
+
+def _i64(x: int) -> int:
+    """A 64-bit constant as a signed int64 (torch integer arithmetic wraps around)."""
+    return x - (1 << 64) if x >= (1 << 63) else x
+
+
+_K_MEMBER, _K_SITE = _i64(0x632BE59BD9B4E019), _i64(0xD1B54A32D192ED03)
+_K_STEP, _MIX1, _MIX2 = _i64(0x3C6EF372FE94F82B), _i64(0x9E3779B97F4A7C15), _i64(0xBF58476D1CE4E5B9)
+
+
+class MemberNoise:
+    """Dropout noise that belongs to each member: a counter-based hash of (the member's seed,
+    the dropout site, the training step, the element's own coordinates). A member so draws the
+    same noise whether it trains alone or in any population (no shared random stream whose use
+    depends on the others), as fast as torch.rand."""
+
+    def __init__(self, seeds: list[int], device: torch.device):
+        self.key = torch.tensor([_i64(hash_int(int(s))) for s in seeds], dtype=torch.int64,
+                                device=device) * _K_MEMBER
+        self.step = 0
+
+    def uniform(self, site: str, shape: tuple[int, ...], groups: torch.Tensor | None = None,
+                sel: torch.Tensor | None = None) -> torch.Tensor:
+        """U[0, 1) of `shape` = (P, *G, B, *rest); `groups` are canonical ids of the G axis
+        (e.g. which modality), rest is (W,) or (T, D)."""
+        key = _pick(self.key, sel)
+        dev = key.device
+        z = key.view(-1, *([1] * (len(shape) - 1))) + _i64(hash_int(zlib.crc32(site.encode())))
+        if groups is not None:
+            z = z + groups.to(dev).view(1, -1, *([1] * (len(shape) - 2))) * _K_SITE
+        b_axis = 1 + (1 if groups is not None else 0)
+        b = torch.arange(shape[b_axis], device=dev, dtype=torch.int64) << 40
+        z = z + b.view(*([1] * b_axis), -1, *([1] * (len(shape) - b_axis - 1)))
+        rest = shape[b_axis + 1:]
+        if len(rest) == 2:
+            z = z + (torch.arange(rest[0], device=dev, dtype=torch.int64) << 20).view(-1, 1)
+        step = torch.tensor(self.step, dtype=torch.int64, device=dev) * _K_STEP  # wraps
+        z = z + torch.arange(rest[-1], device=dev, dtype=torch.int64) + step
+        z = z * _MIX1
+        z = z ^ ((z >> 32) & 0xFFFFFFFF)
+        z = z * _MIX2
+        z = z ^ ((z >> 29) & ((1 << 35) - 1))
+        return ((z >> 40) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
+
+
+def hash_int(x: int) -> int:
+    """splitmix64 of a Python int: spreads seeds and site ids over 64 bits."""
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+def dropout(x: torch.Tensor, rate: torch.Tensor, noise: MemberNoise | None, site: str,
+            groups: torch.Tensor | None = None, sel: torch.Tensor | None = None) -> torch.Tensor:
+    """Dropout with one rate per member (`rate` broadcasts against x, e.g. (P, 1, 1));
+    no noise = evaluation."""
+    if noise is None or not bool((rate > 0).any()):
+        return x
+    keep = noise.uniform(site, tuple(x.shape), groups, sel) >= rate
+    return x * keep / (1.0 - rate).clamp_min(1e-6)
+
+
+class Block:
+    """Linear -> LayerNorm -> GELU -> Dropout: the unit of every expert and fusion level."""
+
+    def __init__(self, store: ParamStore, name: str, in_mask: torch.Tensor, out_mask: torch.Tensor):
+        self.linear = Linear(store, f"{name}.linear", in_mask, out_mask)
+        self.norm = LayerNorm(store, f"{name}.norm", out_mask)
+
+    def to(self, device):
+        self.norm.to(device)
+        return self
+
+    def __call__(self, params, x, rate, noise: MemberNoise | None, site: str,
+                 groups: torch.Tensor | None = None, sel=None):
+        y = F.gelu(self.norm(params, self.linear(params, x, sel), sel))
+        return dropout(y, rate, noise, site, groups, sel)
+
+
+def step_mask(steps: int, lengths: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """(..., T, 1) mask, 1 on the valid time steps; lengths (...,)."""
+    t = torch.arange(steps, device=lengths.device)
+    return (t < lengths.unsqueeze(-1)).to(dtype).unsqueeze(-1)
+
+
+def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid time steps: (..., T, D) -> (..., D)."""
+    if x.shape[-2] == 1:
+        return x[..., 0, :]
+    mask = step_mask(x.shape[-2], lengths, x.dtype)
+    return (x * mask).sum(-2) / mask.sum(-2).clamp_min(1.0)

@@ -1,0 +1,82 @@
+"""One fitness evaluation: created by the policy from a candidate, completed by the trial's
+result. The leaderboard, best_genome.json, the checkpoint and the final trainer all read it."""
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from evo_msa.space.fitness import Fitness
+
+
+class Status(str, enum.Enum):
+    PENDING = "pending"  # handed to a trial, no result yet
+    OK = "ok"  # trained, fitness measured
+    CACHED = "cached"  # the same architecture was trained already: its fitness is reused
+    REJECTED = "rejected"  # failed a cheap constraint (parameter count): never trained
+    EARLY_STOPPED = "early-stopped"  # ASHA stopped its trial; its best fitness so far stands
+    NAN = "nan"  # the training diverged
+    ERROR = "error"  # the trial raised (or its process or node was lost)
+
+    @property
+    def usable(self) -> bool:
+        """Its fitness is a real measurement."""
+        return self in (Status.OK, Status.CACHED, Status.EARLY_STOPPED)
+
+    @property
+    def failed(self) -> bool:
+        return self in (Status.NAN, Status.ERROR, Status.REJECTED)
+
+
+@dataclass
+class Evaluation:
+    id: int  # the candidate id
+    generation: int
+    parents: list[int]
+    genome: list[float]  # full precision: what the strategy evolved
+    genes: dict[str, Any]  # the genome decoded (config path -> value)
+    config: dict  # the run config trained (RunConfig.to_dict())
+    key: str  # architecture identity, for de-duplication
+    params: int
+    status: Status = Status.PENDING
+    fitness: tuple[float, ...] | None = None  # one value per objective
+    metrics: dict[str, float] = field(default_factory=dict)  # validation, mean over seeds
+    seeds: list[int] = field(default_factory=list)
+    epochs: float | None = None  # mean over seeds
+    seconds: float | None = None  # wall time of the trial that trained it
+    population: int | None = None  # networks trained together in that trial
+    trial: str = ""  # Ray Tune trial id
+    node: str = ""  # where it ran
+    device: str = ""
+    note: str = ""  # why it failed, was cached or rejected
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Evaluation":
+        d = dict(d)
+        d["status"] = Status(d["status"])
+        if d.get("fitness") is not None:
+            d["fitness"] = tuple(d["fitness"])
+        return cls(**d)
+
+    def row(self, fitness: Fitness) -> dict:
+        """The leaderboard row: decoded genes as `gene:*`, validation metrics as `valid_*`."""
+        values = self.fitness or (float("nan"),) * len(fitness.objectives)
+        row = {"generation": self.generation, "id": self.id,
+               "parents": "|".join(map(str, self.parents)), "status": self.status.value,
+               "fitness": values[0]}
+        if fitness.multi:
+            row.update({f"fitness:{name}": v for name, v in zip(fitness.names, values)})
+        row.update({"params": self.params, "seconds": self.seconds, "epochs": self.epochs,
+                    "population": self.population, "node": self.node, "device": self.device,
+                    "note": self.note})
+        row.update({f"gene:{k}": "|".join(map(str, v)) if isinstance(v, list) else v
+                    for k, v in self.genes.items()})
+        row.update({f"valid_{k}": v for k, v in self.metrics.items()})
+        row["genome"] = json.dumps(self.genome)
+        return row
