@@ -83,6 +83,10 @@ def cmd_search(args) -> int:
     from evo_msa.search.runner import search
 
     if args.resume:
+        given = SearchOptions.given(args)
+        if given:
+            raise UserError(f"--resume continues a run with its own options (its search.json); "
+                            f"drop --{given[0].replace('_', '-')}")
         search(SearchOptions(), resume=args.resume)
     else:
         search(SearchOptions.from_args(args, out=args.out))

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from evo_msa.config import RunConfig  # noqa: E402
 from evo_msa.data.dataset import SPLITS, MSAData, Split  # noqa: E402
-from evo_msa.models import DataInfo, build_model  # noqa: E402
+from evo_msa.models import HAEMSA, DataInfo  # noqa: E402
 from evo_msa.objectives import PopulationObjective, TaskLabels, TaskWeighting  # noqa: E402
 from evo_msa.objectives.labels import coarse_labels  # noqa: E402
 from evo_msa.space import load_space  # noqa: E402
@@ -88,8 +88,9 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
 
     torch.manual_seed(seed)
     info = DataInfo.from_data(data)
-    model = build_model(cfg, info, seed=seed, device=device).train()
+    model = HAEMSA([cfg], info)
     weighting = TaskWeighting([cfg.objective], model.store)
+    model.build(device, [seed]).train()
     objective = PopulationObjective([cfg.objective], model)
     weighting.setup(objective.weights, objective.active)
     mods = model.modalities

@@ -215,6 +215,11 @@ class HAEMSA(nn.Module):
         self.coarse_mask = _stack([_units(k, max(n_coarse)) for k in n_coarse]) \
             if not self.classification else None
         self.contrast_on = active.sum(1) >= 2  # Multi NT-Xent needs a second modality
+        # what some member uses, decided here on the host (no device sync in forward)
+        self.uses_contrast = bool(self.contrast_on.any())
+        self.uses_dropout = any(m.dropout > 0 for m in mc)
+        self.uses_input_dropout = any(m.input_dropout > 0 for m in mc)
+        self.uses_modality_dropout = any(m.modality_dropout > 0 for m in mc)
         # the contrast's anchor: text where a member has it, else its first modality
         self.anchor_index = torch.tensor([
             self.modalities.index("text") if "text" in mods else self.modalities.index(mods[0])
@@ -234,9 +239,11 @@ class HAEMSA(nn.Module):
 
         # fusion levels (eq. 5); a member shallower than level i passes its state through
         self.levels: list[tuple[Block, Block]] = []
+        self.level_members: list[torch.Tensor | None] = []  # who runs level i (None: everyone)
         spec_in, shared_in = spec_units, shared_units
         for i in range(1, L + 1):
             live = depth >= i
+            self.level_members.append(None if bool(live.all()) else torch.nonzero(live).flatten())
             width = torch.tensor([m.level_widths[i - 1] if m.depth >= i else 0 for m in mc])
             units = _stack([_units(int(w), pad) for w in width]) & live[:, None]
             cat_in = torch.cat([spec_in, shared_in], 1)  # [h_m; h_s]
@@ -293,12 +300,14 @@ class HAEMSA(nn.Module):
     def build(self, device: torch.device | str = "cpu", seeds: list[int] | None = None) -> "HAEMSA":
         """Allocate and initialise the parameters (member p from seeds[p]) on `device`."""
         self.device = torch.device(device)
+        P = self.P
         seeds = list(seeds) if seeds is not None else list(range(self.P))
         params = self.store.materialise(self.device, seeds)
         self.noise = MemberNoise(seeds, self.device)
         for name, p in params.items():
             self.register_parameter(name.replace(".", "__"), p)
-        for attr in ("modality_mask", "expert_mask", "unified", "depth", "attention_on", "rate",
+        self.score_scale = self.top_units.sum(1).float().clamp_min(1).rsqrt().view(P, 1, 1)
+        for attr in ("score_scale", "modality_mask", "expert_mask", "unified", "depth", "attention_on", "rate",
                      "input_rate", "modality_rate", "kt_mask", "coarse_mask", "contrast_on",
                      "anchor_index", "unified_in", "expert_units", "contrast_units",
                      "modality_ids"):
@@ -310,6 +319,7 @@ class HAEMSA(nn.Module):
         self.unified_expert.to(self.device)
         for a, b in self.levels:
             a.to(self.device), b.to(self.device)
+        self.level_members = [None if m is None else m.to(self.device) for m in self.level_members]
         return self
 
     @property
@@ -326,32 +336,37 @@ class HAEMSA(nn.Module):
         In training mode each member draws its own dropout noise (self.noise; the trainer
         advances its step)."""
         params, P = self.params, self.P
-        noise = self.noise if self.training else None
+        noise = self.noise if self.training and self.uses_dropout else None
         rate, mods = self.rate, self.modalities
-        inputs = self._drop_inputs(inputs, noise)
+        inputs = self._drop_inputs(inputs, self.noise if self.training else None)
         spec0 = torch.stack([self.experts[m](params, inputs[m], lengths[m], rate, noise)
                              for m in mods], 1)  # (P, M, B, W)
         pooled = torch.cat([masked_mean(inputs[m], lengths[m]) for m in mods], -1)
         pooled = pooled * self.unified_in[:, None, :]  # a masked modality is never read
         shared = self.unified_expert(params, pooled, rate, noise, "unified")  # (P, B, W)
         contrast = None
-        if bool(self.contrast_on.any()):
+        if self.uses_contrast:
             # normalize() couples every unit: padded ones must be exactly cut off
             has = self.contrast_units[:, :, None, :]
             contrast = (self.similar(params, spec0) * has, self.dissimilar(params, spec0) * has)
 
         spec = spec0
         act = self.modality_mask.to(spec.dtype)[:, :, None, None]
-        n_act = act.sum(1).clamp_min(1)
         for i, (spec_block, shared_block) in enumerate(self.levels, 1):
-            spec_mean = (spec * act).sum(1) / n_act
-            new_spec = spec_block(params, torch.cat([spec, shared[:, None].expand_as(spec)], -1),
-                                  rate[:, None], noise, f"level{i}.specific", self.modality_ids)
-            new_shared = shared_block(params, torch.cat([shared, spec_mean], -1), rate, noise,
-                                      f"level{i}.shared")
-            live = (self.depth >= i).view(P, 1, 1)
-            spec = torch.where(live[:, None], new_spec, spec)
-            shared = torch.where(live, new_shared, shared)
+            # only the members at least i levels deep run level i; the others keep their state
+            sel = self.level_members[i - 1]
+            s_spec, s_shared, s_act, s_rate = (spec, shared, act, rate) if sel is None else (
+                spec[sel], shared[sel], act[sel], rate[sel])
+            spec_mean = (s_spec * s_act).sum(1) / s_act.sum(1).clamp_min(1)
+            new_spec = spec_block(params, torch.cat([s_spec, s_shared[:, None].expand_as(s_spec)],
+                                                    -1), s_rate[:, None], noise,
+                                  f"level{i}.specific", self.modality_ids, sel)
+            new_shared = shared_block(params, torch.cat([s_shared, spec_mean], -1), s_rate, noise,
+                                      f"level{i}.shared", sel=sel)
+            if sel is None:
+                spec, shared = new_spec, new_shared
+            else:
+                spec, shared = spec.index_copy(0, sel, new_spec), shared.index_copy(0, sel, new_shared)
 
         experts = torch.cat([spec.transpose(1, 2), shared[:, :, None]], 2)  # (P, B, K, W)
         experts = experts * self.expert_units[:, None]  # padding between expert kinds stays 0
@@ -382,9 +397,9 @@ class HAEMSA(nn.Module):
         if noise is None:
             return inputs
         mods = self.modalities
-        if bool((self.input_rate > 0).any()):
+        if self.uses_input_dropout:
             inputs = {m: dropout(inputs[m], self.input_rate, noise, f"input.{m}") for m in mods}
-        if bool((self.modality_rate > 0).any()):
+        if self.uses_modality_dropout:
             B = next(iter(inputs.values())).shape[1]
             u = torch.cat([noise.uniform(f"modality_dropout.{m}", (self.P, B, 1)) for m in mods],
                           -1)
@@ -398,9 +413,8 @@ class HAEMSA(nn.Module):
     def _tower(self, params, name, experts, noise):
         query, key, select, hidden, out = self.towers[name]
         P, B, K, W = experts.shape
-        width = self.top_units.sum(1).to(experts.dtype).clamp_min(1).to(experts.device)
         keys = key(params, experts.reshape(P, B * K, W)).reshape(P, B, K, W)
-        scores = (keys * params[query][:, None, None, :]).sum(-1) / width.sqrt().view(P, 1, 1)
+        scores = (keys * params[query][:, None, None, :]).sum(-1) * self.score_scale
         scores = scores.masked_fill(~self.expert_mask[:, None, :], float("-inf"))
         uniform = self.expert_mask.to(experts.dtype) / self.expert_mask.sum(1, keepdim=True)
         attn = torch.where(self.attention_on.view(P, 1, 1), torch.softmax(scores.float(), -1)

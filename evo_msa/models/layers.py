@@ -6,9 +6,9 @@ units (and weight entries) p really has. Padded entries start at exactly 0 and s
 their gradients are structurally 0 (a padded input unit is 0, a padded output unit feeds only
 zero weights or is cut off by a mask), so a padded network computes what the unpadded one does.
 
-Parameters are views into one flat buffer of shape (P, N) owned by `ParamStore`, so the optimiser,
-per-member gradient clipping, weight averaging and best-state tracking are a few whole-population
-tensor ops instead of one launch per parameter (what makes small networks fast on a GPU).
+Parameters are views into one flat buffer of shape (P, N) owned by `ParamStore`, so weight
+averaging and best-state tracking are whole-population tensor ops, and each member's rows of
+every parameter are contiguous (what the fused optimiser steps over).
 
 Initialisation is per member, from the member's own generator, over the entries it really has,
 in the order the parameters were declared: a member gets the same initial weights whatever
@@ -83,15 +83,6 @@ class ParamStore:
             for e in self.entries}
         return self.params
 
-    def flat_grad(self) -> torch.Tensor:
-        """All gradients as one (P, N) tensor (zeros where a parameter got none)."""
-        parts = []
-        for e in self.entries:
-            g = self.params[e.name].grad
-            parts.append(g.reshape(self.P, -1) if g is not None
-                         else self.flat.new_zeros(self.P, math.prod(e.shape)))
-        return torch.cat(parts, 1) if parts else self.flat.new_zeros(self.P, 1)
-
     def zero_grad(self) -> None:
         for p in self.params.values():
             p.grad = None
@@ -152,6 +143,32 @@ class Linear:
         return y.reshape(*lead, x.shape[-2], w.shape[-1])
 
 
+class _MaskedLayerNorm(torch.autograd.Function):
+    """LayerNorm over a member's own units, forward and backward written out: a third of the
+    tensor passes autograd makes of the composed ops. Padded units of x are 0 (they come from
+    zero weights); they get output 0 and gradient exactly 0."""
+
+    @staticmethod
+    def forward(ctx, x, g, b, mask, count, eps):
+        mean = x.sum(-1, keepdim=True) / count
+        xc = (x - mean) * mask
+        rstd = torch.rsqrt((xc * xc).sum(-1, keepdim=True) / count + eps)
+        xhat = xc * rstd
+        ctx.save_for_backward(xhat, rstd, g, mask, count)
+        return xhat * g + b
+
+    @staticmethod
+    def backward(ctx, dy):
+        xhat, rstd, g, mask, count = ctx.saved_tensors
+        dg = (dy * xhat).sum(-2, keepdim=True)  # over the batch axis: g is (P, *G, 1, W)
+        db = dy.sum(-2, keepdim=True)
+        dxhat = dy * g
+        mean1 = dxhat.sum(-1, keepdim=True) / count
+        mean2 = (dxhat * xhat).sum(-1, keepdim=True) / count
+        dx = (dxhat - (mean1 + xhat * mean2) * mask) * rstd
+        return dx, dg, db, None, None, None
+
+
 class LayerNorm:
     """LayerNorm over each member's own units: statistics ignore padding; padded units keep a
     weight and bias of 0, so they stay 0."""
@@ -164,60 +181,65 @@ class LayerNorm:
 
     def to(self, device):
         self.mask = self.mask.to(device)
+        self.count = self.mask.sum(-1, keepdim=True).clamp_min(1)
         return self
 
     def __call__(self, params, x: torch.Tensor, sel: torch.Tensor | None = None) -> torch.Tensor:
-        mask = _pick(self.mask, sel).unsqueeze(-2).to(x.dtype)  # (P, *G, 1, W)
-        count = mask.sum(-1, keepdim=True).clamp_min(1)
-        mean = (x * mask).sum(-1, keepdim=True) / count
-        centred = (x - mean) * mask
-        var = (centred * centred).sum(-1, keepdim=True) / count
+        if not hasattr(self, "count"):
+            self.to(self.mask.device)
+        mask = _pick(self.mask, sel).unsqueeze(-2)  # (P, *G, 1, W)
+        count = _pick(self.count, sel).unsqueeze(-2)
         g, b = _pick(params[self.g], sel).unsqueeze(-2), _pick(params[self.b], sel).unsqueeze(-2)
-        return centred * torch.rsqrt(var + self.eps) * g + b
+        return _MaskedLayerNorm.apply(x.float(), g, b, mask, count, self.eps)
 
 
-def _i64(x: int) -> int:
-    """A 64-bit constant as a signed int64 (torch integer arithmetic wraps around)."""
-    return x - (1 << 64) if x >= (1 << 63) else x
+def _i32(x: int) -> int:
+    """A 32-bit constant as a signed int32 (torch integer arithmetic wraps around)."""
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >= (1 << 31) else x
 
 
-_K_MEMBER, _K_SITE = _i64(0x632BE59BD9B4E019), _i64(0xD1B54A32D192ED03)
-_K_STEP, _MIX1, _MIX2 = _i64(0x3C6EF372FE94F82B), _i64(0x9E3779B97F4A7C15), _i64(0xBF58476D1CE4E5B9)
+_K_SITE, _K_GROUP, _K_STEP = _i32(0x9E3779B9), _i32(0x85EBCA6B), _i32(0xC2B2AE35)
+_MIX1, _MIX2 = _i32(0x7FEB352D), _i32(0x846CA68B)
 
 
 class MemberNoise:
-    """Dropout noise that belongs to each member: a counter-based hash of (the member's seed,
-    the dropout site, the training step, the element's own coordinates). A member so draws the
-    same noise whether it trains alone or in any population (no shared random stream whose use
-    depends on the others), as fast as torch.rand."""
+    """Dropout noise that belongs to each member: a counter-based hash ("lowbias32") of the
+    member's seed, the dropout site, the training step and the element's own coordinates. A
+    member so draws the same noise whether it trains alone or in any population (no shared
+    random stream whose use depends on the others), at the cost of torch.rand."""
 
     def __init__(self, seeds: list[int], device: torch.device):
-        self.key = torch.tensor([_i64(hash_int(int(s))) for s in seeds], dtype=torch.int64,
-                                device=device) * _K_MEMBER
+        self.key = torch.tensor([_i32(hash_int(int(s))) for s in seeds], dtype=torch.int32,
+                                device=device)
         self.step = 0
 
     def uniform(self, site: str, shape: tuple[int, ...], groups: torch.Tensor | None = None,
                 sel: torch.Tensor | None = None) -> torch.Tensor:
         """U[0, 1) of `shape` = (P, *G, B, *rest); `groups` are canonical ids of the G axis
-        (e.g. which modality), rest is (W,) or (T, D)."""
+        (e.g. which modality), rest is (W,) units or (T, D) time steps and features."""
         key = _pick(self.key, sel)
         dev = key.device
-        z = key.view(-1, *([1] * (len(shape) - 1))) + _i64(hash_int(zlib.crc32(site.encode())))
+        salt = _i32(hash_int(zlib.crc32(site.encode())) + self.step * 0x9E3779B97F4A7C15)
+        z = key.view(-1, *([1] * (len(shape) - 1))) + salt
         if groups is not None:
-            z = z + groups.to(dev).view(1, -1, *([1] * (len(shape) - 2))) * _K_SITE
-        b_axis = 1 + (1 if groups is not None else 0)
-        b = torch.arange(shape[b_axis], device=dev, dtype=torch.int64) << 40
-        z = z + b.view(*([1] * b_axis), -1, *([1] * (len(shape) - b_axis - 1)))
+            z = z + (groups.to(dev, torch.int32) * _K_GROUP).view(1, -1, *([1] * (len(shape) - 2)))
+        b_axis = 1 + (groups is not None)
         rest = shape[b_axis + 1:]
+        # the element's own coordinates: sample, then time step and feature, or unit
+        inner = math.prod(rest) if len(rest) == 2 else 65536  # units: a fixed stride (padding)
+        idx = torch.arange(shape[b_axis], device=dev, dtype=torch.int32) * inner
+        idx = idx.view(-1, *([1] * len(rest)))
         if len(rest) == 2:
-            z = z + (torch.arange(rest[0], device=dev, dtype=torch.int64) << 20).view(-1, 1)
-        step = torch.tensor(self.step, dtype=torch.int64, device=dev) * _K_STEP  # wraps
-        z = z + torch.arange(rest[-1], device=dev, dtype=torch.int64) + step
+            idx = idx + (torch.arange(rest[0], device=dev, dtype=torch.int32) * rest[1]).view(-1, 1)
+        idx = idx + torch.arange(rest[-1], device=dev, dtype=torch.int32)
+        z = z + idx.view(*([1] * b_axis), *idx.shape)
+        z = z ^ ((z >> 16) & 0xFFFF)
         z = z * _MIX1
-        z = z ^ ((z >> 32) & 0xFFFFFFFF)
+        z = z ^ ((z >> 15) & 0x1FFFF)
         z = z * _MIX2
-        z = z ^ ((z >> 29) & ((1 << 35) - 1))
-        return ((z >> 40) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
+        z = z ^ ((z >> 16) & 0xFFFF)
+        return ((z >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
 
 
 def hash_int(x: int) -> int:
@@ -231,11 +253,12 @@ def hash_int(x: int) -> int:
 def dropout(x: torch.Tensor, rate: torch.Tensor, noise: MemberNoise | None, site: str,
             groups: torch.Tensor | None = None, sel: torch.Tensor | None = None) -> torch.Tensor:
     """Dropout with one rate per member (`rate` broadcasts against x, e.g. (P, 1, 1));
-    no noise = evaluation."""
-    if noise is None or not bool((rate > 0).any()):
+    no noise = evaluation, or no member drops anything (decided once, on the host: no
+    device sync per call)."""
+    if noise is None:
         return x
-    keep = noise.uniform(site, tuple(x.shape), groups, sel) >= rate
-    return x * keep / (1.0 - rate).clamp_min(1e-6)
+    scale = 1.0 / (1.0 - rate).clamp_min(1e-6)
+    return x * ((noise.uniform(site, tuple(x.shape), groups, sel) >= rate) * scale)
 
 
 class Block:

@@ -66,6 +66,8 @@ class PopulationObjective:
         # a term a member does not weigh is not computed for it (turning a task off saves work)
         self.active = applicable & (self.weights > 0)
         self.active[:, MAIN] = True
+        self.used = self.active.any(0).tolist()  # the terms some member computes (host-side)
+        self.smoothing = any(c.coarse_smoothing > 0 for c in configs)
 
     def regression_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """L1 or SmoothL1 (each member's own), mean over the last axis; pred (P, ..., B)."""
@@ -85,10 +87,11 @@ class PopulationObjective:
             terms[MAIN] = cross_entropy(out.main, y)
         else:
             terms[MAIN] = self.regression_loss(out.main, y)
-        use = self.active.any(0).tolist()
+        use = self.used
         mods = model.modality_mask.float()  # (P, M)
         if use[COARSE] and out.coarse is not None:
-            terms[COARSE] = cross_entropy(out.coarse, labels.coarse, self.label_smoothing,
+            terms[COARSE] = cross_entropy(out.coarse, labels.coarse,
+                                          self.label_smoothing if self.smoothing else None,
                                           model.coarse_mask)
         if use[UNIMODAL]:
             if model.classification:
@@ -114,7 +117,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor,
     smoothing eps (P,), the target keeps 1 - eps and eps spreads over the member's classes."""
     logp = F.log_softmax(logits.float(), -1)
     nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    if smoothing is None or not bool((smoothing > 0).any()):
+    if smoothing is None:
         return nll.mean(-1)
     mask = class_mask[:, None, :].float()
     uniform = -(logp * mask).sum(-1) / mask.sum(-1)

@@ -31,6 +31,7 @@ class TaskWeighting:
         self.tau = torch.tensor([c.gdwg_tau for c in configs])
         attention = torch.tensor([k == "attention" for k in self.kinds])
         self._attention = attention
+        self.uses_attention = "attention" in self.kinds  # host-side: no device sync per step
         store.declare(LOG_VAR, (K,), attention[:, None].expand(P, K), "zeros")
         self.store = store
         self.first: torch.Tensor | None = None  # L_k(1): the first epoch's losses (GDWG)
@@ -54,7 +55,7 @@ class TaskWeighting:
         n = self.dynamic.sum(1, keepdim=True).float()
         mult = torch.where(self.dynamic, n * self.lam, torch.ones_like(self.lam))
         fixed = (self.base * mult * losses).sum(1)
-        if not bool(self.attention.any()):
+        if not self.uses_attention:
             return fixed
         s = self.store.params[LOG_VAR]
         att = (self.active * self.base * (torch.exp(-s) * losses + s)).sum(1)

@@ -114,6 +114,13 @@ class SearchOptions:
         return cls(**{n: getattr(args, n) for n in names}, **extra)
 
     @classmethod
+    def given(cls, args: argparse.Namespace) -> list[str]:
+        """The options set on the command line to something other than their default."""
+        defaults = cls()
+        return [f.name for f in dataclasses.fields(cls) if f.metadata.get("cli", True)
+                and getattr(args, f.name) != getattr(defaults, f.name)]
+
+    @classmethod
     def from_dict(cls, raw: Any, source: str) -> "SearchOptions":
         """Options saved in a run's search.json (older runs stored a seed count)."""
         if not isinstance(raw, dict):

@@ -15,6 +15,8 @@ import logging
 import math
 import os
 import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -75,7 +77,13 @@ def search(opts: SearchOptions, *, resume: str | None = None,
         if resume:
             engine.load_state_dict(run.read_checkpoint())
         ray_session = _connect_ray(opts) if not engine.finished else contextlib.nullcontext()
-        with ray_session, _interruptible():
+
+        def stuck(code: int) -> None:
+            print(f"interrupted: the stop took over {STOP_GRACE_S:.0f}s; exiting. "
+                  f"{len(engine.evaluations)} evaluations are checkpointed; resume with:  "
+                  f"evo-msa search --resume {run.path}", file=sys.stderr, flush=True)
+
+        with ray_session, _interruptible(stuck):  # ours after ray.init: it installs its own
             if not resume:
                 run = RunDir.create(opts.out).lock(log)
                 run.write_json(rundir.SEARCH, vars(opts))
@@ -127,8 +135,9 @@ def _evolve(opts: SearchOptions, engine: SearchEngine, data: MSAData, run: RunDi
             run.write_csv(rundir.LEADERBOARD, leaderboard_frame(engine.evaluations,
                                                                 engine.fitness))
 
-    batch = opts.batch_genomes or _auto_batch(opts)
-    searcher = EngineSearcher(engine, batch_size=batch, device=opts.trial_device,
+    slots = _trial_slots(opts)
+    batch = opts.batch_genomes or max(1, math.ceil(opts.pop / slots))
+    searcher = EngineSearcher(engine, batch_size=batch, device=opts.trial_device, slots=slots,
                               on_change=persist)
     engine.log(f"trials {batch} genome(s) x {engine.fitness.seeds} seed(s) per trial, "
                f"{opts.cpus_per_trial:g} CPU / {opts.gpus_per_trial:g} GPU each")
@@ -158,6 +167,8 @@ def _evolve(opts: SearchOptions, engine: SearchEngine, data: MSAData, run: RunDi
                                   log_to_file=True,
                                   failure_config=tune.FailureConfig(max_failures=1)))
     tuner.fit()
+    if searcher.failure is not None:
+        raise searcher.failure
     persist()
     engine.log(f"search finished ({engine.strategy.stopped_reason}); "
                f"{len(engine.evaluations)} evaluations")
@@ -168,8 +179,9 @@ def _fixed_epochs(engine: SearchEngine) -> int:
     return space.to_config([0.5] * space.size).train.epochs
 
 
-def _auto_batch(opts: SearchOptions) -> int:
-    """Genomes per trial so that one generation fills every trial slot of the cluster."""
+def _trial_slots(opts: SearchOptions) -> int:
+    """Trials the cluster runs at once; by default a generation is split into that many
+    batches, so that it fills every slot."""
     import ray
 
     resources = ray.cluster_resources()
@@ -177,7 +189,7 @@ def _auto_batch(opts: SearchOptions) -> int:
         slots = resources.get("GPU", 0) / opts.gpus_per_trial
     else:
         slots = resources.get("CPU", 1) / opts.cpus_per_trial
-    return max(1, math.ceil(opts.pop / max(1, int(slots))))
+    return max(1, int(slots))
 
 
 @contextlib.contextmanager
@@ -188,8 +200,13 @@ def _connect_ray(opts: SearchOptions):
     import ray
 
     try:
-        ray.init(address=opts.address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR, ignore_reinit_error=True, configure_logging=True)
+        # a local Ray's processes inherit this signal mask: a SIGTERM sent to the whole process
+        # group then stops only this driver, which shuts them down in order (Ray already shields
+        # them from SIGINT; they still die with the driver, by Ray's fate sharing)
+        with _signals_deferred():
+            ray.init(address=opts.address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR, ignore_reinit_error=True,
+                     configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         detail = " ".join(str(exc).split())[:200]
         raise UserError(f"cannot join the Ray cluster at {opts.address}: {detail} (check that "
@@ -200,15 +217,28 @@ def _connect_ray(opts: SearchOptions):
         ray.shutdown()
 
 
+STOP_GRACE_S = 15.0  # an orderly stop that takes longer than this is cut short
+
+
 @contextlib.contextmanager
-def _interruptible():
-    """SIGINT/SIGTERM raise Interrupted once; a second signal exits at once."""
+def _interruptible(on_stuck: Callable[[int], None] = lambda code: None):
+    """SIGINT/SIGTERM raise Interrupted once; a second signal exits at once. Should the orderly
+    stop hang (e.g. a cluster that died under it), a watchdog exits after STOP_GRACE_S."""
     hits = []
 
     def handler(signum, frame):
+        code = 128 + signum
         if hits:
-            os._exit(128 + signum)
+            os._exit(code)
         hits.append(signum)
+
+        def force():
+            on_stuck(code)
+            os._exit(code)
+
+        watchdog = threading.Timer(STOP_GRACE_S, force)
+        watchdog.daemon = True
+        watchdog.start()
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -13,21 +13,30 @@ from typing import Callable
 
 from ray.tune.search import Searcher
 
+from evo_msa.io import StorageError
 from evo_msa.search.engine import SearchEngine
 from evo_msa.space.fitness import NETWORK_OBJECTIVES
 
 
 class EngineSearcher(Searcher):
-    def __init__(self, engine: SearchEngine, *, batch_size: int, device: str,
+    def __init__(self, engine: SearchEngine, *, batch_size: int, device: str, slots: int = 1,
                  on_change: Callable[[], None] = lambda: None):
         super().__init__(metric="fitness", mode=engine.fitness.direction)
         self.engine, self.batch_size, self.device = engine, batch_size, device
+        self.slots = max(1, slots)  # trials that run at once
         self.on_change = on_change
         self.trials: dict[str, list[int]] = {}  # trial id -> evaluation ids
+        self.ready: list[list] = []  # batches made, not yet handed out
+        self.failure: StorageError | None = None  # a checkpoint that could not be written
 
     def suggest(self, trial_id: str):
-        batch = self.engine.ask(self.batch_size)
+        if self.failure is not None:
+            return Searcher.FINISHED  # stop the search: the runner raises the failure
+        if not self.ready:
+            self.ready = balanced_batches(self.engine.ask(self.batch_size * self.slots),
+                                          self.batch_size)
         self._persist()
+        batch = self.ready.pop(0) if self.ready else []
         if not batch:
             return Searcher.FINISHED if self.engine.finished else None
         self.trials[trial_id] = [ev.id for ev in batch]
@@ -55,9 +64,14 @@ class EngineSearcher(Searcher):
         self._persist()
 
     def _persist(self) -> None:
-        if self.engine.changed:
+        """Checkpoint; a write that fails (a full disk) stops the search instead of going on
+        without checkpoints (Tune would swallow an exception raised here)."""
+        if self.engine.changed and self.failure is None:
             self.engine.changed = False
-            self.on_change()
+            try:
+                self.on_change()
+            except StorageError as exc:
+                self.failure = exc
 
     def save(self, checkpoint_path: str) -> None:
         from evo_msa.io import write_json
@@ -68,3 +82,20 @@ class EngineSearcher(Searcher):
         with open(checkpoint_path) as fh:
             self.engine.load_state_dict(json.load(fh))
         self.trials = {}
+
+
+def balanced_batches(evaluations: list, size: int) -> list[list]:
+    """Deal evaluations into batches of at most `size` with about equal work (parameter count
+    as the proxy; largest first, each to the lightest batch), so trials that run side by side
+    finish together instead of one slot idling."""
+    if not evaluations:
+        return []
+    n = -(-len(evaluations) // size)  # as few batches as the size allows
+    batches: list[list] = [[] for _ in range(n)]
+    load = [0] * n
+    for ev in sorted(evaluations, key=lambda e: -e.params):
+        open_ = [i for i in range(n) if len(batches[i]) < size]
+        i = min(open_, key=lambda j: load[j])
+        batches[i].append(ev)
+        load[i] += ev.params
+    return [sorted(b, key=lambda e: e.id) for b in batches]

@@ -1,40 +1,51 @@
-"""AdamW for a population whose parameters live in one (P, N) buffer: each member has its own
-learning rate, weight decay and gradient clipping, and a member that stopped (early stopping,
-divergence) is frozen. The update is torch.optim.AdamW's, as a few whole-population tensor ops
-(one kernel each instead of one per parameter tensor)."""
+"""AdamW for a population: each member has its own learning rate, weight decay and gradient
+clipping, and a member that stopped (early stopping, divergence) is frozen.
+
+The update is PyTorch's own fused AdamW kernel (the one torch.optim.AdamW uses with
+fused=True), called once per running member on that member's rows of every parameter, with its
+lr, weight decay and clipping scale: torch.optim.AdamW's arithmetic exactly, one pass over the
+member's weights. Padded entries have zero gradients (models.layers), so they stay 0.
+"""
 from __future__ import annotations
 
 import torch
 
+from evo_msa.models.layers import ParamStore
+
 
 class PopulationAdamW:
-    def __init__(self, flat: torch.Tensor, lr, weight_decay, grad_clip, betas=(0.9, 0.999),
+    def __init__(self, store: ParamStore, lr, weight_decay, grad_clip, betas=(0.9, 0.999),
                  eps: float = 1e-8):
-        dev = flat.device
-        self.flat = flat
-        self.lr = torch.as_tensor(lr, dtype=torch.float32, device=dev).view(-1, 1)
-        self.wd = torch.as_tensor(weight_decay, dtype=torch.float32, device=dev).view(-1, 1)
-        self.clip = torch.as_tensor(grad_clip, dtype=torch.float32, device=dev).view(-1, 1)
+        self.store = store
+        self.lr = [float(x) for x in lr]
+        self.wd = [float(x) for x in weight_decay]
+        self.clip = [float(x) for x in grad_clip]
+        self.clip_column = torch.tensor([c if c > 0 else 1.0 for c in self.clip],
+                                        device=store.flat.device)
         self.b1, self.b2, self.eps = betas[0], betas[1], eps
-        self.m = torch.zeros_like(flat)
-        self.v = torch.zeros_like(flat)
-        self.steps = torch.zeros(flat.shape[0], 1, device=dev)
+        self.names = list(store.params)
+        self.m = {n: torch.zeros_like(p) for n, p in store.params.items()}
+        self.v = {n: torch.zeros_like(p) for n, p in store.params.items()}
+        dev = store.flat.device
+        self.steps = [torch.zeros((), device=dev) for _ in self.lr]
 
     @torch.no_grad()
-    def step(self, grad: torch.Tensor, running: torch.Tensor) -> None:
-        """One AdamW step for the running members; grad (P, N), running (P,) bool."""
-        run = running.view(-1, 1)
-        grad = torch.where(run, grad, torch.zeros_like(grad))  # frozen (or NaN) members: no step
-        norm = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
-        scale = torch.where(self.clip > 0, (self.clip / (norm + 1e-6)).clamp(max=1.0),
-                            torch.ones_like(norm))
-        grad = grad * scale
-        self.steps += run.float()
-        self.m.lerp_(grad, torch.where(run, 1 - self.b1, 0.0))
-        self.v.mul_(torch.where(run, self.b2, 1.0)).addcmul_(grad, grad,
-                                                             value=1 - self.b2)
-        t = self.steps.clamp_min(1)
-        bc1, bc2 = 1 - self.b1 ** t, 1 - self.b2 ** t
-        update = (self.m / bc1) / ((self.v / bc2).sqrt() + self.eps)
-        lr = torch.where(run, self.lr, 0.0)
-        self.flat.mul_(1 - lr * self.wd).sub_(lr * update)
+    def step(self, running: list[bool]) -> None:
+        """One AdamW step for the running members, from the parameters' gradients. Nothing is
+        read back from the device (a diverged member is found once per epoch)."""
+        params = self.store.params
+        names = [n for n in self.names if params[n].grad is not None]
+        grads = [params[n].grad for n in names]
+        P = self.store.P
+        # each member's own gradient norm, over all its parameters; the kernel divides the
+        # gradients by grad_scale: the clipping factor, inverted
+        norms = torch.stack([torch.linalg.vector_norm(g.reshape(P, -1), dim=1) for g in grads])
+        scales = (torch.linalg.vector_norm(norms, dim=0) / self.clip_column).clamp_min(1.0)
+        for p in [i for i, r in enumerate(running) if r]:  # frozen members: no step
+            self.steps[p] += 1
+            scale = scales[p] if self.clip[p] > 0 else None
+            torch._fused_adamw_([params[n][p] for n in names], [g[p] for g in grads],
+                                [self.m[n][p] for n in names], [self.v[n][p] for n in names], [],
+                                [self.steps[p]] * len(names), lr=self.lr[p], beta1=self.b1,
+                                beta2=self.b2, weight_decay=self.wd[p], eps=self.eps,
+                                amsgrad=False, maximize=False, grad_scale=scale)

@@ -131,21 +131,24 @@ def test_a_member_computes_the_same_in_a_population_as_alone(task):
             assert torch.allclose(out.coarse[p, :, :k], mine.coarse[0, :, :k], atol=1e-5)
 
 
-def test_padded_parameters_stay_zero_through_training():
+def test_no_gradient_reaches_a_padded_entry():
+    """Padding is inert: every loss the model can feed sends exactly zero gradient to entries a
+    member does not have (so its function is that of its own, unpadded network)."""
     configs = [cfg(**m) for m in MIXED]
     model = HAEMSA(configs, info(seq=6)).build("cpu", [0, 1, 2, 3]).train()
-    store = model.store
-    padded = ~store.full_mask().to(store.flat.device)
-    opt = torch.optim.SGD([store.flat], lr=0.1)  # a plain optimiser sees the padding too
     x, n = batch(P=4, seq=6)
-    for _ in range(3):
-        store.zero_grad()
-        out = model(x, n)
-        (out.main.sum() + out.coarse.float().logsumexp(-1).sum() + out.unimodal.sum()
-         + out.expert_logits.float().logsumexp(-1).sum() + out.contrast[0].sum()).backward()
-        store.flat.grad = store.flat_grad()
-        opt.step()
-    assert float(store.flat[padded].abs().max()) == 0.0
+    model.noise.step = 1
+    out = model(x, n)
+    (out.main.sum() + out.coarse.float().logsumexp(-1).sum() + out.unimodal.sum()
+     + out.expert_logits.float().logsumexp(-1).sum() + out.contrast[0].sum()
+     + out.contrast[1].pow(2).sum() + out.embedding.sum()).backward()
+    checked = 0
+    for e in model.store.entries:
+        g = model.params[e.name].grad
+        if g is not None and (~e.mask).any():
+            assert float(g[~e.mask].abs().max()) == 0.0, e.name
+            checked += 1
+    assert checked > 20
 
 
 @pytest.mark.parametrize("encoder", ["mean", "gru", "conv"])
