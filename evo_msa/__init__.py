@@ -4,12 +4,14 @@ Data flow, one package per step:
     data -> models -> objectives -> train -> (metrics) -> space -> search -> report
 
 Python API (the `evo-msa` command is a thin layer over it):
-    from evo_msa import train, search, resume, baseline
+    from evo_msa import search, train, predict, load_model
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
-from evo_msa.api import baseline, resume, search, train  # noqa: E402
+from evo_msa.api import (baseline, export, load_model, predict, resume, search,  # noqa: E402
+                         train)
 from evo_msa.errors import UserError  # noqa: E402
 
-__all__ = ["train", "search", "resume", "baseline", "UserError", "__version__"]
+__all__ = ["search", "resume", "train", "baseline", "predict", "load_model", "export",
+           "UserError", "__version__"]

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from evo_msa import rundir
 from evo_msa.config import RunConfig, load_run_config
 from evo_msa.errors import UserError
+from evo_msa.provenance import provenance
 
 
 def run_config(*, arch: str | None = None, genome: str | None = None, space: str | None = None,
@@ -73,15 +74,19 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
     m = cfg.model
     log(f"training {len(seeds)} seed(s), modalities {m.modalities}, depth {m.depth}, "
         f"weighting {cfg.objective.weighting}")
-    summary, table = train_seeds(dataset, cfg, seeds, device=device, log=log)
+    origin = provenance(data)
+    summary, table = train_seeds(dataset, cfg, seeds, device=device, log=log, save=run,
+                                 provenance=origin)
     summary["run_config"] = cfg.to_dict()
     summary["data"] = data
+    summary["provenance"] = origin
     if run is not None:
         run.write_json(rundir.METRICS_JSON, summary)
         run.write_csv(rundir.METRICS_CSV, table)
     log(format_summary(summary))
     if run is not None:
-        log(f"wrote {run.file(rundir.METRICS_JSON)} and {rundir.METRICS_CSV}")
+        log(f"wrote {run.path}: metrics.json, metrics.csv and a saved model per seed "
+            f"(seed_<s>/model.pt)")
     return summary
 
 
@@ -100,6 +105,7 @@ def baseline(data: str = "synthetic:mosi", *, model: str, modalities: Sequence[s
     summary, table = run_baseline(dataset, model, list(modalities) if modalities else None,
                                   seeds, device=device, log=log)
     summary["data"] = data
+    summary["provenance"] = provenance(data)
     if run is not None:
         run.write_json(rundir.METRICS_JSON, summary)
         run.write_csv(rundir.METRICS_CSV, table)
@@ -128,6 +134,93 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Path:
     return run_search(SearchOptions(), resume=str(run_dir), log=log)
 
 
+def load_model(path: str | Path, device: str = "cpu"):
+    """The saved models under `path` (a seed folder, an `evo-msa train` output, or a search run:
+    its best genome's final models), one per seed."""
+    from evo_msa.train.saved import load_model as load_one, model_folders
+
+    return [load_one(folder, device) for folder in model_folders(path)]
+
+
+def predict(model: str | Path, data: str, *, split: str = "test", out: str | Path | None = None,
+            device: str = "cpu", log: Callable[[str], None] = print):
+    """Predict a split of `data` with a saved model (the mean of its seeds' outputs when `model`
+    holds several). Returns (predictions table, metrics or None without labels); with `out`,
+    writes the table as CSV and the metrics beside it (<out stem>.metrics.json)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from evo_msa.data.loader import load_split
+    from evo_msa.io import write_json
+    from evo_msa.metrics import compute_metrics
+
+    models = load_model(model, device)
+    first = models[0]
+    part, task, names = load_split(data, split)
+    for m in models:
+        m.check(part, f"{data} ({split})")
+    if task is not None and task != first.task:
+        raise UserError(f"{data}: {split} has {task} labels, the model predicts "
+                        f"{first.task}")
+    if task == "classification" and names and names != first.signature["label_names"]:
+        raise UserError(f"{data}: label names {names} differ from the model's "
+                        f"{first.signature['label_names']}")
+    outputs = [m.predict(part) for m in models]
+    table = pd.DataFrame({"id": part.ids})
+    if first.task == "regression":
+        table["prediction"] = np.mean(outputs, axis=0)
+        pred_for_metrics = table["prediction"].to_numpy()
+        truth = part.regression
+    else:
+        probs = np.mean([torch.softmax(torch.as_tensor(o), -1).numpy() for o in outputs], 0)
+        label_names = first.signature["label_names"]
+        table["prediction"] = [label_names[i] for i in probs.argmax(1)]
+        for k, name in enumerate(label_names):
+            table[f"p_{name}"] = probs[:, k]
+        pred_for_metrics = np.log(probs) if len(models) > 1 else outputs[0]
+        truth = part.classification
+    metrics = None
+    if truth is not None:
+        table["label"] = (truth if first.task == "regression"
+                          else [first.signature["label_names"][i] for i in truth])
+        metrics = compute_metrics(pred_for_metrics, truth, task=first.task,
+                                  scale=first.signature["scale"],
+                                  label_names=first.signature["label_names"])
+    if out is not None:
+        from evo_msa.io import atomic_write
+
+        out = Path(out)
+        atomic_write(out, lambda tmp: table.to_csv(tmp, index=False))
+        if metrics is not None:
+            write_json(out.with_suffix(".metrics.json"), {
+                "model": str(model), "seeds": [m.seed for m in models], "data": data,
+                "split": split, "metrics": metrics})
+    log(f"predicted {len(table)} rows of {data} ({split}) with {len(models)} model(s)"
+        + (f": {', '.join(f'{k} {v:.4f}' for k, v in list(metrics.items())[:8])}"
+           if metrics else ""))
+    return table, metrics
+
+
+def export(model: str | Path, out: str | Path, *, device: str = "cpu",
+           log: Callable[[str], None] = print) -> dict:
+    """Export one saved model (a seed folder, or the first seed of a run) to ONNX; returns the
+    sidecar JSON written beside it (signature, metrics, max difference against PyTorch)."""
+    from evo_msa.export import export_onnx
+    from evo_msa.train.saved import load_model as load_one, model_folders
+
+    folders = model_folders(model)
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a directory; give a file name such as model.onnx")
+    side = export_onnx(load_one(folders[0], device), out)
+    log(f"exported {folders[0]} to {out} (+ {out.name}.json); onnxruntime vs PyTorch: max "
+        f"difference {side['max_abs_difference_vs_pytorch']:.2e}"
+        + (f"; {len(folders) - 1} other seed(s) not exported (give a seed folder to pick one)"
+           if len(folders) > 1 else ""))
+    return side
+
+
 def _seeds(seeds: Sequence[int]) -> list[int]:
     seeds = list(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
@@ -135,3 +228,21 @@ def _seeds(seeds: Sequence[int]) -> list[int]:
     if len(set(seeds)) < len(seeds):
         raise UserError(f"--seeds must be distinct, got {seeds}")
     return seeds
+
+
+def report(run_dir: str | Path, out: str | Path | None = None, *, top: int = 10,
+           log: Callable[[str], None] = print) -> Path:
+    """Write the run's self-contained HTML report (default RUN_DIR/report.html); its path."""
+    from evo_msa.report.html import write_report
+
+    path = write_report(run_dir, out, top=top)
+    log(f"wrote {path}")
+    return path
+
+
+def describe_data(data: str) -> dict:
+    """What a dataset holds (splits, modalities and shapes, labels, missing values), as a
+    JSON-ready dict; a UserError says in one line why it cannot be used."""
+    from evo_msa.data.describe import summary
+
+    return summary(data)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from evo_msa.errors import UserError
@@ -63,10 +64,53 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     b.add_argument("--out", required=True, help="output directory (metrics.json, metrics.csv)")
 
+    p = sub.add_parser("predict", formatter_class=fmt, help="predict with a saved model",
+                       description="Predict a split of a dataset with a saved model: a seed "
+                                   "folder, an `evo-msa train` output or a search run (the mean "
+                                   "of its seeds). Metrics too when the split has labels.")
+    p.add_argument("--model", required=True, metavar="RUN_DIR",
+                   help="seed_<s> folder, train output, or search run directory")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--split", default="test", help="which split of the data file")
+    p.add_argument("--out", default=None,
+                   help="predictions CSV (metrics go to <stem>.metrics.json beside it)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+
+    e = sub.add_parser("export", formatter_class=fmt, help="export a saved model to ONNX",
+                       description="Write a saved model as ONNX (raw features in, predictions "
+                                   "out; the normalisation is inside the graph) and check it "
+                                   "against PyTorch in onnxruntime. Needs evo-msa[export].")
+    e.add_argument("--model", required=True, metavar="RUN_DIR",
+                   help="seed_<s> folder (or a run: its first seed)")
+    e.add_argument("--out", required=True, help="the .onnx file to write")
+
+    r = sub.add_parser("report", formatter_class=fmt, help="one self-contained HTML page for a run",
+                       description="Summary, progress, top-k table, genes vs fitness, Pareto "
+                                   "front, final metrics and learning curves of a search run (or "
+                                   "an `evo-msa train --out` directory) as one HTML file that "
+                                   "opens offline.")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="search run directory or train output")
+    r.add_argument("--out", default=None, help="the HTML file (default RUN_DIR/report.html)")
+    r.add_argument("--top", type=_positive_int, default=10, help="rows of the top-k table")
+
+    d = sub.add_parser("data", formatter_class=fmt, help="describe a dataset or say what is wrong",
+                       description="Splits, modalities with shapes and dtypes, labels, missing "
+                                   "values of a dataset; or one line saying why it cannot be used "
+                                   "(exit 2).")
+    d.add_argument("data", metavar="DATA", help=DATA_HELP)
+    d.add_argument("--json", action="store_true", help="machine-readable output")
+
     lb = sub.add_parser("leaderboard", formatter_class=fmt, help="print and merge leaderboards")
     lb.add_argument("runs", nargs="+", help="run directories (or leaderboard.csv files)")
     lb.add_argument("--top", type=int, default=10, help="rows to show")
     lb.add_argument("--out", default=None, help="write the merged leaderboard to this CSV")
+
+    ex = sub.add_parser("experiment", formatter_class=fmt, help="run a study (experiments/*.yaml)",
+                        description="Run a study's baselines, trainings and searches; write "
+                                    "CSV/PNG/JSON and the command into experiments/results/ and "
+                                    "regenerate summary.csv and RESULTS.md.")
+    from evo_msa.experiment import add_arguments as experiment_arguments
+    experiment_arguments(ex)
     return parser
 
 
@@ -102,6 +146,20 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from evo_msa import api
+
+    api.predict(args.model, args.data, split=args.split, out=args.out, device=args.device)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from evo_msa import api
+
+    api.export(args.model, args.out)
+    return 0
+
+
 def cmd_leaderboard(args) -> int:
     import pandas as pd
 
@@ -121,8 +179,28 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from evo_msa import api
+
+    api.report(args.run_dir, args.out, top=args.top)
+    return 0
+
+
+def cmd_data(args) -> int:
+    import json
+
+    from evo_msa import api
+    from evo_msa.data.describe import format_summary
+
+    info = api.describe_data(args.data)
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    return 0
+
+
 HANDLERS = {"train": cmd_train, "search": cmd_search, "baseline": cmd_baseline,
-            "leaderboard": cmd_leaderboard}
+            "leaderboard": cmd_leaderboard, "predict": cmd_predict, "export": cmd_export,
+            "report": cmd_report, "data": cmd_data,
+            "experiment": lambda args: __import__("evo_msa.experiment").experiment.main(args)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"evo-msa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `evo-msa data X | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as the Python docs do
+        return 0
     except KeyboardInterrupt:
         print(f"evo-msa {args.command}: interrupted", file=sys.stderr)
         return 130

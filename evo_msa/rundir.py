@@ -12,7 +12,9 @@ A search run (`evo-msa search --out DIR`):
     ray/                 Ray Tune's own trial folders (written by Ray)
     .lock                host and pid of the process using the run
 
-A training run (`evo-msa train --out DIR`): metrics.json, metrics.csv.
+A training run (`evo-msa train --out DIR`): metrics.json, metrics.csv, and per seed a saved
+model seed_<s>/ (model.pt, model.json, history.csv, curves.png; see train.saved). The final
+trainer of a search saves its models under final/rank<r>-id<k>/seed_<s>/.
 
 Other modules compute what goes into a file; this one writes it.
 """
@@ -39,6 +41,7 @@ STATE_PREV = "state.prev.json"
 LEADERBOARD = "leaderboard.csv"
 BEST = "best_genome.json"
 PROGRESS = "progress.png"
+PARETO = "pareto.png"
 FINAL_JSON = "final.json"
 FINAL_CSV = "final.csv"
 METRICS_JSON = "metrics.json"
@@ -69,7 +72,10 @@ class RunDir:
         return cls(path)
 
     def file(self, name: str) -> Path:
-        return self.path / name
+        """A file of the run (`name` may name a subfolder: seed_0/model.pt)."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def has(self, name: str) -> bool:
         return (self.path / name).is_file()
@@ -123,6 +129,12 @@ class RunDir:
             return atomic_write(self.file(name), lambda tmp: fig.savefig(tmp, format="png"))
         finally:
             plt.close(fig)
+
+    def write_tensors(self, name: str, tensors: dict) -> Path:
+        """A dict of tensors, readable with torch.load(weights_only=True)."""
+        import torch
+
+        return atomic_write(self.file(name), lambda tmp: torch.save(tensors, tmp))
 
     def write_text(self, name: str, text: str) -> Path:
         return atomic_write(self.file(name), lambda tmp: tmp.write_text(text))

@@ -37,6 +37,9 @@ class MSAData:
     task: str  # "regression" (sentiment score) or "classification" (emotion class)
     label_names: list[str] | None = None  # classification only
     scale: float = 3.0  # regression only: labels lie in [-scale, scale] (3: MOSI/MOSEI, 1: SIMS)
+    # modality -> (mean, std) per feature that z-scored the features (train statistics);
+    # None while the features are raw. A saved model keeps them to read new data the same way.
+    normalization: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -59,6 +62,11 @@ class MSAData:
     @property
     def has_unimodal_labels(self) -> bool:
         return bool(self.splits["train"].unimodal)
+
+    def signature(self) -> dict:
+        """What a model trained on this data needs of any data it reads later."""
+        return {"modalities": list(self.modalities), "dims": self.dims, "seq_lens": self.seq_lens,
+                "task": self.task, "label_names": self.label_names, "scale": self.scale}
 
     def describe(self) -> str:
         sizes = "/".join(str(len(self.splits[s])) for s in SPLITS)

@@ -255,15 +255,16 @@ def _features(path: Path, split: str, m: str, raw: dict, ref: tuple[str, int]):
 
 
 def _read_split(path: Path, split: str, raw: dict, task: str,
-                names: list[str] | None = None) -> Split:
+                names: list[str] | None = None, min_rows: int | None = None) -> Split:
     """One split, checked: labels, features 3-D float, lengths, ids, with matching row counts."""
     label_key = "regression_labels" if task == "regression" else "classification_labels"
     if label_key not in raw:
         raise UserError(f"{path}: {split} has no {label_key} (train has)")
     y = _vector(path, f"{split}/{label_key}", raw[label_key], None)
-    if len(y) < MIN_ROWS[split]:
+    need = MIN_ROWS.get(split, 1) if min_rows is None else min_rows
+    if len(y) < need:
         raise UserError(f"{path}: {split}/{label_key} has {len(y)} rows; {split} needs at least "
-                        f"{MIN_ROWS[split]}")
+                        f"{need}")
     ref = (f"{split}/{label_key}", len(y))
     if task == "regression":
         out = Split(features={}, lengths={}, regression=_regression(path, split, label_key, y))
@@ -381,9 +382,8 @@ def _valid_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
     return np.arange(steps)[None, :] < lengths[:, None]  # (N, T)
 
 
-def normalize(data: MSAData) -> MSAData:
-    """Z-score every feature dim with mean/std of the TRAIN split's valid time steps (std floor
-    1e-6), applied to all splits; padding stays 0. Returns a new MSAData, input untouched."""
+def normalization_stats(data: MSAData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and std (floor 1e-6) of every feature over the TRAIN split's valid time steps."""
     stats = {}
     train = data.splits["train"]
     for m, x in train.features.items():
@@ -392,16 +392,25 @@ def normalize(data: MSAData) -> MSAData:
             stats[m] = valid.mean(axis=0), np.maximum(valid.std(axis=0), _STD_FLOOR)
         else:
             stats[m] = np.zeros(x.shape[2]), np.ones(x.shape[2])
+    return stats
 
-    splits = {}
-    for s, split in data.splits.items():
-        features = {}
-        for m, x in split.features.items():
-            mean, std = stats[m]
-            mask = _valid_mask(split.lengths[m], x.shape[1])[:, :, None]
-            features[m] = np.where(mask, (x - mean) / std, 0.0).astype(np.float32)
-        splits[s] = dataclasses.replace(split, features=features)
-    return dataclasses.replace(data, splits=splits)
+
+def apply_normalization(split: Split, stats: dict[str, tuple[np.ndarray, np.ndarray]]) -> Split:
+    """A copy of `split` z-scored with `stats`; padding stays 0."""
+    features = {}
+    for m, x in split.features.items():
+        mean, std = (np.asarray(v, dtype=np.float64) for v in stats[m])
+        mask = _valid_mask(split.lengths[m], x.shape[1])[:, :, None]
+        features[m] = np.where(mask, (x - mean) / std, 0.0).astype(np.float32)
+    return dataclasses.replace(split, features=features)
+
+
+def normalize(data: MSAData) -> MSAData:
+    """Z-score every feature dim with the train split's statistics, applied to all splits;
+    padding stays 0. Returns a new MSAData (with the statistics), input untouched."""
+    stats = normalization_stats(data)
+    splits = {s: apply_normalization(split, stats) for s, split in data.splits.items()}
+    return dataclasses.replace(data, splits=splits, normalization=stats)
 
 
 _normalize = normalize  # load_data's `normalize` flag shadows the function inside it
@@ -416,3 +425,45 @@ def load_data(spec: str, *, normalize: bool = True) -> MSAData:
     else:
         data = load_pickle(parsed.path)
     return _normalize(data) if normalize else data
+
+
+def load_split(spec: str, split: str) -> tuple[Split, str | None, list[str] | None]:
+    """One split of a data spec, raw (not normalised), for prediction: labels are optional.
+    Returns the split, the task its labels tell (None without labels) and the label names."""
+    parsed = parse_data_spec(spec)
+    if parsed.synthetic is not None:
+        data = load_data(spec, normalize=False)
+        if split not in data.splits:
+            raise UserError(f"{spec}: no split {split!r} (has {', '.join(data.splits)})")
+        return data.splits[split], data.task, data.label_names
+    path = parsed.path
+    if not path.is_file():
+        raise UserError(f"{path}: no such data file")
+    raw = safe_load(path)
+    if not isinstance(raw, dict) or split not in raw or not isinstance(raw[split], dict):
+        have = ", ".join(k for k in raw if isinstance(raw.get(k), dict)) \
+            if isinstance(raw, dict) else type(raw).__name__
+        raise UserError(f"{path}: no split {split!r} to predict (has: {have or 'none'})")
+    part = raw[split]
+    task = ("regression" if "regression_labels" in part
+            else "classification" if "classification_labels" in part else None)
+    names = _label_names(path, raw) if task == "classification" else None
+    if task is not None:
+        out = _read_split(path, split, part, task, names, min_rows=1)
+    else:
+        mods = [m for m in MODALITIES if m in part]
+        if not mods:
+            raise UserError(f"{path}: {split} has no modality (expected any of "
+                            f"{', '.join(MODALITIES)})")
+        first = _numeric(path, f"{split}/{mods[0]}", part[mods[0]], "a numeric array")
+        ref = (f"{split}/{mods[0]}", len(first))
+        out = Split(features={}, lengths={})
+        for m in mods:
+            out.features[m], out.lengths[m] = _features(path, split, m, part, ref)
+        out.ids = (_ids(path, split, part["id"], ref) if "id" in part
+                   else [f"{split}_{i:06d}" for i in range(ref[1])])
+    for m, x in out.features.items():
+        bad = ~np.isfinite(x)
+        if bad.any():
+            x[bad] = 0.0
+    return out, task, names

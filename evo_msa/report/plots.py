@@ -57,7 +57,8 @@ def curves_figure(history, best_epoch: int, title: str = ""):
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
+    ax.legend(fontsize=8, framealpha=0.6)
     fig.tight_layout()
     return fig
 

@@ -9,6 +9,7 @@ import pandas as pd
 from evo_msa import rundir
 from evo_msa.config import RunConfig, TrainConfig
 from evo_msa.data.dataset import MSAData
+from evo_msa.provenance import provenance
 from evo_msa.rundir import RunDir
 from evo_msa.search.evaluation import Evaluation
 from evo_msa.space import SearchSpace
@@ -33,7 +34,9 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
         cfg = final_config(ev, opts.final_epochs)
         log(f"final  #{ev.id} (rank {rank}): seeds {seeds}, up to {cfg.train.epochs} epochs, "
             f"on {device}")
-        summary, table = train_seeds(data, cfg, seeds, device=device, log=log)
+        summary, table = train_seeds(data, cfg, seeds, device=device, log=log, save=run,
+                                     folder=f"final/rank{rank}-id{ev.id}/",
+                                     provenance=provenance(opts.data))
         log(format_summary(summary))
         table.insert(0, "rank", rank)
         table.insert(1, "id", ev.id)
@@ -41,7 +44,7 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
         entries.append({"rank": rank, "id": ev.id, "search_fitness": list(ev.fitness),
                         "genome": ev.genome, "run_config": cfg.to_dict(), **summary})
     final = {"objectives": space.fitness.to_dict()["objectives"], "device": device,
-             "data": opts.data, "genomes": entries}
+             "data": opts.data, "genomes": entries, "provenance": provenance(opts.data)}
     run.write_csv(rundir.FINAL_CSV, pd.concat(tables, ignore_index=True))
     run.write_json(rundir.FINAL_JSON, final)
     return final

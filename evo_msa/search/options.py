@@ -56,12 +56,18 @@ class SearchOptions:
     asha: bool = option(False, "stop weak trials early (ASHA; a trial is a batch of genomes)")
     address: str | None = option(None, "Ray cluster to join ('auto' for the running one); "
                                  "default: a local Ray")
+    data_on_nodes: bool = option(False, "trials read --data themselves, from a path every node "
+                                 "sees (a shared filesystem), instead of the driver sending it "
+                                 "through Ray's object store: for data too big for that")
     final_seeds: list[int] = option([0, 1, 2, 3, 4], "seeds of the final retraining of the best "
                                     "genome(s); none skips it", nargs="*", metavar="SEED")
-    final_top: int = option(1, "retrain the K best genomes", check=lambda v: v >= 1,
-                            expected="an integer >= 1")
+    final_top: int = option(0, "retrain the K best genomes on the first objective (0: the best "
+                            "one, or the Pareto front when the fitness has several objectives)",
+                            check=lambda v: v >= 0, expected="an integer >= 0 (0 = auto)")
     final_epochs: int = option(50, "epoch cap of the final retraining (early stopping on valid)",
                                check=lambda v: v >= 1, expected="an integer >= 1")
+    track: str | None = option(None, "log every evaluation's curves and genes for TensorBoard "
+                               "(<run>/tensorboard)", choices=("tensorboard",))
     out: str | None = option(None, "run directory (default runs/<timestamp>)", cli=False)
     evolution: dict = option({}, "EvolutionSettings overrides", cli=False)
 
@@ -77,7 +83,8 @@ class SearchOptions:
         for f in dataclasses.fields(self):
             value, meta = getattr(self, f.name), f.metadata
             flag = f"--{f.name.replace('_', '-')}"
-            if meta.get("choices") and value not in meta["choices"]:
+            optional = value is None and f.default is None
+            if meta.get("choices") and value not in meta["choices"] and not optional:
                 raise UserError(f"{flag} must be one of {', '.join(meta['choices'])}, "
                                 f"got {value!r}")
             if meta.get("check") and not meta["check"](value):
@@ -125,11 +132,11 @@ class SearchOptions:
         """Options saved in a run's search.json (older runs stored a seed count)."""
         if not isinstance(raw, dict):
             raise UserError(f"{source}: expected a mapping of search options")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} | {"provenance"}
         unknown = [k for k in raw if k not in known]
         if unknown:
             raise UserError(f"{source}: unknown option {unknown[0]!r:.60}")
-        raw = dict(raw)
+        raw = {k: v for k, v in raw.items() if k != "provenance"}  # a record, not an option
         if isinstance(raw.get("final_seeds"), int):
             raw["final_seeds"] = list(range(raw["final_seeds"]))
         try:

@@ -20,11 +20,12 @@ from evo_msa.space.fitness import NETWORK_OBJECTIVES
 
 class EngineSearcher(Searcher):
     def __init__(self, engine: SearchEngine, *, batch_size: int, device: str, slots: int = 1,
-                 on_change: Callable[[], None] = lambda: None):
+                 on_change: Callable[[], None] = lambda: None, track: bool = False):
         super().__init__(metric="fitness", mode=engine.fitness.direction)
         self.engine, self.batch_size, self.device = engine, batch_size, device
         self.slots = max(1, slots)  # trials that run at once
         self.on_change = on_change
+        self.track = track  # trials report per-epoch metrics of every member
         self.trials: dict[str, list[int]] = {}  # trial id -> evaluation ids
         self.ready: list[list] = []  # batches made, not yet handed out
         self.failure: StorageError | None = None  # a checkpoint that could not be written
@@ -47,7 +48,7 @@ class EngineSearcher(Searcher):
                 # what the trial reports per epoch as "fitness" (ASHA compares it)
                 "objective": ({"metric": measured[0].metric, "direction": measured[0].direction}
                               if measured else None),
-                "device": self.device}
+                "device": self.device, "track": self.track}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         ids = self.trials.pop(trial_id, None)

@@ -10,6 +10,7 @@ config breaks the batch is found by bisection).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import socket
@@ -49,9 +50,14 @@ def evaluate_batch(config: dict, data: MSAData, report: Callable[[dict], None]) 
             if math.isfinite(value):
                 best[0] = min(best[0], value)
         fitness = objective.sign * best[0] if objective and math.isfinite(best[0]) else math.nan
-        report({"fitness": fitness, "epoch": epoch, "node": node, "device": device_name,
-                "outcomes": json.dumps([{k: v for k, v in o.items() if k != "loss"}
-                                        for o in partial.values()])})
+        result = {"fitness": fitness, "epoch": epoch, "node": node, "device": device_name,
+                  "outcomes": json.dumps([{k: v for k, v in o.items() if k != "loss"}
+                                          for o in partial.values()])}
+        if config.get("track"):  # this epoch's validation metrics, for learning curves
+            result["epoch_metrics"] = json.dumps([
+                {"eval": members[i]["eval"], "seed": members[i]["seed"], "metrics": metrics}
+                for i, metrics in valid.items() if metrics is not None])
+        report(result)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -144,8 +150,20 @@ def _where(device: torch.device) -> tuple[str, str]:
     return node, name
 
 
-def fitness_trainable(config: dict, data: MSAData | None = None, threads: int = 1) -> None:
+def fitness_trainable(config: dict, data: MSAData | None = None, threads: int = 1,
+                      data_spec: str | None = None) -> None:
     from ray import tune
 
     torch.set_num_threads(max(1, threads))
-    evaluate_batch(config, data, tune.report)
+    evaluate_batch(config, data if data is not None else search_split(data_spec), tune.report)
+
+
+@functools.lru_cache(maxsize=1)
+def search_split(spec: str) -> MSAData:
+    """--data-on-nodes: the data read here, on the trial's node (once per actor: Tune reuses
+    it for the next trial), without the test split, as the driver would have sent it."""
+    from evo_msa.data import load_data
+
+    data = load_data(spec)
+    data.splits = {k: v for k, v in data.splits.items() if k != "test"}
+    return data

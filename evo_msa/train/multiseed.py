@@ -1,9 +1,7 @@
 """Train one configuration with several seeds and summarise: `evo-msa train` and the final trainer."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -11,7 +9,9 @@ import pandas as pd
 
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData
-from evo_msa.train.trainer import MemberStatus, TrainingDiverged, TrainResult, train_population
+from evo_msa.rundir import RunDir
+from evo_msa.train.trainer import (MemberStatus, PopulationTrainer, TrainingDiverged,
+                                   TrainResult)
 
 
 def summarise(results: list[TrainResult], seeds: list[int]) -> dict:
@@ -46,15 +46,23 @@ def per_seed_table(results: list[TrainResult], seeds: list[int]) -> pd.DataFrame
 
 
 def train_seeds(data: MSAData, cfg: RunConfig, seeds: list[int], *, device: str = "auto",
-                log: Callable[[str], None] = print) -> tuple[dict, pd.DataFrame]:
-    """Train one config with several seeds, as one population; summary and per-seed table."""
-    results = train_population(data, [cfg] * len(seeds), seeds, device=device)
+                log: Callable[[str], None] = print, save: RunDir | None = None,
+                folder: str = "", provenance: dict | None = None) -> tuple[dict, pd.DataFrame]:
+    """Train one config with several seeds, as one population; summary and per-seed table.
+    With `save`, every seed's model is written to <folder>seed_<s>/ (see train.saved)."""
+    from evo_msa.train.saved import save_member
+
+    trainer = PopulationTrainer(data, [cfg] * len(seeds), seeds, device=device)
+    results = trainer.fit()
     head = "mae" if data.task == "regression" else "weighted_f1"
-    for seed, r in zip(seeds, results):
+    for p, (seed, r) in enumerate(zip(seeds, results)):
         if r.status is not MemberStatus.OK:
             raise TrainingDiverged(f"seed {seed}: {r.error}")
         log(f"  seed {seed}: {r.epochs} epochs (best {r.best_epoch}), valid loss "
             f"{r.metrics['valid']['loss']:.4f}, test {head} {r.metrics['test'][head]:.4f}")
+        if save is not None:
+            save_member(save, f"{folder}seed_{seed}", trainer.model, p, seed, r, data.signature(),
+                        data.normalization, provenance or {})
     log(f"  {len(seeds)} seed(s) trained together in {results[0].seconds:.1f}s")
     return summarise(results, seeds), per_seed_table(results, seeds)
 

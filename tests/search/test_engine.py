@@ -100,7 +100,7 @@ def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
                               on_change=lambda: persisted.append(1))
     config = searcher.suggest("t1")
     json.dumps(config)  # plain data only: no DEAP objects travel to the workers
-    assert set(config) == {"members", "watch", "objective", "device"}
+    assert set(config) == {"members", "watch", "objective", "device", "track"}
     assert len(config["members"]) == 6  # 3 genomes x 2 seeds
     assert {m["seed"] for m in config["members"]} == {0, 1}
     outcomes = []

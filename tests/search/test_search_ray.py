@@ -135,3 +135,46 @@ def test_steady_state_with_asha_spends_its_budget(tmp_path):
     children = board[board["id"] >= 6]
     assert children["parents"].notna().all()  # every child came from a tournament
     assert (run / "best_genome.json").is_file() and (run / "progress.png").is_file()
+
+
+def _tfrecords(path: Path):
+    """The records of a TensorBoard event file (TFRecord framing: length, crc, data, crc)."""
+    import struct
+
+    data, at = path.read_bytes(), 0
+    while at < len(data):
+        (n,) = struct.unpack("<Q", data[at:at + 8])
+        yield data[at + 12:at + 12 + n]
+        at += 12 + n + 4
+
+
+def test_pareto_search_retrains_the_front_and_tracks_to_tensorboard(tmp_path):
+    from tensorboardX.proto.event_pb2 import Event
+
+    space = yaml.safe_load(Path(TINY).read_text())
+    space["fitness"] = {"objectives": [{"metric": "loss"}, {"metric": "params"}]}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(space))
+    run = search(SearchOptions(space=str(path), data="synthetic:mosi?n=300", pop=6,
+                               generations=2, seed=0, final_seeds=[0], final_epochs=2,
+                               track="tensorboard", out=str(tmp_path / "run")),
+                 log=lambda line: None)
+    board = pd.read_csv(run / "leaderboard.csv")
+    front = board[board["pareto"]]
+    assert len(front) >= 1 and (run / "pareto.png").stat().st_size > 1000
+    final = json.loads((run / "final.json").read_text())
+    retrained = [g["id"] for g in final["genomes"]]
+    assert set(retrained) <= set(front["id"]) and len(retrained) == min(len(front), 8)
+    for g in final["genomes"]:
+        assert (run / "final" / f"rank{g['rank']}-id{g['id']}" / "seed_0" / "model.pt").is_file()
+
+    tags, hparams = set(), 0
+    folders = sorted((run / "tensorboard").glob("eval_*"))
+    assert len(folders) >= (board["status"] == "ok").sum()
+    for event_file in (run / "tensorboard").rglob("events.out.tfevents.*"):
+        for record in _tfrecords(event_file):
+            event = Event.FromString(record)
+            tags |= {v.tag for v in event.summary.value}
+            hparams += any(v.tag == "_hparams_/session_start_info" for v in event.summary.value)
+    assert "valid/loss/seed_0" in tags and "fitness/loss" in tags
+    assert hparams >= (board["status"] == "ok").sum()  # every trained genome's genes

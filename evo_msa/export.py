@@ -1,0 +1,118 @@
+"""Export a saved model to ONNX.
+
+Why ONNX (not TorchScript): an ONNX file runs in onnxruntime from C++, C#, Java, JavaScript or
+Python without PyTorch, and PyTorch has moved TorchScript to maintenance in favour of
+torch.export, which is also what its ONNX exporter is built on.
+
+The graph takes raw features (the normalisation the model was trained with is inside it):
+    inputs   <modality>          float32 (batch, T, D) for each modality the model reads
+             <modality>_lengths  int64 (batch,) valid time steps
+    output   prediction          float32 (batch,) sentiment scores, or (batch, C) emotion logits
+A JSON file beside it (<out>.json) holds the signature, the label names and the metrics.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from evo_msa.errors import UserError
+from evo_msa.io import atomic_write, write_json
+from evo_msa.train.saved import SavedModel
+
+
+class _Standalone(nn.Module):
+    """One saved model as a plain module: raw features in, predictions out."""
+
+    def __init__(self, saved: SavedModel):
+        super().__init__()
+        self.model = saved.model.eval()
+        self.mods = list(saved.model.modalities)
+        for m in self.mods:
+            mean, std = saved.normalization[m]
+            self.register_buffer(f"mean_{m}", torch.as_tensor(mean, dtype=torch.float32))
+            self.register_buffer(f"std_{m}", torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, *args):
+        k = len(self.mods)
+        inputs, lengths = {}, {}
+        for i, m in enumerate(self.mods):
+            x, n = args[i], args[k + i]
+            valid = (torch.arange(x.shape[1], device=x.device)[None, :] < n[:, None])[..., None]
+            z = (x - getattr(self, f"mean_{m}")) / getattr(self, f"std_{m}")
+            inputs[m] = torch.where(valid, z, torch.zeros_like(z))[None]
+            lengths[m] = n[None]
+        return self.model(inputs, lengths).main[0]
+
+
+def export_onnx(saved: SavedModel, out: str | Path, *, check: bool = True) -> dict:
+    """Write `out` (.onnx) and `out`.json; with `check`, run it in onnxruntime on random inputs
+    and compare with PyTorch. Returns the sidecar's content."""
+    try:
+        import onnxscript  # noqa: F401 - the exporter needs it
+    except ImportError:
+        raise UserError("export needs the ONNX exporter: pip install 'evo-msa[export]'") from None
+    out = Path(out)
+    module = _Standalone(saved).eval()
+    sig = saved.signature
+    batch = 4
+    example = tuple(torch.randn(batch, sig["seq_lens"][m], sig["dims"][m]) for m in module.mods)
+    example += tuple(torch.full((batch,), sig["seq_lens"][m], dtype=torch.long)
+                     for m in module.mods)
+    names = list(module.mods) + [f"{m}_lengths" for m in module.mods]
+    dynamic = {"args": tuple({0: torch.export.Dim("batch")} for _ in example)}
+    with torch.no_grad(), _quiet_exporter():
+        program = torch.onnx.export(module, example, input_names=names,
+                                    output_names=["prediction"], dynamic_shapes=dynamic,
+                                    dynamo=True, verbose=False)
+    atomic_write(out, lambda tmp: program.save(str(tmp)))
+    side = {"format": "evo-msa onnx 1", "inputs": names, "output": "prediction",
+            "signature": sig, "run_config": saved.config.to_dict(), "seed": saved.seed,
+            "metrics": saved.metrics, "source": str(saved.folder)}
+    if check:
+        side["max_abs_difference_vs_pytorch"] = compare(module, out, example_batch=7)
+    write_json(out.with_suffix(out.suffix + ".json"), side)
+    return side
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter logs notes about optional packages (torchvision) and its internals; the user
+    gets our one line and the measured difference instead."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def compare(module: nn.Module, path: Path, example_batch: int = 7) -> float:
+    """Largest |onnxruntime - PyTorch| on random inputs of another batch size."""
+    import onnxruntime as ort
+
+    sig_inputs = []
+    gen = torch.Generator().manual_seed(0)
+    for m in module.mods:
+        mean = getattr(module, f"mean_{m}")
+        T = module.model.info.seq_lens[m]
+        sig_inputs.append(torch.randn(example_batch, T, mean.numel(), generator=gen))
+    for m in module.mods:
+        T = module.model.info.seq_lens[m]
+        sig_inputs.append(torch.randint(1, T + 1, (example_batch,), generator=gen))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {i.name: a.numpy() for i, a in zip(session.get_inputs(), sig_inputs)}
+    ours = session.run(None, feed)[0]
+    with torch.no_grad():
+        theirs = module(*sig_inputs).numpy()
+    return float(np.abs(ours - theirs).max())
+
