@@ -83,7 +83,8 @@ def genome_set(n: int, data: MSAData, epochs: int, batch: int, seed: int = 0) ->
 
 # ---- (a) the reference loop ------------------------------------------------------------------
 def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.device) -> float:
-    """MMSA-style training of one genome; returns its final validation MAE."""
+    """MMSA-style training of one genome; returns its best validation MAE over the epochs (the
+    fitness the population trainer reports: L1 on valid at the best epoch)."""
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(seed)
@@ -103,6 +104,7 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr,
                             weight_decay=cfg.train.weight_decay)
     k = len(mods)
+    best = math.inf
     for _ in range(cfg.train.epochs):
         model.train()
         total = 0.0
@@ -127,7 +129,8 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
             n = {m: torch.from_numpy(va.lengths[m]).to(device)[None] for m in mods}
             pred = model(x, n).main[0].cpu()
         mae = float((pred - torch.from_numpy(va.regression)).abs().mean())
-    return mae
+        best = min(best, mae) if math.isfinite(mae) else best
+    return best
 
 
 # ---- (b) and (c) through Ray Tune ----------------------------------------------------------
@@ -215,72 +218,97 @@ def bench_shape(shape: str, args, device: torch.device) -> dict:
     configs = genome_set(args.genomes, data, args.epochs, args.batch)
     n = len(configs)
     rows = {}
+    fitness: dict[str, list[float]] = {}  # way: validation fitness per genome (nan = not run)
+    ways = set(args.ways.split(","))
     log = lambda s: print(f"[{shape}] {s}", flush=True)  # noqa: E731
+    log(f"uptime before: {uptime()}")
+    load_before = uptime()
     # (c0) in-process populations: the training the batched trials do
     per_trial = args.batch_genomes or n
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    with GpuSampler() as gpu:
-        t0 = time.perf_counter()
-        batched = []
-        for i in range(0, n, per_trial):
-            batched += train_population(data, configs[i:i + per_trial], [0] * len(configs[i:i + per_trial]),
-                                        device=device, eval_splits=("valid",))
-        wall = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb())
-    rows["c0 in-process batch"] = {"wall": wall, "gpu_util": gpu.mean, "peak_memory_mb": peak,
-                                   "genomes_per_trial": per_trial}
-    log(f"(c0) {n} genomes as populations of {per_trial}: {wall:.1f}s")
-    fit_batched = [r.metrics["valid"]["loss"] for r in batched]
-    # fitness agreement: one at a time, and another seed (batched)
-    if args.agreement:
-        alone = [train_population(data, [c], [0], device=device, eval_splits=("valid",))[0]
-                 .metrics["valid"]["loss"] for c in configs]
-        seed1 = []
-        for i in range(0, n, per_trial):
-            seed1 += [r.metrics["valid"]["loss"] for r in train_population(
-                data, configs[i:i + per_trial], [1] * len(configs[i:i + per_trial]), device=device,
-                eval_splits=("valid",))]
-        from scipy.stats import spearmanr
-
-        rows["agreement"] = {
-            "spearman_batched_vs_alone": float(spearmanr(fit_batched, alone)[0]),
-            "mean_abs_diff_batched_vs_alone": float(np.mean(np.abs(np.subtract(fit_batched, alone)))),
-            "mean_abs_diff_seed0_vs_seed1": float(np.mean(np.abs(np.subtract(fit_batched, seed1)))),
-            "std_over_seeds": float(np.mean(np.std([fit_batched, seed1], axis=0, ddof=1)))}
-        log(f"agreement {rows['agreement']}")
-    # (a) reference loop
-    if "a" in args.ways:
+    if "c0" in ways or "c" in ways or args.agreement:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        with GpuSampler() as gpu:
+            t0 = time.perf_counter()
+            batched = []
+            for i in range(0, n, per_trial):
+                part = configs[i:i + per_trial]
+                batched += train_population(data, part, [0] * len(part), device=device,
+                                            eval_splits=("valid",))
+            wall = time.perf_counter() - t0
+        peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+                else peak_rss_mb())
+        rows["c0 in-process batch"] = {"wall": wall, "gpu_util": gpu.mean, "peak_memory_mb": peak,
+                                       "genomes_per_trial": per_trial,
+                                       "populations": sorted({r.population for r in batched})}
+        fitness["c0"] = [r.metrics["valid"]["loss"] for r in batched]
+        log(f"(c0) {n} genomes as populations of {per_trial}: {wall:.1f}s")
+    # (a) reference loop, right after (c0): the ratio is side by side
+    if "a" in ways:
         k = min(n, args.reference_genomes or n)
         with GpuSampler() as gpu:
             t0 = time.perf_counter()
-            for c in configs[:k]:
-                reference_loop(data, c, 0, device)
+            fitness["a"] = [reference_loop(data, c, 0, device) for c in configs[:k]]
+            fitness["a"] += [math.nan] * (n - k)
             wall = (time.perf_counter() - t0) * n / k  # extrapolated to every genome when k < n
-        rows["a reference loop"] = {"wall": wall, "gpu_util": gpu.mean, "measured_genomes": k}
+        rows["a reference loop"] = {"wall": wall, "gpu_util": gpu.mean, "measured_genomes": k,
+                                    "peak_memory_mb": peak_rss_mb()}
         log(f"(a) reference: {wall / n:.2f}s per genome ({k} measured)")
-    if "b" in args.ways or "c" in args.ways:
+    if "b" in ways or "c" in ways:
         import ray
 
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=True,
                  logging_level="ERROR")
         res = {"cpu": 1, "gpu": args.gpus_per_trial} if device.type == "cuda" else {"cpu": 1}
         try:
-            if "b" in args.ways:
-                with GpuSampler() as gpu:
-                    out = ray_way(data, configs, 1, device, res)
-                rows["b ray, 1 genome per trial"] = {**{k: v for k, v in out.items()
-                                                        if k != "fitness"}, "gpu_util": gpu.mean}
-                log(f"(b) {out['wall']:.1f}s, overhead per trial {out['ray_overhead_per_trial']:.2f}s")
-            if "c" in args.ways:
+            if "c" in ways:
                 per = args.batch_genomes or max(1, math.ceil(n / max(1, int(resources_slots(res)))))
                 with GpuSampler() as gpu:
                     out = ray_way(data, configs, per, device, res)
                 rows[f"c ray, {per} genomes per trial"] = {
                     **{k: v for k, v in out.items() if k != "fitness"}, "gpu_util": gpu.mean}
+                fitness["c"] = [out["fitness"].get(i, math.nan) for i in range(n)]
                 log(f"(c) {out['wall']:.1f}s, overhead per trial {out['ray_overhead_per_trial']:.2f}s")
+            if "b" in ways:
+                with GpuSampler() as gpu:
+                    out = ray_way(data, configs, 1, device, res)
+                rows["b ray, 1 genome per trial"] = {**{k: v for k, v in out.items()
+                                                        if k != "fitness"}, "gpu_util": gpu.mean}
+                fitness["b"] = [out["fitness"].get(i, math.nan) for i in range(n)]
+                log(f"(b) {out['wall']:.1f}s, overhead per trial {out['ray_overhead_per_trial']:.2f}s")
         finally:
             ray.shutdown()
+    # fitness agreement (not timed): batched (c0) against one at a time ((b)'s trials, each a
+    # population of one, or in-process when (b) did not run), and against another seed
+    if args.agreement:
+        if "b" in fitness:
+            alone, source = fitness["b"], "b (one Ray trial per genome)"
+        else:
+            alone = [train_population(data, [c], [0], device=device, eval_splits=("valid",))[0]
+                     .metrics["valid"]["loss"] for c in configs]
+            source = "in-process populations of one"
+        fitness["alone"] = alone
+        seed1 = []
+        for i in range(0, n, per_trial):
+            part = configs[i:i + per_trial]
+            seed1 += [r.metrics["valid"]["loss"] for r in train_population(
+                data, part, [1] * len(part), device=device, eval_splits=("valid",))]
+        fitness["c0_seed1"] = seed1
+        from scipy.stats import spearmanr
+
+        fb = fitness["c0"]
+        rows["agreement"] = {
+            "alone_from": source,
+            "spearman_batched_vs_alone": float(spearmanr(fb, alone)[0]),
+            "mean_abs_diff_batched_vs_alone": float(np.mean(np.abs(np.subtract(fb, alone)))),
+            "max_abs_diff_batched_vs_alone": float(np.max(np.abs(np.subtract(fb, alone)))),
+            "mean_abs_diff_seed0_vs_seed1": float(np.mean(np.abs(np.subtract(fb, seed1)))),
+            "std_over_seeds": float(np.mean(np.std([fb, seed1], axis=0, ddof=1)))}
+        if "a" in fitness:
+            k = rows["a reference loop"]["measured_genomes"]
+            rows["agreement"]["mean_abs_diff_a_vs_c0"] = float(np.mean(np.abs(np.subtract(
+                fitness["a"][:k], fb[:k]))))
+        log(f"agreement {rows['agreement']}")
     for row in rows.values():
         if "wall" in row:
             row["evaluations_per_minute"] = round(60 * n / row["wall"], 2)
@@ -292,8 +320,89 @@ def bench_shape(shape: str, args, device: torch.device) -> dict:
                 row["x_vs_a"] = round(row["evaluations_per_minute"] / ref, 2)
             if one:
                 row["x_vs_b"] = round(row["evaluations_per_minute"] / one, 2)
+    log(f"uptime after: {uptime()}")
+    genomes = [{"genome": i, "params_width": _genome_width(c), "depth": c.model.depth,
+                "modalities": "+".join(c.model.modalities), "weighting": c.objective.weighting,
+                **{f"fitness_{w}": f[i] for w, f in fitness.items()}}
+               for i, c in enumerate(configs)]
     return {"shape": shape, "genomes": n, "epochs": args.epochs, "batch_size": args.batch,
-            "ways": rows}
+            "threads": torch.get_num_threads(), "load_before": load_before,
+            "load_after": uptime(), "ways": rows, "per_genome": genomes}
+
+
+def _genome_width(cfg: RunConfig) -> int:
+    m = cfg.model
+    return max(m.expert_dim, m.unified_dim, *m.level_widths[:m.depth])
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+WAY_COLUMNS = ["shape", "genomes", "epochs", "batch_size", "threads", "way", "wall",
+               "evaluations_per_minute", "x_vs_a", "x_vs_b", "trials", "trial_seconds",
+               "ray_overhead_per_trial", "peak_memory_mb", "gpu_util", "measured_genomes",
+               "genomes_per_trial"]
+
+
+def write_csvs(report: dict, out: Path, stem: str) -> None:
+    import csv
+
+    with open(out / f"{stem}-ways.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, WAY_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for sh in report["shapes"]:
+            for way, row in sh["ways"].items():
+                if way != "agreement":
+                    w.writerow({**{k: sh[k] for k in WAY_COLUMNS[:5]}, "way": way, **row})
+    rows = [{"shape": sh["shape"], **g} for sh in report["shapes"] for g in sh["per_genome"]]
+    if rows:
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        with open(out / f"{stem}-fitness.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, cols)
+            w.writeheader()
+            w.writerows(rows)
+
+
+def step_analysis(shape: str, args, device: torch.device) -> dict:
+    """Milliseconds per training step of one genome (P = 1, mean over 2 genomes) against per
+    member of a population of P (one program): what bounds (c)/(a) on this device."""
+    from evo_msa.train.trainer import PopulationTrainer
+
+    data = shaped_data(shape)
+    P = args.step_analysis
+    configs = genome_set(P, data, 1, args.batch)
+    steps = len(data.splits["train"].regression) // args.batch
+
+    def epoch_ms(part):
+        trainer = PopulationTrainer(data, part, [0] * len(part), device=device)
+        trainer.train_epoch()  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        trainer.train_epoch()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return 1000 * (time.perf_counter() - t0) / steps
+
+    one = statistics.fmean(epoch_ms([c]) for c in configs[:2])
+    many = epoch_ms(configs)
+    out = {"shape": shape, "P": P, "ms_per_step_P1": one, "ms_per_step_P": many,
+           "ms_per_member_step_P": many / P, "ideal_speedup": one / (many / P)}
+    print(f"[{shape}] steps: P=1 {one:.1f} ms/step; P={P} {many:.1f} ms/step = "
+          f"{many / P:.1f} ms per member-step ({one / (many / P):.1f}x)", flush=True)
+    return out
 
 
 # ---- the search, old commit against this checkout ----------------------------------------
@@ -338,7 +447,7 @@ def search_compare(args) -> dict:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({os.cpu_count()} cores)"
+    return f"CPU {cpu_model()} ({os.cpu_count()} cores)"
 
 
 def markdown(report: dict) -> str:
@@ -358,10 +467,28 @@ def markdown(report: dict) -> str:
                          f"{_fmt(row.get('peak_memory_mb'))} | {row.get('gpu_util') or ''} |")
         if "agreement" in shape["ways"]:
             a = shape["ways"]["agreement"]
-            lines += ["", f"Fitness signal: Spearman(batched, one at a time) = "
+            lines += ["", f"Fitness signal (one at a time = {a['alone_from']}): "
+                          f"Spearman(batched, one at a time) = "
                           f"{a['spearman_batched_vs_alone']:.3f}; mean |batched - alone| = "
-                          f"{a['mean_abs_diff_batched_vs_alone']:.4f}; std over seeds "
-                          f"{a['std_over_seeds']:.4f}."]
+                          f"{a['mean_abs_diff_batched_vs_alone']:.4f} (max "
+                          f"{a['max_abs_diff_batched_vs_alone']:.4f}); seed-to-seed: mean "
+                          f"|seed 0 - seed 1| = {a['mean_abs_diff_seed0_vs_seed1']:.4f}, std "
+                          f"over seeds {a['std_over_seeds']:.4f}."]
+            if "mean_abs_diff_a_vs_c0" in a:
+                lines += ["", f"Reference loop (a) against batched (c0), genomes timed in (a): "
+                              f"mean |a - c0| = {a['mean_abs_diff_a_vs_c0']:.4f} (different "
+                              "shuffling and optimiser implementation, same genomes and seed)."]
+        lines += ["", f"Load before: `{shape['load_before']}`; after: `{shape['load_after']}`; "
+                      f"torch threads {shape['threads']}."]
+        lines.append("")
+    if report.get("steps"):
+        lines += ["## Training step, one genome against a population", "",
+                  "| shape | ms/step P=1 | P | ms/step at P | ms per member-step | ratio |",
+                  "|---|---|---|---|---|---|"]
+        for r in report["steps"]:
+            lines.append(f"| {r['shape']} | {r['ms_per_step_P1']:.1f} | {r['P']} | "
+                         f"{r['ms_per_step_P']:.1f} | {r['ms_per_member_step_P']:.1f} | "
+                         f"{r['ideal_speedup']:.1f}x |")
         lines.append("")
     if "search" in report:
         s = report["search"]
@@ -390,27 +517,34 @@ def main():
     p.add_argument("--genomes", type=int, default=32)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--ways", default="a,b,c")
+    p.add_argument("--ways", default="a,b,c",
+                   help="comma list of a, b, c, c0 (c0 runs whenever c or --agreement does)")
     p.add_argument("--reference-genomes", type=int, default=0,
                    help="time (a) on this many genomes and extrapolate (0 = all)")
     p.add_argument("--batch-genomes", type=int, default=0, help="genomes per batched trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.25)
     p.add_argument("--agreement", action="store_true", help="also measure the fitness signal")
     p.add_argument("--search-compare", action="store_true")
+    p.add_argument("--step-analysis", type=int, default=0, metavar="P",
+                   help="also time one training step at P=1 and per member at P (e.g. 16)")
     p.add_argument("--old-commit", default="919476c")
     p.add_argument("--pop", type=int, default=32)
     p.add_argument("--generations", type=int, default=2)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads in this process (a, c0); Ray trials use 1 each")
     p.add_argument("--out", default=None, help="folder for throughput-<device>.json/.md")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     report = {"device": device_name(device), "command": " ".join(sys.argv),
+              "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d"), "old_commit": args.old_commit, "pop": args.pop,
               "generations": args.generations, "shapes": []}
     for shape in [s for s in args.shapes.split(",") if s]:
+        if args.step_analysis:
+            report.setdefault("steps", []).append(step_analysis(shape, args, device))
         report["shapes"].append(bench_shape(shape, args, device))
     if args.search_compare:
         report["search"] = search_compare(args)
@@ -422,6 +556,7 @@ def main():
         stem = "throughput-" + re.sub(r"[^a-z0-9]+", "-", report["device"].lower()).strip("-")
         (out / f"{stem}.json").write_text(json.dumps(report, indent=2))
         (out / f"{stem}.md").write_text(text)
+        write_csvs(report, out, stem)
 
 
 if __name__ == "__main__":
