@@ -241,6 +241,7 @@ def _connect_ray(opts: SearchOptions):
         # Ray >= 2.59 turns token auth on for a Ray that ray.init starts, unless RAY_AUTH_MODE
         # says otherwise; ours is on whatever the shell exports (the token: ~/.ray/auth_token)
         os.environ["RAY_AUTH_MODE"] = "token"
+        _workers_import_this_checkout()
     import ray
     from ray._raylet import AuthenticationMode, Config, get_authentication_mode
 
@@ -275,6 +276,16 @@ def _connect_ray(opts: SearchOptions):
             yield
     finally:
         ray.shutdown()
+
+
+def _workers_import_this_checkout() -> None:
+    """A local Ray's workers inherit our environment: put the folder evo_msa was imported from
+    on their PYTHONPATH, so trials run this code even when it is not installed (a checkout run
+    with `python -m evo_msa`) or another version is. A cluster's nodes install it themselves."""
+    root = str(Path(__file__).resolve().parents[2])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
 
 
 def _unreachable(address: str) -> str | None:

@@ -101,7 +101,8 @@ def test_a_run_in_use_is_locked(tmp_path):
 def test_ctrl_c_in_the_final_trainer_resumes_only_the_final_part(tmp_path):
     run = tmp_path / "run"
     proc = start("search", "--space", TINY, "--pop", "4", "--generations", "1", "--seed", "1",
-                 "--final-seeds", "0", "1", "2", "3", "--data", "synthetic:mosi?n=20000",
+                 "--final-seeds", "0", "1", "2", "3", "--final-epochs", "4",
+                 "--data", "synthetic:mosi?n=20000",
                  "--out", str(run))
     lines = []
     for line in proc.stdout:
