@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Callable
 
 import numpy as np
@@ -53,7 +54,7 @@ def train_seeds(data: MSAData, cfg: RunConfig, seeds: list[int], *, device: str 
     from evo_msa.train.saved import save_member
 
     trainer = PopulationTrainer(data, [cfg] * len(seeds), seeds, device=device)
-    results = trainer.fit()
+    results = trainer.fit(on_epoch=_progress(log, cfg.train.epochs))
     head = "mae" if data.task == "regression" else "weighted_f1"
     for p, (seed, r) in enumerate(zip(seeds, results)):
         if r.status is not MemberStatus.OK:
@@ -73,3 +74,19 @@ def format_summary(summary: dict, split: str = "test") -> str:
     for name, v in summary[split].items():
         lines.append(f"  {name:<16} {v['mean']:.4f} +- {v['std']:.4f}")
     return "\n".join(lines)
+
+
+def _progress(log: Callable[[str], None], epochs: int, every_s: float = 10.0):
+    """A line at most every `every_s` seconds while the seeds train (long final trainings)."""
+    last = [time.perf_counter()]
+
+    def on_epoch(epoch: int, valid: list[dict | None]) -> None:
+        now = time.perf_counter()
+        if now - last[0] < every_s:
+            return
+        last[0] = now
+        losses = [v["loss"] for v in valid if v is not None and "loss" in v]
+        if losses:
+            log(f"  epoch {epoch}/{epochs}: {len(losses)} seed(s) still training, valid loss "
+                f"{np.mean(losses):.4f}")
+    return on_epoch
