@@ -32,6 +32,7 @@ retrained there when absent).
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -172,6 +173,40 @@ def run_study(path: str | Path, *, quick: bool = False, data_dir: str | None = N
     data_dir = Path(data_dir or DEFAULT_DATA_DIR)
     command = "evo-msa " + " ".join(shlex.quote(a) for a in _argv())
     log(f"study {study.name} ({'quick, ' if quick else ''}results -> {root / study.name})")
+    with _shared_ray(quick):
+        _run_datasets(study, quick, data_dir, root, scratch_root, command, only, datasets, log)
+    if summarize:
+        write_summary(root, quick=quick)
+    return root / study.name
+
+
+@contextlib.contextmanager
+def _shared_ray(enabled: bool):
+    """--quick: the study's searches share one local Ray (started by the first search, shut
+    down at the end of the study) instead of starting one each: most of a toy search's time."""
+    from evo_msa.search import runner
+
+    original = getattr(runner, "_connect_ray", None)
+    if not enabled or original is None:
+        yield
+        return
+    stack = contextlib.ExitStack()
+
+    @contextlib.contextmanager
+    def shared(opts):
+        if not stack._exit_callbacks:  # the first search starts Ray, as it always does
+            stack.enter_context(original(opts))
+        yield
+
+    runner._connect_ray = shared
+    try:
+        yield
+    finally:
+        runner._connect_ray = original
+        stack.close()
+
+
+def _run_datasets(study, quick, data_dir, root, scratch_root, command, only, datasets, log):
     for ds in study.datasets:
         if datasets and ds.name not in datasets:
             continue
@@ -211,9 +246,6 @@ def run_study(path: str | Path, *, quick: bool = False, data_dir: str | None = N
             ctx.done[v["name"]] = record
             log(f"   {v['name']} done in {time.time() - start:.0f}s")
         _study_figures(ctx)
-    if summarize:
-        write_summary(root, quick=quick)
-    return root / study.name
 
 
 def _argv() -> list[str]:
@@ -657,7 +689,13 @@ def _best_so_far(run: Path) -> list[float]:
 
 # ---- model internals: missing modalities, fused representation -------------------------
 
-def _trained(ctx: Context, name: str) -> dict:
+def _trained(ctx: Context, name: str, models: str | None = None) -> dict:
+    """A variant's saved models: trained earlier in this invocation, or (`models:` in the
+    variant) the seed_* folders another run left in a scratch folder."""
+    if models:
+        path = Path(models.format(dataset=ctx.dataset.name, study=ctx.study.name))
+        if list(path.glob("seed_*/model.pt")):
+            return {"models": path}
     rec = ctx.done.get(name)
     if rec is None or "models" not in rec:
         raise Skip(f"{name!r} is not a train or search variant that ran before this one")
@@ -694,7 +732,7 @@ def run_missing(ctx: Context, v: dict) -> dict:
     from evo_msa.data import load_data
     from evo_msa.metrics import compute_metrics
 
-    rec = _trained(ctx, v["of"])
+    rec = _trained(ctx, v["of"], v.get("models"))
     models = load_seed_models(rec["models"])
     data = load_data(ctx.data, normalize=False)
     test = data.splits["test"]
@@ -941,6 +979,7 @@ def render_markdown(frame: pd.DataFrame, root: Path, md_dir: Path) -> str:
                              + " | ".join(_cell(row, c) for c in cols) + " |")
             lines.append("")
             ds_dir = root / study / dataset
+            lines += _extra_tables(ds_dir)
             for png in sorted(ds_dir.glob("*.png")) + sorted(ds_dir.glob("*/*.png")):
                 if png.parent.name.startswith("seed_") or "search_seed" in str(png):
                     continue
@@ -948,6 +987,48 @@ def render_markdown(frame: pd.DataFrame, root: Path, md_dir: Path) -> str:
                 lines.append(f"![{study} {dataset} {png.stem}]({rel})")
             lines.append("")
     return "\n".join(lines)
+
+
+def _markdown_table(frame: pd.DataFrame) -> list[str]:
+    def fmt(x):
+        return f"{x:.3f}" if isinstance(x, float) else str(x)
+    out = ["| " + " | ".join(map(str, frame.columns)) + " |",
+           "|" + "---|" * len(frame.columns)]
+    out += ["| " + " | ".join(fmt(x) for x in row) + " |" for row in frame.itertuples(index=False)]
+    return out + [""]
+
+
+def _extra_tables(ds_dir: Path) -> list[str]:
+    """The small analysis tables of a dataset folder: search curves' end points, search
+    fitness against retraining, missing modalities, silhouettes."""
+    lines: list[str] = []
+    if (ds_dir / "best_so_far.csv").is_file():
+        lines += ["Best-so-far validation fitness at the end of each search (over search seeds):",
+                  ""] + _markdown_table(pd.read_csv(ds_dir / "best_so_far.csv"))
+    fits = []
+    for f in sorted(ds_dir.glob("*/fitness_vs_final.csv")):
+        frame = pd.read_csv(f)
+        frame.insert(0, "variant", f.parent.name)
+        fits.append(frame)
+    if fits:
+        frame = pd.concat(fits, ignore_index=True)
+        cols = [c for c in ("variant", "search_seed", "fitness_metric", "search_fitness",
+                            "final_valid_fitness_mean", "final_valid_fitness_std", "test_mae",
+                            "test_corr", "test_weighted_f1") if c in frame]
+        lines += ["Each search's best genome: its fitness in the search against its retraining "
+                  "(mean valid over the study's seeds; test for reference):", ""]
+        lines += _markdown_table(frame[cols])
+    for f in sorted(ds_dir.glob("*/missing.csv")):
+        frame = pd.read_csv(f)
+        keep = ["zeroed"] + [c for c in frame.columns if any(
+            c.startswith(f"test_{m}_") for m in ("mae", "corr", "non0_acc2", "acc7",
+                                                  "weighted_f1"))]
+        lines += [f"`{f.parent.name}`: test metrics with modalities zeroed at test time "
+                  "(mean and std over seeds):", ""] + _markdown_table(frame[keep])
+    for f in sorted(ds_dir.glob("*/silhouette.csv")):
+        lines += [f"`{f.parent.name}`: silhouette of the fused representation by class "
+                  "(test):", ""] + _markdown_table(pd.read_csv(f))
+    return lines
 
 
 # ---- CLI ---------------------------------------------------------------------------------

@@ -6,8 +6,27 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evo_msa.cli import main
-from evo_msa.experiment import load_study, write_summary
+from evo_msa.experiment import add_arguments, load_study, write_summary
+from evo_msa.experiment import main as experiment_main
+
+
+def main(argv):
+    """`evo-msa experiment ...` (the CLI's error handling included)."""
+    import argparse
+
+    from evo_msa import cli
+
+    if "experiment" in cli.HANDLERS:
+        return cli.main(argv)
+    parser = argparse.ArgumentParser()  # the subcommand not wired yet: the same arguments
+    add_arguments(parser)
+    try:
+        return experiment_main(parser.parse_args(argv[1:]))
+    except cli.UserError as exc:
+        import sys
+
+        print(f"evo-msa experiment: error: {exc}", file=sys.stderr)
+        return 2
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))
