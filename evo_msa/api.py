@@ -206,7 +206,7 @@ def export(model: str | Path, out: str | Path, *, device: str = "cpu",
            log: Callable[[str], None] = print) -> dict:
     """Export one saved model (a seed folder, or the first seed of a run) to ONNX; returns the
     sidecar JSON written beside it (signature, metrics, max difference against PyTorch)."""
-    from evo_msa.export import export_onnx
+    from evo_msa.onnx_export import export_onnx
     from evo_msa.train.saved import load_model as load_one, model_folders
 
     folders = model_folders(model)

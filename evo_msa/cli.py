@@ -197,10 +197,15 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from evo_msa.experiment import main as run_experiment
+
+    return run_experiment(args)
+
+
 HANDLERS = {"train": cmd_train, "search": cmd_search, "baseline": cmd_baseline,
             "leaderboard": cmd_leaderboard, "predict": cmd_predict, "export": cmd_export,
-            "report": cmd_report, "data": cmd_data,
-            "experiment": lambda args: __import__("evo_msa.experiment").experiment.main(args)}
+            "report": cmd_report, "data": cmd_data, "experiment": cmd_experiment}
 
 
 def main(argv: list[str] | None = None) -> int:

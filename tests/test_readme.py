@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
 
 
 def python_example() -> str:
@@ -17,6 +16,7 @@ def python_example() -> str:
     return blocks[0]
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     shutil.copytree(ROOT / "search_spaces", tmp_path / "search_spaces")
     monkeypatch.chdir(tmp_path)
@@ -27,3 +27,12 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     table, metrics = scope["table"], scope["metrics"]
     assert len(table) > 0 and 0 < metrics["mae"] < 3
     assert len(scope["models"]) >= 1
+
+
+def test_api_names_stay_functions_after_their_namesake_packages_load():
+    import evo_msa.onnx_export  # noqa: F401
+    import evo_msa.search.runner  # noqa: F401
+    import evo_msa.train.trainer  # noqa: F401
+    from evo_msa import export, search, train
+
+    assert all(callable(f) and f.__module__ == "evo_msa.api" for f in (search, train, export))

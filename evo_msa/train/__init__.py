@@ -1,6 +1,17 @@
-from evo_msa.train.multiseed import format_summary, train_seeds
-from evo_msa.train.trainer import (MemberStatus, PopulationTrainer, TrainingDiverged, TrainResult,
-                                   resolve_device, train_model, train_population)
+"""Training: a population of HAEMSA networks at once (trainer), AdamW per member (optim),
+several seeds of one config (multiseed), saved models (saved).
 
-__all__ = ["PopulationTrainer", "TrainResult", "TrainingDiverged", "MemberStatus", "train_model",
-           "train_population", "resolve_device", "train_seeds", "format_summary"]
+The names below load on first use (PEP 562), so `import evo_msa` stays cheap (no torch)."""
+from importlib import import_module
+
+_EXPORTS = {"format_summary": "multiseed", "train_seeds": "multiseed",
+            "MemberStatus": "trainer", "PopulationTrainer": "trainer",
+            "TrainingDiverged": "trainer", "TrainResult": "trainer", "resolve_device": "trainer",
+            "train_model": "trainer", "train_population": "trainer"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
