@@ -697,6 +697,8 @@ def _trained(ctx: Context, name: str, models: str | None = None) -> dict:
         if list(path.glob("seed_*/model.pt")):
             return {"models": path}
     rec = ctx.done.get(name)
+    if (rec is None or "models" not in rec) and list((ctx.scratch / name).glob("seed_*/model.pt")):
+        return {"models": ctx.scratch / name}  # an earlier invocation with the same --scratch
     if rec is None or "models" not in rec:
         raise Skip(f"{name!r} is not a train or search variant that ran before this one")
     return rec
@@ -803,7 +805,13 @@ def run_tsne(ctx: Context, v: dict) -> dict:
                              squeeze=False)
     rows = []
     for ax, name in zip(axes[0], names):
-        rec = _trained(ctx, name)
+        try:
+            rec = _trained(ctx, name)
+        except Skip as why:  # a variant that did not run: its panel says so
+            ctx.log(f"   t-SNE without {name}: {why}")
+            ax.set_title(f"{name}\n(not run)", fontsize=8)
+            ax.axis("off")
+            continue
         saved = load_seed_models(rec["models"])[0]
         _, emb = forward_split(saved, test)
         perplexity = min(30.0, max(2.0, (len(emb) - 1) / 3))
