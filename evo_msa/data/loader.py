@@ -182,42 +182,38 @@ def _classes(path: Path, split: str, key: str, y: np.ndarray, names: list[str] |
     return y.astype(np.int64)
 
 
+def _str_list(path: Path, where: str, value) -> list[str]:
+    """A list (or 1-D array) of str, for ids and label names."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise UserError(f"{path}: {where} must be a list of str, got {_what(value)}")
+    bad = [v for v in value if not isinstance(v, str)]
+    if bad:
+        raise UserError(f"{path}: {where} must be a list of str, holds {bad[0]!r:.60} "
+                        f"({type(bad[0]).__name__})")
+    return [str(v) for v in value]
+
+
 def _label_names(path: Path, raw: dict) -> list[str] | None:
     """`label_names`: a list of at least 2 distinct str, or None when absent."""
     if "label_names" not in raw:
         return None
-    names = raw["label_names"]
-    if isinstance(names, np.ndarray) and names.ndim == 1:
-        names = names.tolist()
-    if not isinstance(names, (list, tuple)):
-        raise UserError(f"{path}: label_names must be a list of str, got {_what(names)}")
-    bad = [n for n in names if not isinstance(n, str)]
-    if bad:
-        raise UserError(f"{path}: label_names must be a list of str, holds {bad[0]!r:.60} "
-                        f"({type(bad[0]).__name__})")
+    names = _str_list(path, "label_names", raw["label_names"])
     if len(names) < 2:
         raise UserError(f"{path}: label_names must name at least 2 classes, got {len(names)}")
     if len(set(names)) < len(names):
         dup = next(n for i, n in enumerate(names) if n in names[:i])
         raise UserError(f"{path}: label_names must be distinct, {dup!r:.60} appears twice")
-    return [str(n) for n in names]
+    return names
 
 
 def _ids(path: Path, split: str, value, ref: tuple[str, int]) -> list[str]:
     where = f"{split}/id"
-    if isinstance(value, np.ndarray):
-        if value.ndim != 1:
-            raise UserError(f"{path}: {where} must be a list of str, got {_what(value)}")
-        value = value.tolist()
-    if not isinstance(value, (list, tuple)):
-        raise UserError(f"{path}: {where} must be a list of str, got {_what(value)}")
-    bad = [i for i in value if not isinstance(i, str)]
-    if bad:
-        raise UserError(f"{path}: {where} must be a list of str, holds {bad[0]!r:.60} "
-                        f"({type(bad[0]).__name__})")
-    if len(value) != ref[1]:
-        raise UserError(f"{path}: {where} has {len(value)} rows but {ref[0]} has {ref[1]}")
-    return [str(i) for i in value]
+    ids = _str_list(path, where, value)
+    if len(ids) != ref[1]:
+        raise UserError(f"{path}: {where} has {len(ids)} rows but {ref[0]} has {ref[1]}")
+    return ids
 
 
 def _features(path: Path, split: str, m: str, raw: dict, ref: tuple[str, int]):
