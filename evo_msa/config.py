@@ -59,6 +59,7 @@ class ObjectiveConfig:
     contrast_tau: float = 0.5  # tau_m of the Multi NT-Xent loss
     gdwg_tau: float = 1.0  # GDWG temperature tau
     coarse_smoothing: float = 0.0  # label smoothing of the coarse classes
+    corr_weight: float = 0.0  # regression: + w * (1 - Pearson r over the batch) in the main loss
 
 
 @dataclass
@@ -147,7 +148,7 @@ class RunConfig:
             (lambda: o.coarse_classes in (2, 3, 5, 7), "objective.coarse_classes", "2, 3, 5 or 7"),
         ]
         for name in ("lambda_main", "lambda_coarse", "lambda_unimodal", "lambda_unified",
-                     "gamma_kl", "lambda_contrast"):
+                     "gamma_kl", "lambda_contrast", "corr_weight"):
             checks.append((lambda v=getattr(o, name): _finite(v) and v >= 0, f"objective.{name}",
                            "a non-negative finite weight"))
         for name in ("contrast_tau", "gdwg_tau", "smooth_beta"):

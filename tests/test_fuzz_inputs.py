@@ -723,8 +723,8 @@ BOUNDED_INTS = {"model.depth", "model.expert_dim", "model.unified_dim", "model.t
 NON_NEGATIVE_FLOATS = {"model.dropout", "objective.smooth_beta", "objective.lambda_main",
                        "objective.lambda_coarse", "objective.lambda_unimodal",
                        "objective.lambda_unified", "objective.gamma_kl", "objective.lambda_contrast",
-                       "objective.contrast_tau", "objective.gdwg_tau", "train.lr",
-                       "train.weight_decay"}
+                       "objective.corr_weight", "objective.contrast_tau", "objective.gdwg_tau",
+                       "train.lr", "train.weight_decay"}
 CHOICE_FIELDS = {"model.encoder", "objective.regression_loss", "objective.weighting"}
 BAD_BY_TYPE = {
     int: ("many", "10", True, False, None, [1], {"a": 1}, 1.5, math.nan, math.inf, 10 ** 400, "1e400"),

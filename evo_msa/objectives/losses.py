@@ -1,7 +1,8 @@
 """The multi-task loss terms, per member of a population: every term is a (P,) tensor.
 
 Terms (the columns of `TERMS`) and where they come from:
-  main      sentiment regression (L1 / SmoothL1, DMMSA eq. 7) or emotion cross-entropy
+  main      sentiment regression (L1 / SmoothL1, DMMSA eq. 7; optionally + w (1 - Pearson r)
+            over the batch, since MSA is also scored by correlation) or emotion cross-entropy
   coarse    coarse sentiment classes, cross-entropy (DMMSA eq. 9, bins of its tables 7-8),
             optionally label-smoothed
   unimodal  each specific expert predicts its unimodal label, or the multimodal label when the
@@ -57,6 +58,8 @@ class PopulationObjective:
         self.beta = torch.tensor([c.smooth_beta for c in configs], device=dev)
         self.label_smoothing = torch.tensor([c.coarse_smoothing for c in configs], device=dev)
         self.tau = torch.tensor([c.contrast_tau for c in configs], device=dev)
+        self.corr_weight = torch.tensor([c.corr_weight for c in configs], device=dev)
+        self.corr_on = any(c.corr_weight > 0 for c in configs)
         regression = not model.classification
         applicable = torch.ones_like(self.weights, dtype=torch.bool)
         applicable[:, COARSE] = regression
@@ -87,6 +90,8 @@ class PopulationObjective:
             terms[MAIN] = cross_entropy(out.main, y)
         else:
             terms[MAIN] = self.regression_loss(out.main, y)
+            if self.corr_on:
+                terms[MAIN] = terms[MAIN] + self.corr_weight * (1 - pearson(out.main.float(), y))
         use = self.used
         mods = model.modality_mask.float()  # (P, M)
         if use[COARSE] and out.coarse is not None:
@@ -108,6 +113,13 @@ class PopulationObjective:
         if use[CONTRAST] and out.contrast is not None:
             terms[CONTRAST] = multi_nt_xent(out.contrast, mods, self.tau, model.anchor_index)
         return torch.stack(terms, 1) * self.active
+
+
+def pearson(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Pearson correlation over the last axis, per member: (P, B), (P, B) -> (P,)."""
+    p = pred - pred.mean(-1, keepdim=True)
+    t = target - target.mean(-1, keepdim=True)
+    return (p * t).sum(-1) / (p.norm(dim=-1) * t.norm(dim=-1) + eps)
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor,

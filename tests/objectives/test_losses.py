@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -7,8 +8,8 @@ import torch
 from evo_msa.config import ObjectiveConfig
 from evo_msa.models.layers import ParamStore
 from evo_msa.objectives import TERMS, TaskWeighting, coarse_labels
-from evo_msa.objectives.losses import (PopulationObjective, cross_entropy, kl_transfer,
-                                       multi_nt_xent)
+from evo_msa.objectives.losses import (MAIN, PopulationObjective, TaskLabels, cross_entropy,
+                                       kl_transfer, multi_nt_xent, pearson)
 
 
 class _Model:  # what PopulationObjective reads from the model
@@ -28,6 +29,33 @@ def test_regression_losses_per_member_on_hand_values():
     assert l1 == pytest.approx((1 + 0 + 2) / 3)
     # smooth L1 with beta 1: |d|=1 is not < 1 -> 1 - 0.5 = 0.5; 0; 2 - 0.5 = 1.5
     assert smooth == pytest.approx((0.5 + 0 + 1.5) / 3)
+
+
+def test_pearson_matches_numpy_per_member():
+    rng = np.random.default_rng(0)
+    pred, y = rng.normal(size=(3, 20)), rng.normal(size=(3, 20))
+    pred[1] = 2 * y[1] + 1  # perfectly correlated member
+    got = pearson(torch.tensor(pred), torch.tensor(y)).tolist()
+    for p in range(3):
+        assert got[p] == pytest.approx(np.corrcoef(pred[p], y[p])[0, 1], abs=1e-6)
+    assert got[1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_corr_weight_adds_one_minus_pearson_to_the_main_term_of_its_member_only():
+    only_main = dict(lambda_coarse=0.0, lambda_unimodal=0.0, lambda_unified=0.0, gamma_kl=0.0,
+                     lambda_contrast=0.0)
+    model = _Model(2)
+    model.modality_mask = torch.ones(2, 3, dtype=torch.bool)
+    objective = PopulationObjective([ObjectiveConfig(**only_main),
+                                     ObjectiveConfig(corr_weight=0.5, **only_main)], model)
+    pred = torch.tensor([[0.0, 2.0, -1.0, 0.5]] * 2)
+    y = torch.tensor([[1.0, 2.0, 1.0, -0.5]] * 2)
+    terms = objective.losses(SimpleNamespace(main=pred), TaskLabels(main=y))
+    l1 = (pred[0] - y[0]).abs().mean().item()
+    r = np.corrcoef(pred[0].numpy(), y[0].numpy())[0, 1]
+    assert terms[0, MAIN].item() == pytest.approx(l1)
+    assert terms[1, MAIN].item() == pytest.approx(l1 + 0.5 * (1 - r), rel=1e-5)
+    assert terms[:, MAIN + 1:].abs().sum().item() == 0
 
 
 def test_cross_entropy_with_label_smoothing_over_the_members_classes():
