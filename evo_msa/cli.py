@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run a study's baselines, trainings and searches; write "
                                     "CSV/PNG/JSON and the command into experiments/results/ and "
                                     "regenerate summary.csv and RESULTS.md.")
-    from evo_msa.experiment import add_arguments as experiment_arguments
+    from evo_msa.experiments import add_arguments as experiment_arguments
     experiment_arguments(ex)
     return parser
 
@@ -198,7 +198,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from evo_msa.experiment import main as run_experiment
+    from evo_msa.experiments import main as run_experiment
 
     return run_experiment(args)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evo_msa.experiment import add_arguments, load_study, write_summary
-from evo_msa.experiment import main as experiment_main
+from evo_msa.experiments import add_arguments, load_study, write_summary
+from evo_msa.experiments import main as experiment_main
 
 
 def main(argv):
