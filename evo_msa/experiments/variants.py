@@ -17,6 +17,8 @@ from evo_msa.experiments.spec import (DEFAULT_DATA_DIR, Context, Skip, copy_smal
                                       log_result, write_provenance, variant_dir, write_metrics,
                                       to_yaml)
 from evo_msa.io import write_json
+from evo_msa.metrics import Objective
+from evo_msa.search.evaluation import Status
 
 # ---- baseline --------------------------------------------------------------------------
 
@@ -274,9 +276,10 @@ def run_search(ctx: Context, v: dict) -> dict:
     # the best genome of each search, retrained like `evo-msa train --genome --space`
     tables, finals = [], []
     # retrain: all (every search's best genome) or best (only the best over search seeds)
-    best_run = min(runs, key=lambda r: _loss_of(r["best"]))
+    # the best over search seeds (by search fitness, never by test)
+    win = min(runs, key=lambda r: _loss_of(r["best"]))
     for r in runs:
-        if v.get("retrain", "all") == "best" and r is not best_run:
+        if v.get("retrain", "all") == "best" and r is not win:
             r["models"], r["summary"] = None, None
             continue
         heavy = ctx.scratch / v["name"] / f"final_seed{r['seed']}"
@@ -310,8 +313,6 @@ def run_search(ctx: Context, v: dict) -> dict:
     curves = [_best_so_far(r["dir"]) for r in runs]
     pd.DataFrame({f"search_seed{r['seed']}": pd.Series(c) for r, c in zip(runs, curves)}
                  ).rename_axis("evaluations").to_csv(folder / "best_so_far.csv")
-    # the best over search seeds (by search fitness, never by test)
-    win = min(runs, key=lambda r: _loss_of(r["best"]))
     shutil.copy2(r_space := win["space"], folder / Path(r_space).name)
     best_path = folder / "best_genome.json"
     shutil.copy2(win["dir"] / "best_genome.json", best_path)
@@ -351,11 +352,14 @@ def _override_space(ctx: Context, v: dict, space: str) -> str:
     return str(path)
 
 
+def _objective(best: dict) -> Objective:
+    """The primary objective a search's best_genome.json was selected on."""
+    return Objective(best.get("metric", "loss"), best.get("direction", ""))
+
+
 def _loss_of(best: dict) -> float:
     fit = best.get("fitness")
-    value = fit[0] if isinstance(fit, list) else fit
-    direction = best.get("direction") or "min"
-    return value if direction == "min" else -value
+    return _objective(best).loss(fit[0] if isinstance(fit, list) else fit)
 
 
 def _quiet(ctx: Context):
@@ -386,11 +390,8 @@ def _pool(table: pd.DataFrame) -> dict:
 
 def _best_so_far(run: Path) -> list[float]:
     frame = pd.read_csv(run / "leaderboard.csv")
-    direction = "min"
-    best_json = json.loads((run / "best_genome.json").read_text())
-    direction = best_json.get("direction", direction)
+    sign = _objective(json.loads((run / "best_genome.json").read_text())).sign
     vals = pd.to_numeric(frame["fitness"], errors="coerce").to_numpy(dtype=float)
-    ok = frame["status"].isin(["ok", "cached", "early-stopped"]).to_numpy() & np.isfinite(vals)
-    vals = np.where(ok, vals, np.inf if direction == "min" else -np.inf)
-    acc = np.minimum.accumulate(vals) if direction == "min" else np.maximum.accumulate(vals)
-    return [float(x) for x in acc]
+    usable = [Status(x).usable for x in frame["status"]]
+    losses = np.where(np.array(usable) & np.isfinite(vals), sign * vals, np.inf)
+    return [float(sign * x) for x in np.minimum.accumulate(losses)]

@@ -77,8 +77,7 @@ def search(opts: SearchOptions, *, resume: str | None = None,
     try:
         if resume:
             engine.load_state_dict(run.read_checkpoint())
-        ray_session = (contextlib.nullcontext() if engine.finished else
-                       SharedRay.active.join(opts) if SharedRay.active else _connect_ray(opts))
+        ray_session = contextlib.nullcontext() if engine.finished else _ray_session(opts)
 
         def stuck(code: int) -> None:
             print(f"interrupted: the stop took over {STOP_GRACE_S:.0f}s; exiting. "
@@ -245,6 +244,12 @@ class SharedRay:
             self.stack.enter_context(_connect_ray(opts))
             self.joined = True
         return contextlib.nullcontext()
+
+
+def _ray_session(opts: SearchOptions):
+    """This search's Ray: the enclosing SharedRay block's, or one of its own."""
+    shared = SharedRay.active
+    return shared.join(opts) if shared is not None else _connect_ray(opts)
 
 
 @contextlib.contextmanager
