@@ -59,7 +59,7 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
     """Train one configuration with several seeds (as one population); return the summary
     (metrics per split, mean and std over seeds) and, with `out`, write metrics.json/.csv."""
     from evo_msa.data import load_data
-    from evo_msa.train import format_summary, train_seeds
+    from evo_msa.training import format_summary, train_seeds
 
     seeds = _seeds(seeds)
     dataset = load_data(data)
@@ -96,7 +96,7 @@ def baseline(data: str = "synthetic:mosi", *, model: str, modalities: Sequence[s
     """A simple model on the same data (ridge, softmax or MLP); the same files as `train`."""
     from evo_msa.baselines import run_baseline
     from evo_msa.data import load_data
-    from evo_msa.train import format_summary
+    from evo_msa.training import format_summary
 
     seeds = _seeds(seeds)
     dataset = load_data(data)
@@ -117,8 +117,8 @@ def search(space: str, data: str = "synthetic:mosi", *, out: str | Path | None =
            log: Callable[[str], None] = print, **options) -> Path:
     """Run a search (options as `evo-msa search`, e.g. pop=16, generations=4); returns the run
     directory."""
-    from evo_msa.search.options import SearchOptions
-    from evo_msa.search.runner import search as run_search
+    from evo_msa.nas.options import SearchOptions
+    from evo_msa.nas.runner import search as run_search
 
     try:
         opts = SearchOptions(space=str(space), data=data, out=str(out) if out else None, **options)
@@ -128,8 +128,8 @@ def search(space: str, data: str = "synthetic:mosi", *, out: str | Path | None =
 
 
 def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Path:
-    from evo_msa.search.options import SearchOptions
-    from evo_msa.search.runner import search as run_search
+    from evo_msa.nas.options import SearchOptions
+    from evo_msa.nas.runner import search as run_search
 
     return run_search(SearchOptions(), resume=str(run_dir), log=log)
 
@@ -137,7 +137,7 @@ def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Path:
 def load_model(path: str | Path, device: str = "cpu"):
     """The saved models under `path` (a seed folder, an `evo-msa train` output, or a search run:
     its best genome's final models), one per seed."""
-    from evo_msa.train.saved import load_model as load_one, model_folders
+    from evo_msa.training.saved import load_model as load_one, model_folders
 
     return [load_one(folder, device) for folder in model_folders(path)]
 
@@ -207,7 +207,7 @@ def export(model: str | Path, out: str | Path, *, device: str = "cpu",
     """Export one saved model (a seed folder, or the first seed of a run) to ONNX; returns the
     sidecar JSON written beside it (signature, metrics, max difference against PyTorch)."""
     from evo_msa.onnx_export import export_onnx
-    from evo_msa.train.saved import load_model as load_one, model_folders
+    from evo_msa.training.saved import load_model as load_one, model_folders
 
     folders = model_folders(model)
     out = Path(out)

@@ -11,7 +11,7 @@ lengths; T == 1 is just the vector) and the pooled vectors are concatenated. On 
   valid loss (MAE = the L1 main-task loss for regression, cross-entropy for classification).
 
 Selection only ever looks at valid; test is scored once, with the selected model. The result has
-the structure of `evo_msa.train.multiseed.train_seeds` (built by its `summarise` and
+the structure of `evo_msa.training.multiseed.train_seeds` (built by its `summarise` and
 `per_seed_table`), so the same metrics.json / metrics.csv can be written, plus a "baseline"
 entry that says what was fitted and how it was chosen. `ridge` and `softmax` are deterministic:
 they are fitted once and the result is repeated for every seed (std 0).
@@ -33,8 +33,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from evo_msa.data.dataset import MODALITIES, SHORT_NAMES, MSAData, Split
 from evo_msa.errors import UserError
 from evo_msa.metrics import compute_metrics
-from evo_msa.train.multiseed import per_seed_table, summarise
-from evo_msa.train.trainer import TrainResult, resolve_device
+from evo_msa.training.multiseed import per_seed_table, summarise
+from evo_msa.training.trainer import TrainResult, resolve_device
 
 MODELS = ("ridge", "softmax", "mlp")
 # Half-decade steps. The valid-MAE curve is flat near its minimum while test MAE is not, so a

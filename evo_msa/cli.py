@@ -20,7 +20,7 @@ DATA_HELP = ("an MMSA-layout pickle, or synthetic:mosi / synthetic:iemocap / syn
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from evo_msa.search.options import SearchOptions
+    from evo_msa.nas.options import SearchOptions
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="evo-msa", description=(
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run a study's baselines, trainings and searches; write "
                                     "CSV/PNG/JSON and the command into experiments/results/ and "
                                     "regenerate summary.csv and RESULTS.md.")
-    from evo_msa.experiments import add_arguments as experiment_arguments
+    from evo_msa.studies import add_arguments as experiment_arguments
     experiment_arguments(ex)
     return parser
 
@@ -123,8 +123,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from evo_msa.search.options import SearchOptions
-    from evo_msa.search.runner import search
+    from evo_msa.nas.options import SearchOptions
+    from evo_msa.nas.runner import search
 
     if args.resume:
         given = SearchOptions.given(args)
@@ -198,7 +198,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from evo_msa.experiments import main as run_experiment
+    from evo_msa.studies import main as run_experiment
 
     return run_experiment(args)
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from evo_msa.errors import UserError
 from evo_msa.io import atomic_write, write_json
-from evo_msa.train.saved import SavedModel
+from evo_msa.training.saved import SavedModel
 
 
 class _Standalone(nn.Module):

@@ -8,7 +8,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-import evo_msa
+from evo_msa._version import __version__
 
 
 def provenance(data_spec: str) -> dict:
@@ -30,7 +30,7 @@ def data_sha256(spec: str) -> str | None:
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "evo-msa": evo_msa.__version__}
+    out = {"python": platform.python_version(), "evo-msa": __version__}
     for package in ("torch", "ray", "deap", "numpy"):
         try:
             out[package] = metadata.version(package)
@@ -42,7 +42,7 @@ def versions() -> dict:
 def git_commit() -> str | None:
     """The commit of the evo-msa source tree, with "+dirty" for uncommitted changes; None
     outside a git checkout (an installed wheel)."""
-    root = Path(evo_msa.__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[1]
     if not (root / ".git").exists():
         return None
     try:

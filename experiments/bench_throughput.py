@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 from evo_msa.config import RunConfig  # noqa: E402
 from evo_msa.data.dataset import SPLITS, MSAData, Split  # noqa: E402
 from evo_msa.models import HAEMSA, DataInfo  # noqa: E402
-from evo_msa.objectives import PopulationObjective, TaskLabels, TaskWeighting  # noqa: E402
-from evo_msa.objectives.labels import coarse_labels  # noqa: E402
+from evo_msa.losses import PopulationLoss, TaskLabels, TaskWeighting  # noqa: E402
+from evo_msa.losses.labels import coarse_labels  # noqa: E402
 from evo_msa.space import load_space  # noqa: E402
-from evo_msa.train import resolve_device, train_population  # noqa: E402
+from evo_msa.training import resolve_device, train_population  # noqa: E402
 
 SHAPES = {  # name: (dims, seq_len, split sizes)
     "utterance": ({"text": 384, "audio": 73, "vision": 100}, 1, (1447, 265, 487)),  # MOSI v2
@@ -92,7 +92,7 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
     model = HAEMSA([cfg], info)
     weighting = TaskWeighting([cfg.objective], model.store)
     model.build(device, [seed]).train()
-    objective = PopulationObjective([cfg.objective], model)
+    objective = PopulationLoss([cfg.objective], model)
     weighting.setup(objective.weights, objective.active)
     mods = model.modalities
     tr = data.splits["train"]
@@ -138,7 +138,7 @@ def ray_way(data: MSAData, configs: list[RunConfig], per_trial: int, device: tor
             resources: dict) -> dict:
     from ray import tune
 
-    from evo_msa.search.trainable import fitness_trainable
+    from evo_msa.nas.trainable import fitness_trainable
 
     members = [{"eval": i, "seed": 0, "config": c.to_dict()} for i, c in enumerate(configs)]
     batches = [members[i:i + per_trial] for i in range(0, len(members), per_trial)]
@@ -378,7 +378,7 @@ def write_csvs(report: dict, out: Path, stem: str) -> None:
 def step_analysis(shape: str, args, device: torch.device) -> dict:
     """Milliseconds per training step of one genome (P = 1, mean over 2 genomes) against per
     member of a population of P (one program): what bounds (c)/(a) on this device."""
-    from evo_msa.train.trainer import PopulationTrainer
+    from evo_msa.training.trainer import PopulationTrainer
 
     data = shaped_data(shape)
     P = args.step_analysis

@@ -31,8 +31,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
 
 def test_api_names_stay_functions_after_their_namesake_packages_load():
     import evo_msa.onnx_export  # noqa: F401
-    import evo_msa.search.runner  # noqa: F401
-    import evo_msa.train.trainer  # noqa: F401
+    import evo_msa.nas.runner  # noqa: F401
+    import evo_msa.training.trainer  # noqa: F401
     from evo_msa import export, search, train
 
     assert all(callable(f) and f.__module__ == "evo_msa.api" for f in (search, train, export))

@@ -7,7 +7,7 @@ import pandas as pd
 
 from evo_msa.errors import UserError
 from evo_msa.metrics import Objective
-from evo_msa.search.evaluation import Evaluation, Status
+from evo_msa.nas.evaluation import Evaluation, Status
 from evo_msa.space.fitness import Fitness
 
 FIRST_COLUMNS = ["generation", "id", "parents", "status", "fitness", "pareto", "params",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 
-from evo_msa.search.evaluation import Evaluation
+from evo_msa.nas.evaluation import Evaluation
 from evo_msa.space.fitness import Fitness
 
 
@@ -70,7 +70,7 @@ def _usable_rows(frame):
     """Rows with a real measurement (ok, cached, early-stopped) and a finite fitness."""
     import numpy as np
 
-    from evo_msa.search.evaluation import Status
+    from evo_msa.nas.evaluation import Status
 
     usable = {s.value for s in Status if s.usable}
     ok = frame[frame["status"].isin(usable)] if "status" in frame else frame

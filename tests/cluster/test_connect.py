@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evo_msa.data import load_data
-from evo_msa.search.trainable import search_split
+from evo_msa.nas.trainable import search_split
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,8 +40,8 @@ LOCAL = textwrap.dedent("""
     import os, subprocess, sys
     import ray
     from ray._raylet import AuthenticationMode, get_authentication_mode
-    from evo_msa.search.options import SearchOptions
-    from evo_msa.search.runner import _connect_ray
+    from evo_msa.nas.options import SearchOptions
+    from evo_msa.nas.runner import _connect_ray
 
     join = "import ray; ray.init(address=%r); print('JOINED')"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}

@@ -1,0 +1,114 @@
+"""The search loop without Ray: strategy (which genomes) -> policy (decode, dedup, constraints,
+penalty) -> batches of evaluations for the trials -> results back to the strategy.
+
+ask(n)          up to n evaluations to train now ([] while a generation is in flight)
+complete(...)   a trial's outcomes settle its evaluations; the strategy is told
+finished        the strategy is done (its budget is spent or it converged)
+state_dict()    everything a resume needs, as JSON (the run's state.json)
+
+Evaluations answered without training (cached, rejected) are settled inside `ask`.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Callable
+
+from evo_msa.nas.evaluation import Evaluation, Status
+from evo_msa.nas.policies import EvaluationPolicy
+from evo_msa.nas.strategy import Strategy
+
+
+class SearchEngine:
+    def __init__(self, strategy: Strategy, policy: EvaluationPolicy,
+                 log: Callable[[str], None] = print):
+        self.strategy, self.policy, self.fitness = strategy, policy, policy.fitness
+        self.log = log
+        self.evaluations: list[Evaluation] = []  # settled, in the order they settled
+        self.pending: dict[int, Evaluation] = {}  # handed to trials
+        self.started = time.time()
+        self.elapsed_before = 0.0  # seconds spent before a resume
+        self.reported_generations = 0
+        self.changed = False  # something to checkpoint
+
+    @property
+    def finished(self) -> bool:
+        return self.strategy.done
+
+    def ask(self, max_size: int = 1) -> list[Evaluation]:
+        batch: list[Evaluation] = []
+        while len(batch) < max_size and not self.strategy.done:
+            cand = self.strategy.ask()
+            if cand is None:
+                break  # the generation is in flight
+            ev = self.policy.propose(cand)
+            if ev.status is Status.PENDING:
+                self.pending[ev.id] = ev
+                batch.append(ev)
+            else:  # answered without training: a known architecture or a rejected one
+                self._settled(ev)
+        return batch
+
+    def complete(self, eval_id: int, outcomes: list[dict], *, lost: bool = False,
+                 **where) -> Evaluation | None:
+        """Settle a pending evaluation; `where` = trial, node, device, seconds, population."""
+        ev = self.pending.pop(eval_id, None)
+        if ev is None:
+            return None  # a late report for something already settled (e.g. after a resume)
+        for key, value in where.items():
+            setattr(ev, key, value)
+        self.policy.complete(ev, outcomes, lost=lost)
+        self._settled(ev)
+        return ev
+
+    def _settled(self, ev: Evaluation) -> None:
+        self.evaluations.append(ev)
+        self.strategy.tell(ev.id, self.fitness.scores(ev.fitness))
+        self.changed = True
+        self._report_progress()
+
+    # ---- progress --------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.started
+
+    def _report_progress(self) -> None:
+        """One compact line per finished generation (instead of Ray's per-trial tables)."""
+        history = self.strategy.best_per_generation
+        while self.reported_generations < len(history):
+            g = self.reported_generations
+            fits = [e.fitness[0] for e in self.evaluations
+                    if e.generation == g and e.status.usable]
+            failed = sum(e.generation == g and e.status.failed for e in self.evaluations)
+            best = -history[g] * self.fitness.primary.sign  # the score back as a value
+            med = statistics.median(fits) if fits else math.nan
+            done = len(history)
+            total = max(self.strategy.planned_generations, done)
+            elapsed = self.elapsed()
+            eta = elapsed / done * (total - done) if done < total else 0.0
+            self.log(f"gen {g + 1:>2}/{total}  evaluated {len(fits):>3}"
+                     f" (+{failed} failed/rejected)  best {best:.4f}  median {med:.4f}"
+                     f"  elapsed {_clock(elapsed)}  eta {_clock(eta)}")
+            self.reported_generations += 1
+
+    # ---- checkpointing ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"strategy": self.strategy.state_dict(),
+                "evaluations": [e.to_dict() for e in self.evaluations],
+                "known": {k: [list(v), cid] for k, (v, cid) in self.policy.known.items()},
+                "elapsed": self.elapsed(), "reported_generations": self.reported_generations}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: evaluations that were in flight are asked again (the strategy re-queues
+        them), so nothing finished is evaluated twice and nothing is lost."""
+        self.strategy.load_state_dict(state["strategy"])
+        self.evaluations = [Evaluation.from_dict(e) for e in state["evaluations"]]
+        self.policy.known = {k: (tuple(v), cid) for k, (v, cid) in state["known"].items()}
+        self.elapsed_before, self.started = state["elapsed"], time.time()
+        self.reported_generations = state["reported_generations"]
+        self.pending = {}
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"

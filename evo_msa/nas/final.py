@@ -1,0 +1,50 @@
+"""The final trainer: the best evaluations' run configs retrained with several seeds (one
+population per genome), trained on train, early-stopped on valid, scored on test."""
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+
+from evo_msa import rundir
+from evo_msa.config import RunConfig, TrainConfig
+from evo_msa.data.dataset import MSAData
+from evo_msa.provenance import provenance
+from evo_msa.rundir import RunDir
+from evo_msa.nas.evaluation import Evaluation
+from evo_msa.space import SearchSpace
+from evo_msa.training.multiseed import format_summary, train_seeds
+from evo_msa.training.trainer import resolve_device
+
+
+def final_config(ev: Evaluation, final_epochs: int) -> RunConfig:
+    """The evaluation's config, trained to convergence instead of the fitness budget."""
+    cfg = RunConfig.from_dict(ev.config, f"evaluation #{ev.id}")
+    cfg.train.epochs = max(cfg.train.epochs, final_epochs)
+    cfg.train.patience = max(cfg.train.patience, TrainConfig.patience)
+    return cfg
+
+
+def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Evaluation],
+                  opts, log: Callable[[str], None] = print) -> dict:
+    seeds = list(opts.final_seeds)
+    device = str(resolve_device(opts.device))
+    entries, tables = [], []
+    for rank, ev in enumerate(top, 1):
+        cfg = final_config(ev, opts.final_epochs)
+        log(f"final  #{ev.id} (rank {rank}): seeds {seeds}, up to {cfg.train.epochs} epochs, "
+            f"on {device}")
+        summary, table = train_seeds(data, cfg, seeds, device=device, log=log, save=run,
+                                     folder=f"final/rank{rank}-id{ev.id}/",
+                                     provenance=provenance(opts.data))
+        log(format_summary(summary))
+        table.insert(0, "rank", rank)
+        table.insert(1, "id", ev.id)
+        tables.append(table)
+        entries.append({"rank": rank, "id": ev.id, "search_fitness": list(ev.fitness),
+                        "genome": ev.genome, "run_config": cfg.to_dict(), **summary})
+    final = {"objectives": space.fitness.to_dict()["objectives"], "device": device,
+             "data": opts.data, "genomes": entries, "provenance": provenance(opts.data)}
+    run.write_csv(rundir.FINAL_CSV, pd.concat(tables, ignore_index=True))
+    run.write_json(rundir.FINAL_JSON, final)
+    return final

@@ -1,0 +1,78 @@
+"""`--track tensorboard`: a search as TensorBoard runs, one per evaluation.
+
+    <run>/tensorboard/eval_<id>/   per-epoch validation curves of each of its seeds
+                                   (valid/<metric>/seed_<s>), and its decoded genes as
+                                   hyperparameters with its fitness (the HParams tab)
+
+    tensorboard --logdir <run>/tensorboard
+
+A Ray Tune callback in the driver: trials report their members' per-epoch validation metrics
+and the callback writes them with tensorboardX (which ray[tune] installs). Tune's own
+TBXLoggerCallback logs one run per trial, but a trial here trains a batch of genomes, so its
+config and curves are not one genome's.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ray.tune import Callback
+
+from evo_msa.nas.engine import SearchEngine
+from evo_msa.nas.evaluation import Evaluation
+
+TRACKERS = ("tensorboard",)
+
+
+class TensorBoardTracker(Callback):
+    def __init__(self, folder: Path, engine: SearchEngine):
+        self.folder = Path(folder)
+        self.engine = engine
+        self.writers = {}
+        self.logged = {e.id for e in engine.evaluations}  # a resume does not log twice
+
+    def _writer(self, eval_id: int):
+        from tensorboardX import SummaryWriter
+
+        if eval_id not in self.writers:
+            self.writers[eval_id] = SummaryWriter(str(self.folder / f"eval_{eval_id:05d}"))
+        return self.writers[eval_id]
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        for row in json.loads(result.get("epoch_metrics", "[]")):
+            writer = self._writer(row["eval"])
+            for metric, value in row["metrics"].items():
+                writer.add_scalar(f"valid/{metric}/seed_{row['seed']}", value, result["epoch"])
+        self._log_settled()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._log_settled()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._log_settled()
+
+    def on_experiment_end(self, trials, **info):
+        self._log_settled()
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
+
+    def _log_settled(self) -> None:
+        fitness = self.engine.fitness
+        for ev in self.engine.evaluations:
+            if ev.id in self.logged or not ev.status.usable:
+                continue
+            self.logged.add(ev.id)
+            values = {f"fitness/{o.metric}": float(v)
+                      for o, v in zip(fitness.objectives, ev.fitness)}
+            self._writer(ev.id).add_hparams(hparams(ev), {**values, "params": ev.params},
+                                            name="hparams")
+            self._writer(ev.id).flush()
+
+
+def hparams(ev: Evaluation) -> dict:
+    """Decoded genes as TensorBoard hyperparameters (numbers and text only)."""
+    out = {"generation": ev.generation}
+    for path, value in ev.genes.items():
+        out[path] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+    return out

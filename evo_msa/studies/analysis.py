@@ -1,0 +1,219 @@
+"""Variants that look inside trained models: missing modalities at test time, t-SNE of the
+fused representation; and the study-level figures (best-so-far curves, winner's curse)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evo_msa.studies.spec import Context, Skip, write_provenance, variant_dir
+
+# ---- model internals: missing modalities, fused representation -------------------------
+
+def _trained(ctx: Context, name: str, models: str | None = None) -> dict:
+    """A variant's saved models: trained earlier in this invocation, or (`models:` in the
+    variant) the seed_* folders another run left in a scratch folder."""
+    if models:
+        path = Path(models.format(dataset=ctx.dataset.name, study=ctx.study.name))
+        if list(path.glob("seed_*/model.pt")):
+            return {"models": path}
+    rec = ctx.done.get(name)
+    if (rec is None or "models" not in rec) and list((ctx.scratch / name).glob("seed_*/model.pt")):
+        return {"models": ctx.scratch / name}  # an earlier invocation with the same --scratch
+    if rec is None or "models" not in rec:
+        raise Skip(f"{name!r} is not a train or search variant that ran before this one")
+    return rec
+
+
+def load_seed_models(folder: Path) -> list:
+    from evo_msa.training.saved import load_model, model_folders
+
+    return [load_model(f) for f in model_folders(folder)]
+
+
+def forward_split(saved, split, zero: tuple[str, ...] = ()):
+    """Main outputs and the fused representation (the main tower's gated mixture of experts)
+    of a saved model on raw features, with the modalities in `zero` set to their train mean
+    (zero after z-scoring): a modality missing at test time."""
+    import torch
+
+    from evo_msa.data.loader import apply_normalization
+
+    split = apply_normalization(split, saved.normalization)
+    model = saved.model
+    with torch.no_grad():
+        inputs = {m: torch.as_tensor(split.features[m])[None] for m in model.modalities}
+        lengths = {m: torch.as_tensor(split.lengths[m])[None] for m in model.modalities}
+        for m in zero:
+            if m in inputs:
+                inputs[m] = torch.zeros_like(inputs[m])
+        out = model(inputs, lengths)
+    return out.main[0].float().numpy(), out.embedding[0].float().numpy()
+
+
+def run_missing(ctx: Context, v: dict) -> dict:
+    from evo_msa.data import load_data
+    from evo_msa.metrics import compute_metrics
+
+    rec = _trained(ctx, v["of"], v.get("models"))
+    models = load_seed_models(rec["models"])
+    data = load_data(ctx.data, normalize=False)
+    test = data.splits["test"]
+    used = list(models[0].model.modalities)
+    cases = [("none", ())] + [(m, (m,)) for m in used] if len(used) > 1 else [("none", ())]
+    if len(used) > 2:
+        cases += [(f"all but {m}", tuple(x for x in used if x != m)) for m in used]
+    rows = []
+    truth = test.regression if data.task == "regression" else test.classification
+    for label, zero in cases:
+        for sm in models:
+            pred, _ = forward_split(sm, test, zero)
+            met = compute_metrics(pred, truth, task=data.task, scale=data.scale,
+                                  label_names=data.label_names)
+            rows.append({"zeroed": label, "seed": sm.seed, **{f"test_{k}": x
+                                                              for k, x in met.items()}})
+    folder = variant_dir(ctx, v["name"])
+    table = pd.DataFrame(rows)
+    table.to_csv(folder / "per_seed.csv", index=False)
+    agg = table.drop(columns="seed").groupby("zeroed", sort=False).agg(["mean", "std"])
+    agg.columns = [f"{a}_{b}" for a, b in agg.columns]
+    agg.reset_index().to_csv(folder / "missing.csv", index=False)
+    write_provenance(ctx, folder, v, {"of": v["of"], "modalities": ",".join(used)})
+    _missing_figure(agg, folder / "missing.png", data.task, f"{ctx.dataset.name}: {v['of']}")
+    ctx.log("   zeroed at test: " + "; ".join(
+        f"{z}: " + ", ".join(f"{k} {agg.loc[z, 'test_' + k + '_mean']:.3f}"
+                             for k in ("mae", "corr", "weighted_f1")
+                             if f"test_{k}_mean" in agg.columns) for z in agg.index))
+    return {"kind": "missing", "folder": folder}
+
+
+def _missing_figure(agg: pd.DataFrame, path: Path, task: str, title: str) -> None:
+    from evo_msa.report.plots import _pyplot
+
+    plt = _pyplot()
+    metric = "test_mae" if task == "regression" else "test_weighted_f1"
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
+    ax.bar(range(len(agg)), agg[f"{metric}_mean"], yerr=agg[f"{metric}_std"].fillna(0),
+           capsize=3)
+    ax.set_xticks(range(len(agg)), [f"zero {z}" if z != "none" else "all present"
+                                    for z in agg.index], rotation=20, fontsize=8)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_tsne(ctx: Context, v: dict) -> dict:
+    from sklearn.manifold import TSNE
+
+    from evo_msa.data import load_data
+    from evo_msa.report.plots import _pyplot
+
+    data = load_data(ctx.data, normalize=False)
+    test = data.splits["test"]
+    names = v["of"] if isinstance(v["of"], list) else [v["of"]]
+    if data.task == "regression":
+        y = test.regression
+        classes = np.where(y < 0, 0, np.where(y > 0, 2, 1))
+        labels = ["negative", "neutral", "positive"]
+    else:
+        classes = test.classification
+        labels = data.label_names
+    folder = variant_dir(ctx, v["name"])
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.4), dpi=110,
+                             squeeze=False)
+    rows = []
+    for ax, name in zip(axes[0], names):
+        try:
+            rec = _trained(ctx, name)
+        except Skip as why:  # a variant that did not run: its panel says so
+            ctx.log(f"   t-SNE without {name}: {why}")
+            ax.set_title(f"{name}\n(not run)", fontsize=8)
+            ax.axis("off")
+            continue
+        saved = load_seed_models(rec["models"])[0]
+        _, emb = forward_split(saved, test)
+        perplexity = min(30.0, max(2.0, (len(emb) - 1) / 3))
+        xy = TSNE(n_components=2, init="pca", random_state=0, perplexity=perplexity
+                  ).fit_transform(emb)
+        from sklearn.metrics import silhouette_score
+
+        sil = (float(silhouette_score(emb, classes)) if len(set(classes)) > 1 and
+               len(emb) > len(set(classes)) else math.nan)
+        rows.append({"variant": name, "seed": saved.seed, "silhouette_fused": sil})
+        for k, lab in enumerate(labels):
+            sel = classes == k
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=4, label=lab, alpha=0.7)
+        ax.set_title(f"{name}\nsilhouette {sil:.3f}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][0].legend(fontsize=6, markerscale=2)
+    fig.tight_layout()
+    fig.savefig(folder / "tsne.png")
+    plt.close(fig)
+    pd.DataFrame(rows).to_csv(folder / "silhouette.csv", index=False)
+    write_provenance(ctx, folder, v, {"of": ",".join(names)})
+    ctx.log("   silhouette: " + ", ".join(f"{r['variant']} {r['silhouette_fused']:.3f}"
+                                          for r in rows))
+    return {"kind": "tsne", "folder": folder}
+
+
+# ---- study-level figures -----------------------------------------------------------------
+
+def study_figures(ctx: Context) -> None:
+    """best_so_far.png: every search variant's best-so-far validation fitness against the
+    number of evaluations, mean over search seeds with min-max spread."""
+    searches = {n: r for n, r in ctx.done.items() if isinstance(r, dict) and
+                r.get("kind") == "search"}
+    if not searches:
+        return
+    from evo_msa.report.plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
+    rows = []
+    for name, rec in searches.items():
+        n = min(len(c) for c in rec["curves"])
+        arr = np.array([c[:n] for c in rec["curves"]])
+        xs = np.arange(1, n + 1)
+        mean = arr.mean(0)
+        ax.plot(xs, mean, label=f"{name} (mean of {len(arr)})")
+        ax.fill_between(xs, arr.min(0), arr.max(0), alpha=0.2)
+        rows.append({"variant": name, "search_seeds": len(arr), "evaluations": n,
+                     "final_best_mean": float(mean[-1]), "final_best_std":
+                     float(arr[:, -1].std(ddof=1)) if len(arr) > 1 else 0.0,
+                     "final_best_min": float(arr[:, -1].min()),
+                     "final_best_max": float(arr[:, -1].max())})
+    ax.set_xlabel("evaluations (trained genomes)")
+    ax.set_ylabel("best-so-far validation fitness")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{ctx.study.name} / {ctx.dataset.name}", fontsize=9)
+    fig.tight_layout()
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(ctx.out / "best_so_far.png")
+    plt.close(fig)
+    pd.DataFrame(rows).to_csv(ctx.out / "best_so_far.csv", index=False)
+    # the winner's curse: a best genome's search fitness against the mean valid fitness of
+    # its retraining with the study's seeds (points above the diagonal: selection was lucky)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
+    lo, hi = math.inf, -math.inf
+    for name, rec in searches.items():
+        frame = pd.read_csv(rec["folder"] / "fitness_vs_final.csv")
+        x, y = frame["search_fitness"], frame["final_valid_fitness_mean"]
+        ax.errorbar(x, y, yerr=frame["final_valid_fitness_std"], fmt="o", capsize=3, label=name)
+        lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())
+    if math.isfinite(lo):
+        pad = 0.02 * (hi - lo + 1e-9)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("best genome's fitness in the search (valid)")
+    ax.set_ylabel("retrained with the study's seeds: mean valid")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ctx.out / "fitness_vs_final.png")
+    plt.close(fig)

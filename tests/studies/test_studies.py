@@ -1,0 +1,92 @@
+"""Every study in experiments/*.yaml runs end to end with --quick (toy size, synthetic data,
+into a temporary folder): what CI runs; the full-size results are in experiments/results/."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evo_msa.studies import add_arguments, load_study, write_summary
+from evo_msa.studies import main as experiment_main
+
+
+def main(argv):
+    """`evo-msa experiment ...` (the CLI's error handling included)."""
+    import argparse
+
+    from evo_msa import cli
+
+    if "experiment" in cli.HANDLERS:
+        return cli.main(argv)
+    parser = argparse.ArgumentParser()  # the subcommand not wired yet: the same arguments
+    add_arguments(parser)
+    try:
+        return experiment_main(parser.parse_args(argv[1:]))
+    except cli.UserError as exc:
+        import sys
+
+        print(f"evo-msa experiment: error: {exc}", file=sys.stderr)
+        return 2
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))
+
+
+def test_there_are_studies():
+    names = {p.stem for p in STUDIES}
+    assert {"main_table", "ablations", "evo_vs_random", "pop_size", "missing",
+            "quality"} <= names
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda p: p.stem)
+def test_study_quick(study, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # study files name spaces and genomes relative to the checkout
+    out = tmp_path / "results"
+    rc = main(["experiment", str(study), "--quick", "--out", str(out),
+               "--scratch", str(tmp_path / "scratch")])
+    assert rc == 0
+    spec = load_study(study)
+    folders = list((out / spec.name).glob("*/*/metrics.json"))
+    kinds = {v["kind"] for v in spec.variants}
+    if kinds & {"train", "search", "baseline", "baselines"}:
+        assert folders, "no variant wrote metrics.json"
+    for metrics in folders:
+        folder = metrics.parent
+        assert (folder / "command.txt").read_text().startswith("evo-msa experiment")
+        prov = json.loads((folder / "provenance.json").read_text())
+        assert prov["quick"] is True and "git_commit" in prov
+        test = json.loads(metrics.read_text())["test"]
+        assert test, folder
+    # only small files: no weights, no Ray folders
+    assert not [p for p in out.rglob("*") if p.suffix in (".pt", ".pkl") or p.name == "ray"]
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["study"]) == {spec.name}
+    assert {"study", "dataset", "variant", "seeds"} <= set(summary.columns)
+    assert (out / "RESULTS.md").read_text().startswith("# Measured results")
+    if "search" in kinds:
+        assert list((out / spec.name).glob("*/best_so_far.png"))
+        for fvf in (out / spec.name).glob("*/*/fitness_vs_final.csv"):
+            assert {"search_fitness", "final_valid_loss_mean"} <= set(pd.read_csv(fvf).columns)
+    if "missing" in kinds:
+        table = pd.read_csv(next((out / spec.name).glob("*/*/missing.csv")))
+        assert "none" in set(table["zeroed"])
+    if "tsne" in kinds:
+        assert list((out / spec.name).glob("*/*/tsne.png"))
+
+
+def test_summarize_only_reads_results(tmp_path):
+    folder = tmp_path / "s" / "d" / "v"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "seeds": [0, 1], "kind": "train", "test": {"mae": {"mean": 0.9, "std": 0.01}}}))
+    summary, md = write_summary(tmp_path)
+    frame = pd.read_csv(summary)
+    assert frame.loc[0, "test_mae_mean"] == 0.9 and frame.loc[0, "seeds"] == 2
+    assert "0.900 ± 0.010" in md.read_text()
+
+
+def test_bad_study_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndatasets: [{path: a.pkl}]\nvariants: [{name: a, kind: nope}]\n")
+    assert main(["experiment", str(bad), "--quick", "--out", str(tmp_path / "o")]) == 2
+    assert "kind" in capsys.readouterr().err
