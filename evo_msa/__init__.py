@@ -1,12 +1,35 @@
 """evo-msa: evolutionary architecture search for multimodal sentiment analysis.
 
-Python API (the `evo-msa` command is a thin layer over it, see `evo_msa.api`):
+Python API (the `evo-msa` command, cli.py, is a thin layer over api.py):
 
     from evo_msa import search, train, predict, load_model
 
-The layout, which way the data flows and which room does what: ARCHITECTURE.md at the
-repository root. The names below load on first use (PEP 562): `import evo_msa` stays cheap,
-and no function shadows a subpackage (`import evo_msa.nas.strategy as s` works).
+The layout follows the data flow; one room, one job:
+
+    data/        MMSA-layout pickles (restricted unpickler, checks, z-scoring), synthetic data
+      -> models/     HAEMSA for a population of P networks at once (P = 1: one model)
+      -> losses/     the multi-task loss terms (HAEMSA eq. 14, DMMSA), task weighting
+      -> training/   the population trainer, AdamW per member, several seeds, saved models
+      -> metrics.py  MMSA's metric definitions; baselines.py ridge / softmax / MLP
+    space/       the search-space file: genes decoded from a genome in [0, 1]^n, the fitness
+      -> nas/        the search: strategies -> policies -> evaluators -> engine -> execution
+                     (Ray Tune trials or inline) -> runner (run directory, final trainer)
+      -> report/     leaderboard, plots, the HTML report
+    studies/     `evo-msa experiment`: study files (the top-level experiments/ folder) ->
+                 variants (baselines, train, search, ...) -> results, summary, RESULTS.md
+
+Cross-cutting, at the root: config.py (the run config a genome decodes into), status.py (one
+status vocabulary from a training to the leaderboard), rundir.py (every file a run writes),
+io.py (the one atomic writer), errors.py (UserError: one line, exit 2), provenance.py.
+
+Which way a search flows: `nas.runner` checks options, space and data, then the engine asks
+its strategy for genomes, the policy decodes each through the space's evaluator (cached and
+rejected ones are settled at once), trials evaluate batches of members (genome x seed) and
+return typed outcomes, the policy turns them into each evaluation's status and fitness, the
+strategy is told; the run directory gets a checkpoint after every settled evaluation.
+
+The names below load on first use (PEP 562): `import evo_msa` stays cheap, and no function
+shadows a subpackage (`import evo_msa.nas.strategies as s` works).
 """
 from importlib import import_module
 

@@ -47,6 +47,8 @@ FINAL_CSV = "final.csv"
 METRICS_JSON = "metrics.json"
 METRICS_CSV = "metrics.csv"
 LOCK = ".lock"
+RAY = "ray"  # Ray Tune's own trial folders
+TENSORBOARD = "tensorboard"  # --track tensorboard
 
 
 class RunDir:

@@ -138,19 +138,22 @@ def ray_way(data: MSAData, configs: list[RunConfig], per_trial: int, device: tor
             resources: dict) -> dict:
     from ray import tune
 
-    from evo_msa.nas.trainable import fitness_trainable
+    from evo_msa.models import DataInfo
+    from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
+    from evo_msa.nas.execution.tune import trial
+    from evo_msa.space import parse_space
 
-    members = [{"eval": i, "seed": 0, "config": c.to_dict()} for i, c in enumerate(configs)]
+    members = [{"eval_id": i, "seed": 0, "config": c.to_dict()} for i, c in enumerate(configs)]
     batches = [members[i:i + per_trial] for i in range(0, len(members), per_trial)]
-    search_data = MSAData(name=data.name, task=data.task, scale=data.scale,
-                          splits={k: v for k, v in data.splits.items() if k != "test"})
+    # the fitness every trial reports: the validation loss (the genes are in the members)
+    space = parse_space({"genes": {"model.depth": {"type": "int", "low": 0, "high": 1}}},
+                        "bench")
+    evaluator = HaemsaEvaluator(space, DataInfo.from_data(data), data=data, device=device.type)
     trainable = tune.with_resources(
-        tune.with_parameters(fitness_trainable, data=search_data,
+        tune.with_parameters(trial, evaluator=evaluator,
                              threads=max(1, int(resources.get("cpu", 1)))), resources)
     t0 = time.perf_counter()
-    tuner = tune.Tuner(trainable, param_space={
-        "members": tune.grid_search(batches), "watch": ["loss"],
-        "objective": {"metric": "loss", "direction": "min"}, "device": device.type},
+    tuner = tune.Tuner(trainable, param_space={"members": tune.grid_search(batches)},
         tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True),
         run_config=tune.RunConfig(verbose=0, storage_path=tempfile.mkdtemp(prefix="bench-ray-")))
     results = tuner.fit()
@@ -164,7 +167,7 @@ def ray_way(data: MSAData, configs: list[RunConfig], per_trial: int, device: tor
             "ray_overhead_per_trial": max(0.0, wall * slots / len(batches)
                                           - statistics.fmean(inner)),
             "peak_memory_mb": max(f.get("peak_memory_mb", 0) for f in finals),
-            "fitness": {o["eval"]: o["metrics"].get("loss", math.nan)
+            "fitness": {o["eval_id"]: o["metrics"].get("loss", math.nan)
                         for f in finals for o in json.loads(f["outcomes"])}}
 
 

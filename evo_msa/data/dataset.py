@@ -4,6 +4,7 @@ Features are always stored 3-D, (N, T, D); utterance-level vectors have T == 1.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,9 +69,15 @@ class MSAData:
         return {"modalities": list(self.modalities), "dims": self.dims, "seq_lens": self.seq_lens,
                 "task": self.task, "label_names": self.label_names, "scale": self.scale}
 
+    def without_test(self) -> "MSAData":
+        """The same data without its test split: what selection may see (a shallow copy)."""
+        return dataclasses.replace(self, splits={k: v for k, v in self.splits.items()
+                                                 if k != "test"})
+
     def describe(self) -> str:
-        sizes = "/".join(str(len(self.splits[s])) for s in SPLITS)
+        present = [s for s in SPLITS if s in self.splits]
+        sizes = "/".join(str(len(self.splits[s])) for s in present)
         mods = ", ".join(f"{m}{self.seq_lens[m]}x{self.dims[m]}" for m in self.modalities)
         kind = (f"regression [-{self.scale:g},{self.scale:g}]" if self.task == "regression"
                 else f"{self.num_classes}-class")
-        return f"{self.name}: {sizes} (train/valid/test), {mods}, {kind}"
+        return f"{self.name}: {sizes} ({'/'.join(present)}), {mods}, {kind}"

@@ -1,2 +1,12 @@
-"""Search layer: strategy (DEAP) -> policies (dedup, constraints, penalty) -> Tune searcher ->
-trials (Tune function trainable) -> runner (outputs, final trainer)."""
+"""The search (neural-architecture search over a YAML search space), in layers with small
+interfaces, as in NNI's nas/{space, strategy, evaluator, execution}:
+
+    strategies/   which genome next: ask/tell, checkpointable (evolution, random, ...)
+    policies      between strategy and evaluator: decode, dedup, constraints, seeds, penalty
+    evaluators/   how a genome becomes a measurement: HAEMSA trainings, lookup tables
+    engine        the loop: strategy -> policy -> evaluations -> outcomes -> strategy
+    execution/    where evaluations run: Ray Tune trials, or inline
+    runner        `evo-msa search`: prepare, claim the run directory, evolve, conclude
+    final         the final trainer: the best genome(s) retrained with several seeds, on test
+    ray_session, interrupt, options, tracking: Ray, Ctrl-C, the CLI options, TensorBoard
+"""

@@ -1,8 +1,9 @@
-"""The search loop without Ray: strategy (which genomes) -> policy (decode, dedup, constraints,
-penalty) -> batches of evaluations for the trials -> results back to the strategy.
+"""The search loop without Ray: strategy (which genomes) -> policy (decode through the evaluator,
+dedup, constraints, penalty) -> batches of evaluations for the trials -> outcomes back to the
+strategy.
 
 ask(n)          up to n evaluations to train now ([] while a generation is in flight)
-complete(...)   a trial's outcomes settle its evaluations; the strategy is told
+complete(...)   a trial's typed outcomes settle its evaluations; the strategy is told
 finished        the strategy is done (its budget is spent or it converged)
 state_dict()    everything a resume needs, as JSON (the run's state.json)
 
@@ -15,12 +16,19 @@ import statistics
 import time
 from typing import Callable
 
-from evo_msa.nas.evaluation import Evaluation, Status
+from evo_msa.nas.evaluation import Evaluation
+from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.policies import EvaluationPolicy
-from evo_msa.nas.strategy import Strategy
+from evo_msa.nas.strategies import Strategy
+from evo_msa.status import Status
 
 
 class SearchEngine:
+    """The search loop: a strategy proposes, the policy decodes and filters through the
+    evaluator, trials (any execution) train, outcomes come back through `complete`. Knows
+    nothing of Ray: Tune drives it through execution.tune.EngineSearcher, lookups through
+    execution.inline."""
+
     def __init__(self, strategy: Strategy, policy: EvaluationPolicy,
                  log: Callable[[str], None] = print):
         self.strategy, self.policy, self.fitness = strategy, policy, policy.fitness
@@ -50,7 +58,7 @@ class SearchEngine:
                 self._settled(ev)
         return batch
 
-    def complete(self, eval_id: int, outcomes: list[dict], *, lost: bool = False,
+    def complete(self, eval_id: int, outcomes: list[Outcome], *, lost: bool = False,
                  **where) -> Evaluation | None:
         """Settle a pending evaluation; `where` = trial, node, device, seconds, population."""
         ev = self.pending.pop(eval_id, None)

@@ -1,36 +1,21 @@
-"""One fitness evaluation: created by the policy from a candidate, completed by the trial's
-result. The leaderboard, best_genome.json, the checkpoint and the final trainer all read it."""
+"""One fitness evaluation: created by the policy from a candidate, completed by the outcomes of
+its trainings. The leaderboard, best_genome.json, the checkpoint and the final trainer all read
+it."""
 from __future__ import annotations
 
-import enum
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evo_msa.nas.evaluators.base import Member
 from evo_msa.space.fitness import Fitness
-
-
-class Status(str, enum.Enum):
-    PENDING = "pending"  # handed to a trial, no result yet
-    OK = "ok"  # trained, fitness measured
-    CACHED = "cached"  # the same architecture was trained already: its fitness is reused
-    REJECTED = "rejected"  # failed a cheap constraint (parameter count): never trained
-    EARLY_STOPPED = "early-stopped"  # ASHA stopped its trial; its best fitness so far stands
-    NAN = "nan"  # the training diverged
-    ERROR = "error"  # the trial raised (or its process or node was lost)
-
-    @property
-    def usable(self) -> bool:
-        """Its fitness is a real measurement."""
-        return self in (Status.OK, Status.CACHED, Status.EARLY_STOPPED)
-
-    @property
-    def failed(self) -> bool:
-        return self in (Status.NAN, Status.ERROR, Status.REJECTED)
+from evo_msa.status import Status
 
 
 @dataclass
 class Evaluation:
+    """A genome as the search saw it: decoded, trained (or not), scored."""
+
     id: int  # the candidate id
     generation: int
     parents: list[int]
@@ -50,6 +35,10 @@ class Evaluation:
     node: str = ""  # where it ran
     device: str = ""
     note: str = ""  # why it failed, was cached or rejected
+
+    def members(self) -> list[Member]:
+        """Its trainings: the config with each of its seeds."""
+        return [Member(self.id, seed, self.config) for seed in self.seeds]
 
     def to_dict(self) -> dict:
         d = asdict(self)

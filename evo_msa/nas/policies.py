@@ -1,7 +1,8 @@
-"""Policies between the strategy and the trials (NNI-style), so strategies stay pure search:
+"""Policies between the strategy and the evaluator (NNI-style), so strategies stay pure search:
 
-propose   decode a candidate into an Evaluation; reject it cheaply (parameter count) before any
-          training; reuse the fitness of an architecture already trained (status `cached`)
+propose   decode a candidate (the evaluator's describe) into an Evaluation; reject it cheaply
+          (it cannot be built, or too many parameters) before any training; reuse the fitness of
+          an architecture already trained (status `cached`)
 seeds     how many trainings one evaluation gets (fitness.seeds): their mean is the fitness
 complete  turn the trainings' outcomes into the evaluation's status and fitness; a failure gets
           the penalty fitness and keeps its reason
@@ -10,35 +11,29 @@ from __future__ import annotations
 
 import statistics
 
-from evo_msa.models import DataInfo, member_parameters
-from evo_msa.nas.evaluation import Evaluation, Status
-from evo_msa.nas.strategy import Candidate
-from evo_msa.space import SearchSpace
+from evo_msa.nas.evaluation import Evaluation
+from evo_msa.nas.evaluators.base import Evaluator, Outcome
+from evo_msa.nas.strategies import Candidate
 from evo_msa.space.fitness import MissingMetric
-
-# what a trial reports per training (the outcome's "status")
-OUTCOME_OK, OUTCOME_NAN, OUTCOME_ERROR, OUTCOME_PARTIAL = "ok", "nan", "error", "partial"
+from evo_msa.status import Status
 
 
 class EvaluationPolicy:
-    def __init__(self, space: SearchSpace, info: DataInfo, trial_seed: int = 0):
-        self.space, self.info, self.fitness = space, info, space.fitness
+    def __init__(self, evaluator: Evaluator, trial_seed: int = 0):
+        self.evaluator, self.space = evaluator, evaluator.space
+        self.fitness = self.space.fitness
         self.seeds = [trial_seed + k for k in range(self.fitness.seeds)]
         self.known: dict[str, tuple[tuple[float, ...], int]] = {}  # key -> (fitness, id)
 
     def propose(self, cand: Candidate) -> Evaluation:
-        avail = self.info.modalities
-        cfg = self.space.to_config(cand.genome, available=avail)
-        key = self.space.architecture_key(cfg)
+        d = self.evaluator.describe(cand.genome)
         ev = Evaluation(id=cand.id, generation=cand.generation, parents=list(cand.parents),
-                        genome=list(cand.genome), genes=self.space.decode(cand.genome, avail),
-                        config=cfg.to_dict(), key=key, params=0, seeds=list(self.seeds))
-        try:
-            ev.params = member_parameters(cfg, self.info)
-        except ValueError as exc:
-            return self._settle(ev, Status.REJECTED, self.fitness.penalty(), str(exc))
-        if key in self.known:
-            values, cid = self.known[key]
+                        genome=list(cand.genome), genes=d.genes, config=d.config, key=d.key,
+                        params=d.size, seeds=list(self.seeds))
+        if d.rejected:
+            return self._settle(ev, Status.REJECTED, self.fitness.penalty(), d.rejected)
+        if d.key in self.known:
+            values, cid = self.known[d.key]
             return self._settle(ev, Status.CACHED, values, f"same architecture as #{cid}")
         limit = self.space.max_params
         if limit and ev.params > limit:
@@ -46,28 +41,28 @@ class EvaluationPolicy:
                                 f"{ev.params} parameters > max_params {limit}")
         return ev
 
-    def complete(self, ev: Evaluation, outcomes: list[dict], lost: bool = False) -> Evaluation:
+    def complete(self, ev: Evaluation, outcomes: list[Outcome], lost: bool = False) -> Evaluation:
         """Settle an evaluation from its trainings' outcomes (one per seed)."""
         penalty = self.fitness.penalty()
         if lost or len(outcomes) < len(ev.seeds):
             return self._settle(ev, Status.ERROR, penalty,
                                 "the trial process or its node was lost (see the Ray trial logs)")
-        errors = [o for o in outcomes if o["status"] == OUTCOME_ERROR]
+        errors = [o for o in outcomes if o.status is Status.ERROR]
         if errors:
-            return self._settle(ev, Status.ERROR, penalty, errors[0].get("error", ""))
-        diverged = [o for o in outcomes if o["status"] == OUTCOME_NAN]
+            return self._settle(ev, Status.ERROR, penalty, errors[0].error)
+        diverged = [o for o in outcomes if o.status is Status.NAN]
         if diverged:
-            return self._settle(ev, Status.NAN, penalty, diverged[0].get("error", "diverged"))
-        names = set.intersection(*(set(o["metrics"]) for o in outcomes))
-        ev.metrics = {k: statistics.fmean(o["metrics"][k] for o in outcomes) for k in sorted(names)}
-        ev.epochs = statistics.fmean(o.get("epochs") or 0 for o in outcomes)
+            return self._settle(ev, Status.NAN, penalty, diverged[0].error or "diverged")
+        names = set.intersection(*(set(o.metrics) for o in outcomes))
+        ev.metrics = {k: statistics.fmean(o.metrics[k] for o in outcomes) for k in sorted(names)}
+        ev.epochs = statistics.fmean(o.epochs for o in outcomes)
         try:
             values = self.fitness.values(ev.metrics, ev.params)
         except MissingMetric as exc:
             return self._settle(ev, Status.ERROR, penalty, str(exc.args[0]))
         if not all(v == v and abs(v) != float("inf") for v in values):
             return self._settle(ev, Status.NAN, penalty, "the fitness is not finite")
-        partial = any(o["status"] == OUTCOME_PARTIAL for o in outcomes)
+        partial = any(o.status is Status.EARLY_STOPPED for o in outcomes)
         self._settle(ev, Status.EARLY_STOPPED if partial else Status.OK, values, "")
         if ev.status is Status.OK:
             # only real results are reused; a failure may be transient (e.g. out of memory)

@@ -20,6 +20,7 @@ from ray.tune import Callback
 
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluation import Evaluation
+from evo_msa.nas.evaluators.base import Outcome
 
 TRACKERS = ("tensorboard",)
 
@@ -40,9 +41,10 @@ class TensorBoardTracker(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         for row in json.loads(result.get("epoch_metrics", "[]")):
-            writer = self._writer(row["eval"])
-            for metric, value in row["metrics"].items():
-                writer.add_scalar(f"valid/{metric}/seed_{row['seed']}", value, result["epoch"])
+            o = Outcome.from_dict(row)
+            writer = self._writer(o.eval_id)
+            for metric, value in o.metrics.items():
+                writer.add_scalar(f"valid/{metric}/seed_{o.seed}", value, result["epoch"])
         self._log_settled()
 
     def on_trial_complete(self, iteration, trials, trial, **info):

@@ -232,16 +232,17 @@ def summary_section(run: RunFiles) -> str:
 
 
 def progress_section(run: RunFiles) -> str:
-    from evo_msa.report.plots import _usable_rows, leaderboard_progress_figure
+    from evo_msa.report.leaderboard import usable_rows
+    from evo_msa.report.plots import leaderboard_progress_figure
 
     if not run.is_search:
         return _note("A training run: there is no search progress.")
     board = run.leaderboard
-    if board is None or not len(_usable_rows(board)):
+    if board is None or not len(usable_rows(board)):
         return _note("No usable evaluation yet (leaderboard.csv is missing or holds only "
                      "failed evaluations).")
     primary = run.objectives[0]
-    ok = _usable_rows(board)
+    ok = usable_rows(board)
     pick = min if primary.direction == "min" else max
     rows, so_far = [], None
     for gen, group in ok.groupby("generation"):
@@ -285,18 +286,20 @@ def top_section(run: RunFiles, k: int) -> str:
 
 
 def genes_section(run: RunFiles) -> str:
-    from evo_msa.report.plots import _usable_rows, genes_figure
+    from evo_msa.report.leaderboard import usable_rows
+    from evo_msa.report.plots import genes_figure
 
     board = run.leaderboard
     if board is None or not any(c.startswith("gene:") for c in board.columns):
         return _note("No genes to plot (a training run, or no evaluation yet).")
-    if not len(_usable_rows(board)):
+    if not len(usable_rows(board)):
         return _note("No usable evaluation yet.")
     return _img(genes_figure(board, run.objectives[0]), "each gene against the fitness")
 
 
 def pareto_section(run: RunFiles) -> str:
-    from evo_msa.report.plots import _usable_rows, pareto_figure
+    from evo_msa.report.leaderboard import usable_rows
+    from evo_msa.report.plots import pareto_figure
 
     objs = run.objectives
     if not run.is_search:
@@ -306,9 +309,9 @@ def pareto_section(run: RunFiles) -> str:
                      "several under `fitness: objectives:` in the space for one.")
     board = run.leaderboard
     cols = [f"fitness:{o.metric}" for o in objs]
-    if board is None or not all(c in board for c in cols) or not len(_usable_rows(board)):
+    if board is None or not all(c in board for c in cols) or not len(usable_rows(board)):
         return _note("No usable evaluation with every objective yet.")
-    ok = _usable_rows(board)
+    ok = usable_rows(board)
     front = ok[ok["pareto"].astype(str).str.lower() == "true"] if "pareto" in ok else ok.iloc[:0]
     front = front.sort_values(cols[0], ascending=objs[0].ascending())
     genes = [c for c in front.columns if c.startswith("gene:")]

@@ -7,12 +7,12 @@ import pandas as pd
 
 from evo_msa.errors import UserError
 from evo_msa.metrics import Objective
-from evo_msa.nas.evaluation import Evaluation, Status
+from evo_msa.nas.evaluation import Evaluation
+from evo_msa.status import Status
 from evo_msa.space.fitness import Fitness
 
 FIRST_COLUMNS = ["generation", "id", "parents", "status", "fitness", "pareto", "params",
                  "seconds", "epochs", "population", "node", "device", "note"]
-USABLE = tuple(s.value for s in Status if s.usable)
 
 
 def leaderboard_frame(evaluations: list[Evaluation], fitness: Fitness) -> pd.DataFrame:
@@ -63,9 +63,18 @@ def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a leaderboard CSV with a real measurement (ok, cached, early-stopped) and a
+    finite fitness."""
+    import numpy as np
+
+    ok = frame[frame["status"].isin(Status.usable_values())] if "status" in frame else frame
+    return ok[np.isfinite(ok["fitness"].astype(float))]
+
+
 def top_rows(frame: pd.DataFrame, k: int, objective: Objective) -> pd.DataFrame:
     """The k best usable rows of a leaderboard CSV, one per decoded architecture."""
-    ok = frame[frame["status"].isin(USABLE)] if "status" in frame else frame
+    ok = usable_rows(frame)
     genes = [c for c in ok.columns if c.startswith("gene:")]
     ok = ok.drop_duplicates(subset=genes or None)
     return ok.sort_values("fitness", ascending=objective.ascending()).head(k)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import statistics
 
 from evo_msa.nas.evaluation import Evaluation
+from evo_msa.report.leaderboard import usable_rows
 from evo_msa.space.fitness import Fitness
 
 
@@ -66,17 +67,6 @@ def curves_figure(history, best_epoch: int, title: str = ""):
 # ---- figures from a leaderboard (leaderboard.csv or leaderboard_frame): the report's, and
 # pareto.png, which the search writes when the fitness has several objectives ----------------
 
-def _usable_rows(frame):
-    """Rows with a real measurement (ok, cached, early-stopped) and a finite fitness."""
-    import numpy as np
-
-    from evo_msa.nas.evaluation import Status
-
-    usable = {s.value for s in Status if s.usable}
-    ok = frame[frame["status"].isin(usable)] if "status" in frame else frame
-    return ok[np.isfinite(ok["fitness"].astype(float))]
-
-
 def leaderboard_progress_figure(frame, objective):
     """Every usable evaluation's fitness in the order it settled (colour: generation), and the
     best so far; reads the leaderboard, so it needs no checkpoint."""
@@ -84,7 +74,7 @@ def leaderboard_progress_figure(frame, objective):
 
     plt = _pyplot()
     frame = frame.reset_index(drop=True)
-    ok = _usable_rows(frame)
+    ok = usable_rows(frame)
     order = np.arange(1, len(frame) + 1)[frame.index.get_indexer(ok.index)]
     values = ok["fitness"].astype(float).to_numpy()
     pick = np.minimum if objective.direction == "min" else np.maximum
@@ -141,7 +131,7 @@ def genes_figure(frame, objective, columns: int = 3):
     import pandas as pd
 
     plt = _pyplot()
-    ok = _usable_rows(frame)
+    ok = usable_rows(frame)
     genes = _gene_columns(ok)
     rows = max(1, math.ceil(len(genes) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.6 * rows), dpi=100,
@@ -179,7 +169,7 @@ def pareto_figure(frame, objectives):
     grey, the non-dominated ones (the leaderboard's `pareto` column) highlighted, joined and
     labelled with their ids. `frame` is a leaderboard (leaderboard_frame or the CSV)."""
     plt = _pyplot()
-    ok = _usable_rows(frame)
+    ok = usable_rows(frame)
     first, others = objectives[0], list(objectives[1:])
     fig, axes = plt.subplots(1, len(others), figsize=(6 * len(others), 4), dpi=110,
                              squeeze=False)

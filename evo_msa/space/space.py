@@ -6,8 +6,13 @@ Gaussian mutation (eq. 10) apply to all genes alike; decoding maps slots to conf
     int          low + floor(u * (high - low + 1)), optionally on a log scale (log: true)
     float        low + u * (high - low)
     log-float    exp(log low + u * (log high - log low))
-    categorical  choices[floor(u * k)]
+    categorical  choices[floor(u * k)]       unordered: uniform crossover, resampling mutation
+    ordinal      choices[floor(u * k)]       ordered (a grid such as batch sizes): numeric operators
     mask         one slot per choice, on when u >= 0.5; never empty (the largest slot wins)
+
+Genes address the run config by dotted path (`model.depth`) when the space's evaluator is HAEMSA
+(the default); a space whose `evaluator:` is a lookup table (`{table: nb201:cifar10}`) names
+the table's parameters plainly and is checked against the table by its evaluator.
 
 A gene with `count: K` fills a list field (e.g. model.level_widths): K slots, one per level.
 Levels deeper than the decoded depth keep their slots (dormant, not discarded) but are left
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +32,9 @@ from evo_msa.config import RunConfig, _first, _is_int, _kind, read_yaml
 from evo_msa.errors import UserError
 from evo_msa.space.fitness import Fitness
 
-GENE_TYPES = ("int", "float", "log-float", "categorical", "mask")
-TOP_KEYS = ("name", "description", "genes", "fixed", "fitness", "constraints")
+GENE_TYPES = ("int", "float", "log-float", "categorical", "ordinal", "mask")
+TOP_KEYS = ("name", "description", "evaluator", "genes", "fixed", "fitness", "constraints")
+UNORDERED = ("categorical", "mask")  # genes whose slots are choices without an order
 GENE_KEYS = {"type", "low", "high", "log", "choices", "count"}
 
 
@@ -45,6 +52,12 @@ class Gene:
     def size(self) -> int:
         return len(self.choices) if self.type == "mask" else self.count
 
+    @property
+    def ordered(self) -> bool:
+        """Do nearby slot values mean nearby settings? (Blend crossover and Gaussian mutation
+        make sense only then.)"""
+        return self.type not in UNORDERED
+
     def decode(self, u: list[float], available: set[str] | None = None) -> Any:
         if self.type == "mask":
             on = [c for c, x in zip(self.choices, u) if x >= 0.5 and _ok(c, available)]
@@ -57,7 +70,7 @@ class Gene:
 
     def _scalar(self, u: float) -> Any:
         u = min(max(u, 0.0), 1.0)
-        if self.type == "categorical":
+        if self.type in ("categorical", "ordinal"):
             return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
         lo, hi = float(self.low), float(self.high)
         if self.type == "log-float" or (self.type == "int" and self.log):
@@ -80,6 +93,12 @@ class SearchSpace:
     fitness: Fitness = field(default_factory=Fitness)  # what the search optimises
     max_params: int | None = None  # cheap constraint, checked before any training
     source: str = "space"
+    evaluator: dict = field(default_factory=lambda: {"kind": "haemsa"})  # what measures a genome
+
+    @property
+    def haemsa(self) -> bool:
+        """Genes are run-config paths, trained as HAEMSA networks."""
+        return self.evaluator["kind"] == "haemsa"
 
     @property
     def size(self) -> int:
@@ -87,6 +106,10 @@ class SearchSpace:
 
     def sample(self, rng: random.Random) -> list[float]:
         return [rng.random() for _ in range(self.size)]
+
+    def slot_genes(self) -> list[Gene]:
+        """The gene that owns each genome slot, in slot order."""
+        return [g for g in self.genes for _ in range(g.size)]
 
     def clip(self, genome: list[float]) -> list[float]:
         genome[:] = [min(max(float(x), 0.0), 1.0) for x in genome]
@@ -105,6 +128,10 @@ class SearchSpace:
 
     def to_config(self, genome: list[float], available=None,
                   base: RunConfig | None = None) -> RunConfig:
+        """The HAEMSA run config a genome decodes into (spaces of the HAEMSA evaluator)."""
+        if not self.haemsa:
+            raise UserError(f"{self.source}: the genes of a {self.evaluator['kind']} space do "
+                            f"not decode into a HAEMSA run config")
         cfg = (base or RunConfig()).with_overrides(self.fixed, self.source)
         return cfg.with_overrides(self.decode(genome, available), self.source)
 
@@ -147,18 +174,22 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
     if not isinstance(genes_raw, dict) or not genes_raw:
         raise UserError(f"{source}: 'genes' must be a non-empty mapping of config path -> spec, "
                         f"got {_kind(genes_raw) if not isinstance(genes_raw, dict) else 'nothing'}")
-    defaults = RunConfig().to_dict()
+    evaluator = _evaluator(raw.get("evaluator"), source)
+    haemsa = evaluator["kind"] == "haemsa"
+    defaults = RunConfig().to_dict() if haemsa else None
     genes = [_parse_gene(name, spec, defaults, source) for name, spec in genes_raw.items()]
 
     fixed = _section(raw, "fixed", source)
     bad = [k for k in fixed if not isinstance(k, str)]
     if bad:
-        raise UserError(f"{source}: fixed: {bad[0]!r:.60} is not a config field "
-                        "(expected section.field, e.g. model.depth)")
+        raise UserError(f"{source}: fixed: {bad[0]!r:.60} is not "
+                        + ("a config field (expected section.field, e.g. model.depth)" if haemsa
+                           else "a parameter name"))
     overlap = set(fixed) & {g.path for g in genes}
     if overlap:
         raise UserError(f"{source}: {sorted(overlap)[0]!r} is both a gene and fixed")
-    RunConfig().with_overrides(fixed, f"{source}: fixed")  # validates paths and types
+    if haemsa:
+        RunConfig().with_overrides(fixed, f"{source}: fixed")  # validates paths and types
 
     fitness = Fitness.parse(raw.get("fitness"), source)
 
@@ -173,9 +204,25 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
                         f"got {max_params!r:.60}")
 
     space = SearchSpace(name=name, genes=genes, fixed=fixed, fitness=fitness,
-                        max_params=max_params, source=source)
-    _check_decodes(space)
+                        max_params=max_params, source=source, evaluator=evaluator)
+    if haemsa:
+        _check_decodes(space)
     return space
+
+
+TABLE_SPEC = re.compile(r"[A-Za-z0-9_]+:[A-Za-z0-9_]+")
+
+
+def _evaluator(raw: Any, source: str) -> dict:
+    """`evaluator:` absent or `haemsa` (HAEMSA trainings), or `{table: BENCH:DATASET}` (a
+    lookup table of recorded trainings, e.g. nb201:cifar10; checked when it is loaded)."""
+    if raw is None or raw == "haemsa":
+        return {"kind": "haemsa"}
+    if (isinstance(raw, dict) and set(raw) == {"table"} and isinstance(raw["table"], str)
+            and TABLE_SPEC.fullmatch(raw["table"])):
+        return {"kind": "table", "table": raw["table"]}
+    raise UserError(f"{source}: evaluator: expected haemsa or {{table: BENCH:DATASET}} "
+                    f"(e.g. nb201:cifar10), got {raw!r:.60}")
 
 
 def _check_decodes(space: SearchSpace) -> None:
@@ -185,7 +232,7 @@ def _check_decodes(space: SearchSpace) -> None:
               for u in (0.0, 1.0)]
     i = 0
     for g in space.genes:
-        if g.type == "categorical":
+        if g.type in ("categorical", "ordinal"):
             checked = set()
             for j, choice in enumerate(g.choices):
                 if repr(choice) in checked:
@@ -222,6 +269,7 @@ _TYPE_KEYS = {"int": {"type", "low", "high", "log", "count"},
               "float": {"type", "low", "high", "count"},
               "log-float": {"type", "low", "high", "log", "count"},
               "categorical": {"type", "choices", "count"},
+              "ordinal": {"type", "choices", "count"},
               "mask": {"type", "choices"}}
 
 
@@ -239,12 +287,14 @@ def _bound(where: str, label: str, value: Any) -> float:
     return value
 
 
-def _parse_gene(name: Any, spec: Any, defaults: dict, source: str) -> Gene:
+def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gene:
+    """`defaults`: the run config's fields (HAEMSA spaces); None: plain parameter names."""
     where = f"{source}: gene {name!r:.60}"
-    if not isinstance(name, str):
-        raise UserError(f"{where}: not a config field (expected section.field, e.g. model.depth)")
-    section, _, key = name.partition(".")
-    if section not in defaults or key not in defaults[section]:
+    if defaults is None:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name):
+            raise UserError(f"{where}: expected a parameter name (letters, digits, _ . -)")
+    elif not isinstance(name, str) or name.partition(".")[0] not in defaults or \
+            name.partition(".")[2] not in defaults[name.partition(".")[0]]:
         raise UserError(f"{where}: not a config field (expected section.field, e.g. model.depth)")
     if not isinstance(spec, dict):
         raise UserError(f"{where}: expected a mapping with 'type' and bounds or choices, "
@@ -266,10 +316,11 @@ def _parse_gene(name: Any, spec: Any, defaults: dict, source: str) -> Gene:
     if not _is_int(count) or not 1 <= count <= MAX_GENE_COUNT:
         raise UserError(f"{where}: count must be an integer in 1..{MAX_GENE_COUNT}, "
                         f"got {count!r:.60}")
-    if count > 1 and not isinstance(defaults[section][key], list):
+    section, _, key = name.partition(".")
+    if count > 1 and defaults is not None and not isinstance(defaults[section][key], list):
         raise UserError(f"{where}: count > 1 needs a list field (e.g. model.level_widths), "
                         f"but {name} holds one value")
-    if kind in ("categorical", "mask"):
+    if kind in ("categorical", "ordinal", "mask"):
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
             raise UserError(f"{where}: {kind} needs a non-empty list 'choices', "

@@ -15,7 +15,7 @@ from evo_msa.studies.spec import (DEFAULT_DATA_DIR, QUICK_DEFAULTS, RESULTS, Con
 from evo_msa.studies.summary import write_summary
 from evo_msa.studies.variants import (run_baseline, run_baselines, run_search, run_train,
                                           train_together)
-from evo_msa.nas.runner import SharedRay
+from evo_msa.nas.ray_session import SharedRay
 
 RUNNERS = {"baseline": run_baseline, "baselines": run_baselines, "train": run_train,
            "search": run_search, "missing": run_missing, "tsne": run_tsne}

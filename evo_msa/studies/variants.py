@@ -18,7 +18,7 @@ from evo_msa.studies.spec import (DEFAULT_DATA_DIR, Context, Skip, copy_small, e
                                       to_yaml)
 from evo_msa.io import write_json
 from evo_msa.metrics import Objective
-from evo_msa.nas.evaluation import Status
+from evo_msa.status import Status
 
 # ---- baseline --------------------------------------------------------------------------
 
@@ -147,7 +147,8 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
     from evo_msa.rundir import RunDir
     from evo_msa.training.multiseed import per_seed_table, summarise
     from evo_msa.training.saved import save_member
-    from evo_msa.training.trainer import MemberStatus, PopulationTrainer, TrainingDiverged
+    from evo_msa.status import Status
+    from evo_msa.training.trainer import PopulationTrainer, TrainingDiverged
 
     jobs = []
     for v in variants:
@@ -177,7 +178,7 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
             members = list(range(k * len(seeds), (k + 1) * len(seeds)))
             rs = [results[i] for i in members]
             for seed, r in zip(seeds, rs):
-                if r.status is not MemberStatus.OK:
+                if r.status is not Status.OK:
                     raise TrainingDiverged(f"{name} seed {seed}: {r.error}")
             heavy = ctx.scratch / name
             if heavy.exists():

@@ -5,7 +5,7 @@ The names below load on first use (PEP 562), so `import evo_msa` stays cheap (no
 from importlib import import_module
 
 _EXPORTS = {"format_summary": "multiseed", "train_seeds": "multiseed",
-            "MemberStatus": "trainer", "PopulationTrainer": "trainer",
+            "PopulationTrainer": "trainer",
             "TrainingDiverged": "trainer", "TrainResult": "trainer", "resolve_device": "trainer",
             "train_model": "trainer", "train_population": "trainer"}
 __all__ = list(_EXPORTS)

@@ -11,8 +11,8 @@ import pandas as pd
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData
 from evo_msa.rundir import RunDir
-from evo_msa.training.trainer import (MemberStatus, PopulationTrainer, TrainingDiverged,
-                                   TrainResult)
+from evo_msa.status import Status
+from evo_msa.training.trainer import PopulationTrainer, TrainingDiverged, TrainResult
 
 
 def summarise(results: list[TrainResult], seeds: list[int]) -> dict:
@@ -57,7 +57,7 @@ def train_seeds(data: MSAData, cfg: RunConfig, seeds: list[int], *, device: str 
     results = trainer.fit(on_epoch=_progress(log, cfg.train.epochs))
     head = "mae" if data.task == "regression" else "weighted_f1"
     for p, (seed, r) in enumerate(zip(seeds, results)):
-        if r.status is not MemberStatus.OK:
+        if r.status is not Status.OK:
             raise TrainingDiverged(f"seed {seed}: {r.error}")
         log(f"  seed {seed}: {r.epochs} epochs (best {r.best_epoch}), valid loss "
             f"{r.metrics['valid']['loss']:.4f}, test {head} {r.metrics['test'][head]:.4f}")

@@ -14,7 +14,6 @@ autocast on CUDA.
 """
 from __future__ import annotations
 
-import enum
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,18 +28,15 @@ from evo_msa.metrics import Objective, compute_metrics
 from evo_msa.models import HAEMSA, DataInfo
 from evo_msa.losses import PopulationLoss, TaskLabels, TaskWeighting, coarse_labels
 from evo_msa.losses.terms import TERMS
+from evo_msa.status import Status
 from evo_msa.training.optim import PopulationAdamW
 
 EVAL_ELEMENTS = 1 << 26  # floats per evaluation chunk (inputs of all members together)
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite (a single model's training; see MemberStatus)."""
-
-
-class MemberStatus(enum.Enum):
-    OK = "ok"
-    DIVERGED = "nan"  # the training loss or the validation metric was never finite
+    """The loss became NaN or infinite (a single model's training; a member of a population
+    gets Status.NAN instead)."""
 
 
 @dataclass
@@ -52,7 +48,7 @@ class TrainResult:
     epochs: int
     params: int
     seconds: float  # wall time of the whole population's training
-    status: MemberStatus = MemberStatus.OK
+    status: Status = Status.OK  # OK, or NAN: the loss or the validation metric was never finite
     population: int = 1  # how many members trained together
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
     task_weights: dict[str, float] = field(default_factory=dict)  # final task weights
@@ -312,7 +308,7 @@ class PopulationTrainer:
             error = diverged[p] or ("" if best_epoch[p] else
                                     f"validation {tc[p].select_metric} was never finite")
             results.append(TrainResult(
-                status=MemberStatus.DIVERGED if error else MemberStatus.OK,
+                status=Status.NAN if error else Status.OK,
                 metrics={s: m[p] for s, m in metrics.items()}, best_epoch=best_epoch[p],
                 epochs=stopped_at[p], params=counts[p], seconds=seconds, population=self.P,
                 history=history[p], task_weights=self.weighting.weights(p), error=error))
@@ -386,6 +382,6 @@ def train_model(data: MSAData, cfg: RunConfig, *, seed: int = 0, device: str = "
     hook = None if on_epoch is None else (lambda e, valid: on_epoch(e, valid[0]))
     result = train_population(data, [cfg], [seed], device=device, eval_splits=eval_splits,
                               on_epoch=hook)[0]
-    if result.status is MemberStatus.DIVERGED:
+    if result.status is Status.NAN:
         raise TrainingDiverged(result.error)
     return result

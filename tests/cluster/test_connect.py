@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evo_msa.data import load_data
-from evo_msa.nas.trainable import search_split
+from evo_msa.nas.evaluators.haemsa import search_split
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,18 +41,22 @@ LOCAL = textwrap.dedent("""
     import ray
     from ray._raylet import AuthenticationMode, get_authentication_mode
     from evo_msa.nas.options import SearchOptions
-    from evo_msa.nas.runner import _connect_ray
+    from evo_msa.nas.ray_session import connect_ray
 
     join = "import ray; ray.init(address=%r); print('JOINED')"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     env["RAY_gcs_server_port_wait_time_s"] = "2"
-    with _connect_ray(SearchOptions()):
+    with connect_ray(SearchOptions()):
         print("mode", get_authentication_mode() == AuthenticationMode.TOKEN)
         gcs = ray.get_runtime_context().gcs_address
         for mode in ("disabled", "token"):
             r = subprocess.run([sys.executable, "-c", join % gcs], capture_output=True,
                                text=True, env={**env, "RAY_AUTH_MODE": mode}, timeout=120)
             print(mode, "JOINED" in r.stdout, "InvalidAuthToken" in r.stderr)
+    # the environment is back as it was: the user's RAY_AUTH_MODE, no variable of ours left
+    print("restored", os.environ.get("RAY_AUTH_MODE") == "disabled"
+          and "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
+          and "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ)
 """)
 
 
@@ -64,7 +68,7 @@ def test_a_local_search_starts_ray_with_token_auth(tmp_path):
                             capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["mode", "True", "disabled", "False", "True",
-                                     "token", "True", "False"], result.stdout
+                                     "token", "True", "False", "restored", "True"], result.stdout
 
 
 def test_trials_can_read_the_data_themselves():

@@ -10,10 +10,12 @@ import pytest
 from evo_msa.models import DataInfo
 from evo_msa.report.leaderboard import leaderboard_frame
 from evo_msa.nas.engine import SearchEngine
-from evo_msa.nas.evaluation import Status
+from evo_msa.status import Status
 from evo_msa.nas.policies import EvaluationPolicy
-from evo_msa.nas.searcher import EngineSearcher
-from evo_msa.nas.strategy import EvolutionSettings, make_strategy
+from evo_msa.nas.evaluators.base import Outcome
+from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
+from evo_msa.nas.execution.tune import EngineSearcher
+from evo_msa.nas.strategies import EvolutionSettings, make_strategy
 from evo_msa.space import load_space, parse_space
 from evo_msa.space.fitness import PENALTY
 
@@ -27,7 +29,8 @@ def make(space=None, pop=6, generations=3, seed=0, kind="generational"):
     space = space or load_space(TINY)
     strategy = make_strategy(kind, space, EvolutionSettings(pop_size=pop, generations=generations),
                              seed, objectives=len(space.fitness.objectives))
-    return SearchEngine(strategy, EvaluationPolicy(space, INFO), log=lambda line: None)
+    return SearchEngine(strategy, EvaluationPolicy(HaemsaEvaluator(space, INFO)),
+                        log=lambda line: None)
 
 
 def fake_loss(config):
@@ -38,8 +41,7 @@ def fake_loss(config):
 
 
 def ok(ev, loss):
-    return [{"eval": ev.id, "seed": s, "status": "ok", "metrics": {"loss": loss, "mae": 0.5},
-             "epochs": 3} for s in ev.seeds]
+    return [Outcome(ev.id, s, Status.OK, {"loss": loss, "mae": 0.5}, 3) for s in ev.seeds]
 
 
 def run(engine, batch=1, fail=(), limit=10_000):
@@ -52,9 +54,8 @@ def run(engine, batch=1, fail=(), limit=10_000):
             break
         for ev in todo:
             if ev.id in fail:
-                engine.complete(ev.id, [{"eval": ev.id, "seed": s, "status": "error",
-                                         "metrics": {}, "error": "RuntimeError: boom"}
-                                        for s in ev.seeds])
+                engine.complete(ev.id, [Outcome(ev.id, s, Status.ERROR,
+                                                error="RuntimeError: boom") for s in ev.seeds])
             else:
                 engine.complete(ev.id, ok(ev, fake_loss(ev.config)))
         trials += 1
@@ -96,18 +97,16 @@ def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
            "fitness": {"metric": "loss", "seeds": 2}}
     engine = make(space=parse_space(raw, "two-seeds.yaml"), pop=4, generations=1)
     persisted = []
-    searcher = EngineSearcher(engine, batch_size=3, device="cpu",
-                              on_change=lambda: persisted.append(1))
+    searcher = EngineSearcher(engine, batch_size=3, on_change=lambda: persisted.append(1))
     config = searcher.suggest("t1")
     json.dumps(config)  # plain data only: no DEAP objects travel to the workers
-    assert set(config) == {"members", "watch", "objective", "device", "track"}
+    assert set(config) == {"members", "track"}
     assert len(config["members"]) == 6  # 3 genomes x 2 seeds
     assert {m["seed"] for m in config["members"]} == {0, 1}
     outcomes = []
     for m in config["members"]:
         loss = 1.0 if m["seed"] == 0 else 0.5
-        outcomes.append({"eval": m["eval"], "seed": m["seed"], "status": "ok",
-                         "metrics": {"loss": loss}, "epochs": 2})
+        outcomes.append(Outcome(m["eval_id"], m["seed"], Status.OK, {"loss": loss}, 2).to_dict())
     searcher.on_trial_complete("t1", {"outcomes": json.dumps(outcomes), "node": "n1",
                                       "device": "cpu", "seconds": 1.5, "population": 6})
     settled = engine.evaluations
@@ -154,8 +153,8 @@ def test_a_lost_trial_and_a_diverged_training_are_recorded():
     engine = make()
     a, b = engine.ask(2)
     engine.complete(a.id, [], lost=True)
-    engine.complete(b.id, [{"eval": b.id, "seed": 0, "status": "nan", "metrics": {},
-                            "error": "non-finite training loss in epoch 2"}])
+    engine.complete(b.id, [Outcome(b.id, 0, Status.NAN,
+                                   error="non-finite training loss in epoch 2")])
     assert a.status is Status.ERROR and "lost" in a.note
     assert b.status is Status.NAN and b.fitness == (PENALTY,)
 
@@ -173,8 +172,7 @@ def test_a_missing_fitness_metric_is_an_error_of_that_evaluation():
 def test_an_early_stopped_batch_keeps_its_best_so_far():
     engine = make()
     ev = engine.ask(1)[0]
-    engine.complete(ev.id, [{"eval": ev.id, "seed": 0, "status": "partial",
-                             "metrics": {"loss": 0.8}, "epochs": 1}])
+    engine.complete(ev.id, [Outcome(ev.id, 0, Status.EARLY_STOPPED, {"loss": 0.8}, 1)])
     assert ev.status is Status.EARLY_STOPPED and ev.fitness == (0.8,)
     assert ev.key not in engine.policy.known  # a partial result is not reused
 
@@ -228,7 +226,7 @@ def test_several_objectives_mark_the_pareto_front():
 def test_batches_are_balanced_by_work():
     from types import SimpleNamespace
 
-    from evo_msa.nas.searcher import balanced_batches
+    from evo_msa.nas.execution.tune import balanced_batches
 
     evs = [SimpleNamespace(id=i, params=p) for i, p in enumerate([100, 90, 10, 10, 10, 10, 80, 5])]
     batches = balanced_batches(evs, 4)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from evo_msa.nas.strategy import EvolutionSettings, make_strategy
+from evo_msa.nas.strategies import EvolutionSettings, make_strategy
 from evo_msa.space import load_space
 
 ROOT = Path(__file__).resolve().parents[2]

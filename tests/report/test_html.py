@@ -11,7 +11,8 @@ from evo_msa.errors import UserError
 from evo_msa.metrics import Objective
 from evo_msa.report.html import SECTIONS, render, write_report
 from evo_msa.report.leaderboard import leaderboard_frame
-from evo_msa.nas.evaluation import Evaluation, Status
+from evo_msa.nas.evaluation import Evaluation
+from evo_msa.status import Status
 from evo_msa.space.fitness import Fitness
 
 TWO = Fitness((Objective("loss"), Objective("params")))

@@ -9,7 +9,8 @@ from evo_msa.cli import main
 from evo_msa.config import RunConfig
 from evo_msa.data import make_synthetic
 from evo_msa.data.loader import normalize
-from evo_msa.training import MemberStatus, TrainingDiverged, train_model, train_population
+from evo_msa.status import Status
+from evo_msa.training import TrainingDiverged, train_model, train_population
 
 FAST = {"model": {"expert_dim": 16, "unified_dim": 16, "level_widths": [16, 16, 8, 8],
                   "tower_dim": 8}, "train": {"epochs": 4, "patience": 2, "batch_size": 128}}
@@ -110,7 +111,7 @@ def test_train_command_retrains_a_genome(tmp_path):
 def test_a_diverging_member_fails_alone(mosi):
     configs = [cfg(), cfg(train={"lr": 1e12, "grad_clip": 0.0}), cfg(model={"depth": 2})]
     results = train_population(mosi, configs, [0, 1, 2], device="cpu")
-    assert [r.status for r in results] == [MemberStatus.OK, MemberStatus.DIVERGED, MemberStatus.OK]
+    assert [r.status for r in results] == [Status.OK, Status.NAN, Status.OK]
     assert "non-finite" in results[1].error
     alone = train_model(mosi, configs[0], seed=0, device="cpu")
     assert results[0].metrics["valid"]["loss"] == pytest.approx(alone.metrics["valid"]["loss"],

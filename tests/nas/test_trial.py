@@ -1,12 +1,18 @@
 """The batch trial without Ray: outcomes per training, per-epoch reports for ASHA, failures
 isolated by bisection, out-of-memory splitting (the CPU twin of the GPU path)."""
 import json
+from pathlib import Path
 
 import torch
 
 from evo_msa.config import RunConfig
 from evo_msa.data import load_data
-from evo_msa.nas.trainable import evaluate_batch, isolate_failures
+from evo_msa.models import DataInfo
+from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator, isolate_failures
+from evo_msa.nas.execution.tune import run_trial
+from evo_msa.space import load_space
+
+TINY = Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml"
 
 SMALL = {"model": {"expert_dim": 8, "unified_dim": 8, "level_widths": [8, 8, 8, 8],
                    "tower_dim": 4}, "train": {"epochs": 3, "patience": 3, "batch_size": 64}}
@@ -14,25 +20,24 @@ SMALL = {"model": {"expert_dim": 8, "unified_dim": 8, "level_widths": [8, 8, 8, 
 
 def member(i, seed=0, **train):
     cfg = RunConfig.from_dict({**SMALL, "train": {**SMALL["train"], **train}}).to_dict()
-    return {"eval": i, "seed": seed, "config": cfg}
+    return {"eval_id": i, "seed": seed, "config": cfg}
 
 
 def test_a_batch_reports_every_epoch_and_one_outcome_per_training():
     data = load_data("synthetic:mosi?n=300")
     reports = []
-    config = {"members": [member(0), member(0, seed=1), member(1, lr=1e12, grad_clip=0.0)],
-              "watch": ["loss"], "objective": {"metric": "loss", "direction": "min"},
-              "device": "cpu"}
-    final = evaluate_batch(config, data, reports.append)
+    config = {"members": [member(0), member(0, seed=1), member(1, lr=1e12, grad_clip=0.0)]}
+    evaluator = HaemsaEvaluator(load_space(TINY), DataInfo.from_data(data), data=data)
+    final = run_trial(config, evaluator, reports.append)
     outcomes = json.loads(final["outcomes"])
-    assert [(o["eval"], o["seed"], o["status"]) for o in outcomes] == [(0, 0, "ok"), (0, 1, "ok"),
-                                                                       (1, 0, "nan")]
+    assert [(o["eval_id"], o["seed"], o["status"]) for o in outcomes] == [
+        (0, 0, "ok"), (0, 1, "ok"), (1, 0, "nan")]
     assert all(o["metrics"]["loss"] > 0 for o in outcomes[:2])
     assert final["population"] == 3 and final["device"] == "cpu" and final["node"]
     epochs = [r["epoch"] for r in reports[:-1]]
     assert epochs == [1, 2, 3]  # ASHA's time axis
     partial = json.loads(reports[1]["outcomes"])  # what an early-stopped batch keeps
-    assert {o["status"] for o in partial} == {"partial"} and len(partial) == 2
+    assert {o["status"] for o in partial} == {"early-stopped"} and len(partial) == 2
     assert reports[-1] is final and final["fitness"] == min(o["metrics"]["loss"]
                                                             for o in outcomes[:2])
 

@@ -1,4 +1,4 @@
-"""Search strategies: which genome to evaluate next. They know genomes and fitness, nothing else.
+"""What every search strategy is: ask/tell over genomes, a budget, a checkpoint.
 
 Interface (ask/tell, as in NNI and Archai):
     ask()  -> Candidate, or None while it waits for pending results
@@ -6,29 +6,18 @@ Interface (ask/tell, as in NNI and Archai):
     done   -> True when the budget is spent or the search has converged
     state_dict() / load_state_dict()   everything needed to resume bit-for-bit
 
-The budget is a number of evaluations, pop_size x generations, the same for every strategy.
-
-Strategies:
-  generational   HAEMSA's loop: evaluate a generation, then tournament selection (tools.selTournament),
-                 blend crossover (tools.cxBlend, eq. 9), Gaussian mutation (tools.mutGaussian, eq. 10),
-                 elitism through a hall of fame. With several objectives: NSGA-II (tools.selNSGA2
-                 survival of parents + offspring, tools.selTournamentDCD parent selection).
-  steady-state   regularized (aging) evolution: each finished evaluation spawns one child from a
-                 tournament over the living population, and the oldest dies, so no worker idles.
-  random         uniform samples with the same budget: the baseline.
-
+Strategies know genomes (vectors in [0, 1]^n, see evo_msa.space) and scores, nothing else.
 DEAP operators draw from Python's global `random`; each strategy keeps its own generator state
 and swaps it in around DEAP calls, so the search is reproducible and its state checkpointable.
 """
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from deap import base, creator, tools
+from deap import base, creator
 
 from evo_msa.space import SearchSpace
 
@@ -47,6 +36,8 @@ def _individual_class(n_objectives: int):
 
 @dataclass
 class Candidate:
+    """A genome a strategy proposed, with its lineage and, once told, its scores."""
+
     id: int
     genome: list[float]
     generation: int
@@ -56,6 +47,8 @@ class Candidate:
 
 @dataclass
 class EvolutionSettings:
+    """The budget and the evolution's knobs (the `evolution` options of a search)."""
+
     pop_size: int = 32
     generations: int = 6
     patience: int | None = None  # stop after this many generations without improvement
@@ -69,6 +62,9 @@ class EvolutionSettings:
 
 
 class Strategy:
+    """A search strategy: subclasses fill the queue (`_refill`) and learn from scores
+    (`_on_tell`); the base keeps candidates, the budget, the generator and the checkpoint."""
+
     name = "base"
 
     def __init__(self, space: SearchSpace, settings: EvolutionSettings, seed: int = 0,
@@ -196,153 +192,6 @@ class Strategy:
 
     def _load_extra_state(self, extra: dict) -> None:
         pass
-
-
-class GenerationalEvolution(Strategy):
-    name = "generational"
-
-    def __init__(self, space, settings, seed=0, objectives=1):
-        super().__init__(space, settings, seed, objectives)
-        self.members: list[int] = []  # ids in the current generation (elites included)
-        self.hof_ids: list[int] = []  # single objective: the hall of fame
-        self.parent_ids: list[int] = []  # several objectives: NSGA-II's survivors
-        for _ in range(settings.pop_size):
-            self.members.append(self._new(self.space.sample(self.rng)).id)
-
-    @property
-    def planned_generations(self) -> int:
-        per_generation = self.s.pop_size - (0 if self.objectives > 1 else self.s.elites)
-        return 1 + math.ceil(max(0, self.budget - self.s.pop_size) / max(1, per_generation))
-
-    def _on_tell(self, cand):
-        gen = [self.candidates[i] for i in self.members]
-        if any(c.score is None for c in gen) or self.done:
-            return
-        self._check_patience()
-        if self.objectives > 1:
-            self._survive_nsga2(gen)
-        else:
-            self._update_hof(gen)
-        if not self.done:
-            self._breed(gen)
-
-    def _update_hof(self, gen: list[Candidate]) -> None:
-        hof = tools.HallOfFame(self.s.elites)
-        hof.update([self._individual(self.candidates[i]) for i in self.hof_ids]
-                   + [self._individual(c) for c in gen])
-        self.hof_ids = [ind.cid for ind in hof]
-
-    def _survive_nsga2(self, gen: list[Candidate]) -> None:
-        """NSGA-II's (mu + lambda) survival: the best pop_size of parents and offspring by
-        non-domination rank, then crowding distance."""
-        pool = [self._individual(self.candidates[i]) for i in self.parent_ids]
-        pool += [self._individual(c) for c in gen if c.id not in set(self.parent_ids)]
-        self.parent_ids = [ind.cid for ind in tools.selNSGA2(pool, self.s.pop_size)]
-
-    def _select_parents(self, pop, n: int):
-        if self.objectives == 1:
-            return tools.selTournament(pop, n, tournsize=self.s.tournament_k)
-        survivors = tools.selNSGA2(pop, len(pop))  # assigns the crowding distances
-        if len(survivors) < 4:
-            return tools.selRandom(survivors, n)
-        picked, chunk = [], len(survivors) // 4 * 4
-        while len(picked) < n:
-            picked += tools.selTournamentDCD(survivors, chunk)
-        return picked[:n]
-
-    def _breed(self, gen: list[Candidate]) -> None:
-        multi = self.objectives > 1
-        source = [self.candidates[i] for i in self.parent_ids] if multi else gen
-        pop = [self._individual(c) for c in source]
-        carried = [] if multi else list(self.hof_ids)
-        n_children = min(self.s.pop_size - len(carried), self.budget - self.told)
-        self.generation += 1
-        with self._deap_random():
-            parents = self._select_parents(pop, n_children)
-            children = [self._child(p) for p in parents]
-            lineage = [[p.cid] for p in parents]
-            for i in range(1, len(children), 2):
-                if random.random() < self.s.cx_prob:
-                    tools.cxBlend(children[i - 1], children[i], self.s.cx_alpha)
-                    both = sorted(set(lineage[i - 1] + lineage[i]))
-                    lineage[i - 1], lineage[i] = both, list(both)
-            for child in children:
-                if random.random() < self.s.mut_prob:
-                    tools.mutGaussian(child, 0.0, self.s.mut_sigma, self.s.mut_indpb)
-        # elites survive as they are, with their fitness: not evaluated again
-        self.members = carried
-        for child, parent_ids in zip(children, lineage):
-            self.members.append(self._new(child, parent_ids).id)
-
-    def _extra_state(self):
-        return {"members": self.members, "hof_ids": self.hof_ids, "parent_ids": self.parent_ids}
-
-    def _load_extra_state(self, extra):
-        self.members, self.hof_ids = list(extra["members"]), list(extra["hof_ids"])
-        self.parent_ids = list(extra.get("parent_ids", []))
-
-
-class SteadyStateEvolution(Strategy):
-    """Regularized evolution (Real et al. 2019): the population is a queue ordered by age."""
-
-    name = "steady-state"
-
-    def __init__(self, space, settings, seed=0, objectives=1):
-        super().__init__(space, settings, seed, objectives)
-        self.alive: deque[int] = deque()
-
-    def _refill(self):
-        if self.done or self.next_id >= self.budget:
-            return
-        if self.next_id < self.s.pop_size:
-            self._new(self.space.sample(self.rng))
-            return
-        if len(self.alive) < 2:
-            return  # wait until a tournament is possible
-        pop = [self._individual(self.candidates[i]) for i in self.alive]
-        with self._deap_random():
-            picked = tools.selTournament(pop, 2, tournsize=min(self.s.tournament_k, len(pop)))
-            a, b = (self._child(p) for p in picked)
-            parents = sorted({picked[0].cid})
-            if random.random() < self.s.cx_prob:
-                tools.cxBlend(a, b, self.s.cx_alpha)
-                parents = sorted({p.cid for p in picked})
-            tools.mutGaussian(a, 0.0, self.s.mut_sigma, self.s.mut_indpb)
-        self.generation = self.next_id // self.s.pop_size
-        self._new(a, parents)
-
-    def _on_tell(self, cand):
-        self.alive.append(cand.id)
-        if len(self.alive) > self.s.pop_size:
-            self.alive.popleft()  # the oldest dies, whatever its fitness
-        self._count_budget()
-
-    def _extra_state(self):
-        return {"alive": list(self.alive)}
-
-    def _load_extra_state(self, extra):
-        self.alive = deque(extra["alive"])
-
-
-class RandomSearch(Strategy):
-    name = "random"
-
-    def _refill(self):
-        if not self.done and self.next_id < self.budget:
-            self.generation = self.next_id // self.s.pop_size
-            self._new(self.space.sample(self.rng))
-
-    def _on_tell(self, cand):
-        self._count_budget()
-
-
-STRATEGIES = {"generational": GenerationalEvolution, "steady-state": SteadyStateEvolution,
-              "random": RandomSearch}
-
-
-def make_strategy(kind: str, space: SearchSpace, settings: EvolutionSettings,
-                  seed: int = 0, objectives: int = 1) -> Strategy:
-    return STRATEGIES[kind](space, settings, seed, objectives)
 
 
 def _jsonable_state(state):

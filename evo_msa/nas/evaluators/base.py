@@ -1,0 +1,95 @@
+"""The evaluator interface: how a genome of a search space becomes a measurement.
+
+    describe(genome) -> Description   decode: the genes, what is trained (config), its identity
+                                      (key) and size (parameters), or why it cannot be built
+    evaluate(members) -> [Outcome]    train (or look up) every member: an evaluation's config
+                                      with one seed; never raises for a bad member
+
+A search's engine and policies see only this interface, so HAEMSA trainings in Ray Tune trials
+(evaluators.haemsa) and ground-truth lookup tables (evaluators.table) run through the same
+strategies, policies, leaderboard and resume.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from evo_msa.space import SearchSpace
+from evo_msa.status import Status
+
+
+@dataclass(frozen=True)
+class Description:
+    """A genome decoded by an evaluator."""
+
+    genes: dict[str, Any]  # gene name -> decoded value (the leaderboard's gene:* columns)
+    config: dict  # what is trained: a HAEMSA run config, a table's parameters
+    key: str  # identity: two genomes with one key are one architecture (trained once)
+    size: int = 0  # parameter count: constraints.max_params and the `params` objective
+    rejected: str = ""  # why it cannot be built (e.g. a mask keeping none of the data's modalities)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One training: an evaluation's config with one seed."""
+
+    eval_id: int
+    seed: int
+    config: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Member":
+        return cls(int(d["eval_id"]), int(d["seed"]), d["config"])
+
+
+@dataclass
+class Outcome:
+    """What one training gave: OK, EARLY_STOPPED (its best so far), NAN or ERROR."""
+
+    eval_id: int
+    seed: int
+    status: Status
+    metrics: dict[str, float] = field(default_factory=dict)  # validation metrics
+    epochs: float = 0.0
+    error: str = ""
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "status": self.status.value}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Outcome":
+        return cls(int(d["eval_id"]), int(d["seed"]), Status(d["status"]),
+                   dict(d.get("metrics") or {}), float(d.get("epochs") or 0.0),
+                   str(d.get("error") or ""))
+
+
+# progress(epoch, outcomes so far): per-epoch reports of a long evaluation (Tune, ASHA)
+Progress = Callable[[int, list[Outcome]], None]
+
+
+class Evaluator(ABC):
+    """Decodes genomes of `space` and measures them; see the module docstring."""
+
+    kind = "base"
+    # trials of this evaluator are worth shipping to Ray (trainings), not run inline (lookups)
+    needs_ray = False
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    @abstractmethod
+    def describe(self, genome: list[float]) -> Description:
+        """Decode a genome (never raises: a genome that cannot be built says why)."""
+
+    @abstractmethod
+    def evaluate(self, members: list[Member], progress: Progress | None = None
+                 ) -> list[Outcome]:
+        """One outcome per member, in order; a bad member gets an ERROR/NAN outcome."""
+
+    def describe_data(self) -> str:
+        """One line on what is evaluated (the search banner)."""
+        return self.kind

@@ -1,0 +1,136 @@
+"""HAEMSA trainings as the evaluator: a genome decodes into a run config, and a batch of members
+(genomes x seeds) trains as one population on train, scored on valid. The test split is not even
+held here, so selection can never touch it.
+
+A batch that runs out of GPU memory is split in halves and retried, not penalised; one training
+that diverges or fails is penalised alone (a member whose config breaks the batch is found by
+bisection). Per epoch, `progress` gets each training's best validation metrics so far (what an
+early-stopped batch keeps).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable
+
+from evo_msa.data.dataset import MSAData
+from evo_msa.models import DataInfo, member_parameters
+from evo_msa.nas.evaluators.base import Description, Evaluator, Member, Outcome, Progress
+from evo_msa.space import SearchSpace
+from evo_msa.space.fitness import NETWORK_OBJECTIVES
+from evo_msa.status import Status
+
+
+class HaemsaEvaluator(Evaluator):
+    kind = "haemsa"
+    needs_ray = True
+
+    def __init__(self, space: SearchSpace, info: DataInfo, data: MSAData | None = None,
+                 data_spec: str | None = None, device: str = "cpu"):
+        """`data` (its test split is dropped here), or `data_spec`: each process that evaluates
+        reads it itself, once (trials on the nodes of a cluster with a shared filesystem)."""
+        super().__init__(space)
+        self.info, self.device, self.data_spec = info, device, data_spec
+        self._data = data.without_test() if data is not None else None
+        measured = [o for o in space.fitness.objectives if o.metric not in NETWORK_OBJECTIVES]
+        self.watch = [o.metric for o in measured]  # validation metrics computed every epoch
+        self.objective = measured[0] if measured else None  # what early stopping compares
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if self.data_spec is not None:
+            state["_data"] = None  # read where it runs, not shipped
+        return state
+
+    @property
+    def data(self) -> MSAData:
+        if self._data is None:
+            self._data = search_split(self.data_spec)
+        return self._data
+
+    def describe(self, genome: list[float]) -> Description:
+        avail = self.info.modalities
+        cfg = self.space.to_config(genome, available=avail)
+        genes, key = self.space.decode(genome, avail), self.space.architecture_key(cfg)
+        try:
+            return Description(genes, cfg.to_dict(), key, member_parameters(cfg, self.info))
+        except ValueError as exc:  # e.g. a modality mask that keeps none of the data's
+            return Description(genes, cfg.to_dict(), key, rejected=str(exc))
+
+    def describe_data(self) -> str:
+        return self.data.describe() if self._data is not None or self.data_spec else self.kind
+
+    def evaluate(self, members: list[Member], progress: Progress | None = None
+                 ) -> list[Outcome]:
+        from evo_msa.training.trainer import resolve_device
+
+        device = resolve_device(self.device)
+        best: dict[int, tuple[float, Outcome]] = {}  # member index -> best so far
+
+        def on_epoch(epoch: int, valid: dict[int, dict | None]) -> None:
+            for i, metrics in valid.items():
+                if metrics is None or self.objective is None:
+                    continue
+                value = self.objective.loss(metrics.get(self.objective.metric, math.nan))
+                if i not in best or (math.isfinite(value) and value < best[i][0]):
+                    best[i] = (value, Outcome(members[i].eval_id, members[i].seed,
+                                              Status.EARLY_STOPPED, dict(metrics), epoch))
+            progress(epoch, [o for _, o in best.values()])
+
+        return train_members(self.data, members, device, self.watch,
+                             on_epoch if progress is not None else None)
+
+
+def train_members(data: MSAData, members: list[Member], device, watch: list[str],
+                  on_epoch=None) -> list[Outcome]:
+    """One outcome per member, splitting the population in halves on out-of-memory."""
+    from evo_msa.config import RunConfig
+    from evo_msa.training.trainer import train_population
+
+    def train(indices: list[int]) -> list[Outcome]:
+        cfgs = [RunConfig.from_dict(members[i].config, "trial config") for i in indices]
+        hook = None
+        if on_epoch is not None:
+            hook = lambda epoch, valid: on_epoch(epoch, {indices[j]: v for j, v in valid.items()})  # noqa: E731
+        results = train_population(data, cfgs, [members[i].seed for i in indices],
+                                   device=device, eval_splits=("valid",), watch=watch,
+                                   on_epoch=hook)
+        return [Outcome(members[i].eval_id, members[i].seed, r.status,
+                        r.metrics.get("valid", {}), r.epochs, r.error)
+                for i, r in zip(indices, results)]
+
+    def failed(indices: list[int], exc: BaseException) -> list[Outcome]:
+        text = str(exc).splitlines()[0][:300] if str(exc) else ""
+        return [Outcome(members[i].eval_id, members[i].seed, Status.ERROR,
+                        error=f"{type(exc).__name__}: {text}") for i in indices]
+
+    return isolate_failures(train, list(range(len(members))), failed)
+
+
+def isolate_failures(train: Callable[[list[int]], list], indices: list[int],
+                     failed: Callable[[list[int], BaseException], list]) -> list:
+    """Train `indices` together; if that raises (out of GPU memory, or one member's config
+    breaks the program), train each half on its own, recursively. A batch that does not fit
+    is so split until it does; a member that fails alone is the only one penalised."""
+    import torch
+
+    try:
+        return train(indices)
+    except Exception as exc:  # noqa: BLE001 - any failure of a candidate is its fitness
+        if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if len(indices) == 1:
+            return failed(indices, exc)
+        half = len(indices) // 2
+        return (isolate_failures(train, indices[:half], failed)
+                + isolate_failures(train, indices[half:], failed))
+
+
+@functools.lru_cache(maxsize=1)
+def search_split(spec: str) -> MSAData:
+    """--data-on-nodes: the data read here, on the trial's node (once per actor: Tune reuses
+    it for the next trial), without the test split, as the driver would have sent it."""
+    from evo_msa.data import load_data
+
+    return load_data(spec).without_test()
+

@@ -1,0 +1,1 @@
+"""Where evaluations run: in this process (inline) or as Ray Tune trials (tune)."""

@@ -1,0 +1,28 @@
+"""Evaluations in this process, one batch after another: for evaluators whose evaluations are
+cheap (lookup tables), where starting Ray would cost more than the whole search, and for tests."""
+from __future__ import annotations
+
+from typing import Callable
+
+from evo_msa.nas.engine import SearchEngine
+from evo_msa.nas.evaluators.base import Evaluator
+
+
+def run_inline(engine: SearchEngine, evaluator: Evaluator, *, batch: int = 1,
+               persist: Callable[[], None] = lambda: None) -> None:
+    """Ask up to `batch` evaluations, evaluate them, complete them; until the engine is done."""
+    while not engine.finished:
+        todo = engine.ask(batch)
+        if not todo:  # nothing in flight and nothing to train: the strategy has stopped
+            break
+        members = [m for ev in todo for m in ev.members()]
+        outcomes = evaluator.evaluate(members)
+        for ev in todo:
+            engine.complete(ev.id, [o for o in outcomes if o.eval_id == ev.id],
+                            population=len(members))
+        if engine.changed:
+            engine.changed = False
+            persist()
+    if engine.changed:
+        engine.changed = False
+        persist()

@@ -1,0 +1,262 @@
+"""Evaluations as Ray Tune trials: a trial evaluates a batch of members (genomes x seeds) with
+the search's evaluator, on a laptop or anywhere on a cluster. The DEAP population stays in the
+driver; a trial receives plain dicts.
+
+    EngineSearcher   a Tune `Searcher` driving the engine: a thin ask/tell adapter (as Ray's own
+                     Optuna and Nevergrad searchers are); checkpoints after every change
+    trial            the function trainable: evaluate the batch, report per epoch (ASHA) and at
+                     the end (one outcome per member)
+    run_on_tune      the Tuner: trials, resources, ASHA, TensorBoard tracking
+"""
+from __future__ import annotations
+
+import json
+import math
+import socket
+import time
+from typing import Callable
+
+from ray.tune.search import Searcher
+
+from evo_msa.io import StorageError
+from evo_msa.metrics import Objective
+from evo_msa.nas.engine import SearchEngine
+from evo_msa.nas.evaluators.base import Evaluator, Member, Outcome
+from evo_msa.space.fitness import NETWORK_OBJECTIVES
+from evo_msa.status import Status
+
+
+class EngineSearcher(Searcher):
+    """suggest(trial_id): engine.ask(batch) -> one trial's members, or wait / FINISHED;
+    on_trial_complete: the trial's outcomes -> engine.complete, then a checkpoint."""
+
+    def __init__(self, engine: SearchEngine, *, batch_size: int, slots: int = 1,
+                 on_change: Callable[[], None] = lambda: None, track: bool = False):
+        super().__init__(metric="fitness", mode=engine.fitness.direction)
+        self.engine, self.batch_size = engine, batch_size
+        self.slots = max(1, slots)  # trials that run at once
+        self.on_change = on_change
+        self.track = track  # trials report per-epoch metrics of every member
+        self.trials: dict[str, list[int]] = {}  # trial id -> evaluation ids
+        self.ready: list[list] = []  # batches made, not yet handed out
+        self.failure: StorageError | None = None  # a checkpoint that could not be written
+
+    def suggest(self, trial_id: str):
+        if self.failure is not None:
+            return Searcher.FINISHED  # stop the search: the runner raises the failure
+        if not self.ready:
+            self.ready = balanced_batches(self.engine.ask(self.batch_size * self.slots),
+                                          self.batch_size)
+        self._persist()
+        batch = self.ready.pop(0) if self.ready else []
+        if not batch:
+            return Searcher.FINISHED if self.engine.finished else None
+        self.trials[trial_id] = [ev.id for ev in batch]
+        return {"members": [m.to_dict() for ev in batch for m in ev.members()],
+                "track": self.track}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        ids = self.trials.pop(trial_id, None)
+        if ids is None:
+            return
+        result = result or {}
+        outcomes = [Outcome.from_dict(o) for o in json.loads(result.get("outcomes", "[]"))]
+        where = {"trial": trial_id, "node": result.get("node", ""),
+                 "device": result.get("device", ""), "seconds": result.get("seconds"),
+                 "population": result.get("population")}
+        for eval_id in ids:
+            mine = [o for o in outcomes if o.eval_id == eval_id]
+            self.engine.complete(eval_id, mine, lost=error, **where)
+        self._persist()
+
+    def _persist(self) -> None:
+        """Checkpoint; a write that fails (a full disk) stops the search instead of going on
+        without checkpoints (Tune would swallow an exception raised here)."""
+        if self.engine.changed and self.failure is None:
+            self.engine.changed = False
+            try:
+                self.on_change()
+            except StorageError as exc:
+                self.failure = exc
+
+    def save(self, checkpoint_path: str) -> None:
+        from evo_msa.io import write_json
+
+        write_json(checkpoint_path, self.engine.state_dict())
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path) as fh:
+            self.engine.load_state_dict(json.load(fh))
+        self.trials = {}
+
+
+def balanced_batches(evaluations: list, size: int) -> list[list]:
+    """Deal evaluations into batches of at most `size` with about equal work (parameter count
+    as the proxy; largest first, each to the lightest batch), so trials that run side by side
+    finish together instead of one slot idling."""
+    if not evaluations:
+        return []
+    n = -(-len(evaluations) // size)  # as few batches as the size allows
+    batches: list[list] = [[] for _ in range(n)]
+    load = [0] * n
+    for ev in sorted(evaluations, key=lambda e: -e.params):
+        open_ = [i for i in range(n) if len(batches[i]) < size]
+        i = min(open_, key=lambda j: load[j])
+        batches[i].append(ev)
+        load[i] += ev.params
+    return [sorted(b, key=lambda e: e.id) for b in batches]
+
+
+# ---- the trial -----------------------------------------------------------------------------
+
+def trial(config: dict, evaluator: Evaluator, threads: int = 1) -> None:
+    """Tune's function trainable."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(max(1, threads))
+    run_trial(config, evaluator, tune.report)
+
+
+def run_trial(config: dict, evaluator: Evaluator, report: Callable[[dict], None]) -> dict:
+    """Evaluate `config["members"]`; never raises for a bad member. Per epoch it reports the
+    batch's best fitness so far (what ASHA compares) and each training's best validation
+    metrics so far (what an early-stopped batch keeps); at the end one outcome per training."""
+    import torch
+
+    t0 = time.perf_counter()
+    members = [Member.from_dict(m) for m in config["members"]]
+    objective = primary_measured(evaluator)
+    device = _device(evaluator)
+    node, device_name = _where(device)
+    best: dict[tuple[int, int], tuple[float, Outcome]] = {}  # (eval, seed) -> best so far
+
+    def progress(epoch: int, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            value = _loss(objective, o)
+            mine = best.get((o.eval_id, o.seed))
+            if mine is None or value < mine[0]:
+                best[(o.eval_id, o.seed)] = (value, o)
+        top = min((v for v, _ in best.values()), default=math.inf)
+        result = {"fitness": objective.sign * top if objective and math.isfinite(top)
+                  else math.nan, "epoch": epoch, "node": node, "device": device_name,
+                  "outcomes": json.dumps([o.to_dict() for _, o in best.values()])}
+        if config.get("track"):  # this epoch's validation metrics, for learning curves
+            result["epoch_metrics"] = json.dumps([o.to_dict() for o in outcomes])
+        report(result)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    outcomes = evaluator.evaluate(members, progress)
+    final = {"fitness": math.nan, "epoch": max((o.epochs for o in outcomes), default=0) + 1,
+             "outcomes": json.dumps([o.to_dict() for o in outcomes]), "node": node,
+             "device": device_name, "seconds": round(time.perf_counter() - t0, 3),
+             "population": len(members), "peak_memory_mb": peak_memory_mb(device)}
+    values = [_loss(objective, o) for o in outcomes if o.status is Status.OK]
+    values = [v for v in values if math.isfinite(v)]
+    if objective is not None and values:
+        final["fitness"] = objective.sign * min(values)
+    report(final)
+    return final
+
+
+def primary_measured(evaluator: Evaluator) -> Objective | None:
+    """The first objective measured on valid (not a property of the network, e.g. params)."""
+    measured = [o for o in evaluator.space.fitness.objectives
+                if o.metric not in NETWORK_OBJECTIVES]
+    return measured[0] if measured else None
+
+
+def _loss(objective: Objective | None, o: Outcome) -> float:
+    if objective is None:
+        return math.inf
+    value = objective.loss(o.metrics.get(objective.metric, math.nan))
+    return value if math.isfinite(value) else math.inf
+
+
+def _device(evaluator: Evaluator):
+    from evo_msa.training.trainer import resolve_device
+
+    return resolve_device(getattr(evaluator, "device", "cpu"))
+
+
+def peak_memory_mb(device) -> float:
+    """Peak GPU memory allocated since the trial started, or the process's peak RSS on CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def _where(device) -> tuple[str, str]:
+    """(node, device) of this trial: host and Ray node id; CPU or the GPU's name."""
+    import torch
+
+    node = socket.gethostname()
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node = f"{node}:{ray.get_runtime_context().get_node_id()[:8]}"
+    except Exception:  # noqa: BLE001 - outside Ray: the host alone
+        pass
+    name = "cpu"
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        name = f"cuda:{index} {torch.cuda.get_device_name(index)}"
+    return node, name
+
+
+# ---- the Tuner ------------------------------------------------------------------------------
+
+def run_on_tune(engine: SearchEngine, evaluator: Evaluator, opts, storage: str,
+                persist: Callable[[], None], tensorboard: str | None = None) -> None:
+    """Evaluate until the engine is finished: batches of genomes as Tune trials, each with
+    `opts.cpus_per_trial` / `opts.gpus_per_trial`; ASHA with `opts.asha`."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from evo_msa.nas.ray_session import trial_slots
+
+    slots = trial_slots(opts)
+    batch = opts.batch_genomes or max(1, math.ceil(opts.pop / slots))
+    searcher = EngineSearcher(engine, batch_size=batch, slots=slots, on_change=persist,
+                              track=tensorboard is not None)
+    callbacks = []
+    if tensorboard is not None:
+        from evo_msa.nas.tracking import TensorBoardTracker
+
+        callbacks.append(TensorBoardTracker(tensorboard, engine))
+        engine.log(f"track  tensorboard --logdir {tensorboard}")
+    engine.log(f"trials {batch} genome(s) x {engine.fitness.seeds} seed(s) per trial, "
+               f"{opts.cpus_per_trial:g} CPU / {opts.gpus_per_trial:g} GPU each")
+    trainable = tune.with_resources(
+        tune.with_parameters(trial, evaluator=evaluator, threads=max(1, int(opts.cpus_per_trial))),
+        {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
+    scheduler = None
+    if opts.asha:
+        epochs = max(1, max((ev.config["train"]["epochs"] for ev in engine.evaluations),
+                            default=0) or _fixed_epochs(engine))
+        # max_t past the budget: a trial that runs its full budget ends on its own and
+        # reports its final result, instead of being stopped at the last epoch
+        scheduler = ASHAScheduler(metric="fitness", mode=engine.fitness.direction,
+                                  time_attr="epoch", max_t=epochs + 1,
+                                  grace_period=max(1, epochs // 4), reduction_factor=3)
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=storage,
+                                  verbose=0, log_to_file=True, callbacks=callbacks,
+                                  failure_config=tune.FailureConfig(max_failures=1)))
+    tuner.fit()
+    if searcher.failure is not None:
+        raise searcher.failure
+
+
+def _fixed_epochs(engine: SearchEngine) -> int:
+    space = engine.policy.space
+    return space.to_config([0.5] * space.size).train.epochs

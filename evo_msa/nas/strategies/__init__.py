@@ -1,0 +1,21 @@
+"""Search strategies: which genome to evaluate next (ask/tell; see base).
+
+  generational   HAEMSA's loop (evolution)         steady-state   aging evolution (evolution)
+  random         uniform samples (random_search)
+"""
+from __future__ import annotations
+
+from evo_msa.nas.strategies.base import Candidate, EvolutionSettings, Strategy
+from evo_msa.nas.strategies.evolution import GenerationalEvolution, SteadyStateEvolution
+from evo_msa.nas.strategies.random_search import RandomSearch
+from evo_msa.space import SearchSpace
+
+__all__ = ["Candidate", "EvolutionSettings", "Strategy", "STRATEGIES", "make_strategy"]
+
+STRATEGIES = {"generational": GenerationalEvolution, "steady-state": SteadyStateEvolution,
+              "random": RandomSearch}
+
+
+def make_strategy(kind: str, space: SearchSpace, settings: EvolutionSettings,
+                  seed: int = 0, objectives: int = 1) -> Strategy:
+    return STRATEGIES[kind](space, settings, seed, objectives)

@@ -1,0 +1,16 @@
+"""Random search: uniform samples with the same budget, the baseline every strategy must beat."""
+from __future__ import annotations
+
+from evo_msa.nas.strategies.base import Strategy
+
+
+class RandomSearch(Strategy):
+    name = "random"
+
+    def _refill(self):
+        if not self.done and self.next_id < self.budget:
+            self.generation = self.next_id // self.s.pop_size
+            self._new(self.space.sample(self.rng))
+
+    def _on_tell(self, cand):
+        self._count_budget()
