@@ -127,11 +127,12 @@ def search(space: str, data: str = "synthetic:mosi", *, out: str | Path | None =
     return run_search(opts, log=log)
 
 
-def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Path:
+def resume(run_dir: str | Path, force: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Continue an interrupted search (`force`: although its space, data or options changed)."""
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search as run_search
 
-    return run_search(SearchOptions(), resume=str(run_dir), log=log)
+    return run_search(SearchOptions(), resume=str(run_dir), force=force, log=log)
 
 
 def load_model(path: str | Path, device: str = "cpu"):

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", default=None, help="run directory (default runs/<timestamp>)")
     where.add_argument("--resume", default=None, metavar="RUN_DIR",
                        help="continue an interrupted search where its checkpoint left off")
+    s.add_argument("--force", action="store_true",
+                   help="with --resume: continue even though the run's space copy, data or "
+                        "options changed since it started")
 
     b = sub.add_parser("baseline", formatter_class=fmt, help="a simple model on the same data",
                        description="Ridge / softmax regression or a one-hidden-layer MLP on the "
@@ -126,12 +129,14 @@ def cmd_search(args) -> int:
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search
 
+    if args.force and not args.resume:
+        raise UserError("--force goes with --resume")
     if args.resume:
         given = SearchOptions.given(args)
         if given:
             raise UserError(f"--resume continues a run with its own options (its search.json); "
                             f"drop --{given[0].replace('_', '-')}")
-        search(SearchOptions(), resume=args.resume)
+        search(SearchOptions(), resume=args.resume, force=args.force)
     else:
         search(SearchOptions.from_args(args, out=args.out))
     return 0

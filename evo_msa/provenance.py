@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import subprocess
 import time
@@ -27,6 +28,18 @@ def data_sha256(spec: str) -> str | None:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def fingerprint(space_file: str | Path, data_spec: str, options: dict) -> dict[str, str]:
+    """sha256 of what a search was started with: the space file, the data (the file's bytes,
+    or a synthetic spec's text) and the options; a resume compares them."""
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    options = {k: v for k, v in options.items() if k not in ("provenance", "fingerprint")}
+    return {"space": digest(Path(space_file).read_bytes()),
+            "data": data_sha256(data_spec) or digest(data_spec.encode()),
+            "options": digest(json.dumps(options, sort_keys=True, default=str).encode())}
 
 
 def versions() -> dict:

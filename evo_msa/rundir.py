@@ -9,6 +9,7 @@ A search run (`evo-msa search --out DIR`):
     best_genome.json     the best evaluation: genome, decoded genes, run config
     progress.png         best and median fitness per generation
     final.json/.csv      the final trainer: top genomes retrained with several seeds
+    baselines.csv        ridge / softmax on every modality subset: the bar the search must beat
     ray/                 Ray Tune's own trial folders (written by Ray)
     .lock                host and pid of the process using the run
 
@@ -47,6 +48,7 @@ FINAL_CSV = "final.csv"
 METRICS_JSON = "metrics.json"
 METRICS_CSV = "metrics.csv"
 LOCK = ".lock"
+BASELINES = "baselines.csv"  # the built-in baselines beside a search (nas.references)
 RAY = "ray"  # Ray Tune's own trial folders
 TENSORBOARD = "tensorboard"  # --track tensorboard
 

@@ -39,6 +39,9 @@ class SearchEngine:
         self.elapsed_before = 0.0  # seconds spent before a resume
         self.reported_generations = 0
         self.changed = False  # something to checkpoint
+        # sha256 of the space, data and options (provenance.fingerprint) the evaluations settled
+        # under; its first 8 characters stamp each evaluation (a forced resume shows in them)
+        self.fingerprint: dict[str, str] = {}
 
     @property
     def finished(self) -> bool:
@@ -71,8 +74,10 @@ class SearchEngine:
         return ev
 
     def _settled(self, ev: Evaluation) -> None:
+        if self.fingerprint:
+            ev.fingerprint = short_fingerprint(self.fingerprint)
         self.evaluations.append(ev)
-        self.strategy.tell(ev.id, self.fitness.scores(ev.fitness))
+        self.strategy.tell(ev.id, self.fitness.scores(ev.fitness), trained=ev.status.trained)
         self.changed = True
         self._report_progress()
 
@@ -104,7 +109,9 @@ class SearchEngine:
         return {"strategy": self.strategy.state_dict(),
                 "evaluations": [e.to_dict() for e in self.evaluations],
                 "known": {k: [list(v), cid] for k, (v, cid) in self.policy.known.items()},
-                "elapsed": self.elapsed(), "reported_generations": self.reported_generations}
+                "seeds": self.policy.seeds,
+                "elapsed": self.elapsed(), "reported_generations": self.reported_generations,
+                "fingerprint": self.fingerprint}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume: evaluations that were in flight are asked again (the strategy re-queues
@@ -112,9 +119,17 @@ class SearchEngine:
         self.strategy.load_state_dict(state["strategy"])
         self.evaluations = [Evaluation.from_dict(e) for e in state["evaluations"]]
         self.policy.known = {k: (tuple(v), cid) for k, (v, cid) in state["known"].items()}
+        self.policy.seeds = list(state.get("seeds", self.policy.seeds))
         self.elapsed_before, self.started = state["elapsed"], time.time()
         self.reported_generations = state["reported_generations"]
+        self.fingerprint = dict(state.get("fingerprint") or {})
         self.pending = {}
+
+
+def short_fingerprint(fp: dict[str, str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("".join(fp[k] for k in sorted(fp)).encode()).hexdigest()[:8]
 
 
 def _clock(seconds: float) -> str:

@@ -35,6 +35,7 @@ class Evaluation:
     node: str = ""  # where it ran
     device: str = ""
     note: str = ""  # why it failed, was cached or rejected
+    fingerprint: str = ""  # of the space, data and options it settled under (a forced resume)
 
     def members(self) -> list[Member]:
         """Its trainings: the config with each of its seeds."""
@@ -63,7 +64,7 @@ class Evaluation:
             row.update({f"fitness:{name}": v for name, v in zip(fitness.names, values)})
         row.update({"params": self.params, "seconds": self.seconds, "epochs": self.epochs,
                     "population": self.population, "node": self.node, "device": self.device,
-                    "note": self.note})
+                    "note": self.note, "fingerprint": self.fingerprint})
         row.update({f"gene:{k}": "|".join(map(str, v)) if isinstance(v, list) else v
                     for k, v in self.genes.items()})
         row.update({f"valid_{k}": v for k, v in self.metrics.items()})

@@ -12,6 +12,7 @@ from evo_msa.data.dataset import MSAData
 from evo_msa.provenance import provenance
 from evo_msa.rundir import RunDir
 from evo_msa.nas.evaluation import Evaluation
+from evo_msa.nas.references import reference, reference_line
 from evo_msa.space import SearchSpace
 from evo_msa.training.multiseed import format_summary, train_seeds
 from evo_msa.training.trainer import resolve_device
@@ -29,6 +30,7 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
                   opts, log: Callable[[str], None] = print) -> dict:
     seeds = list(opts.final_seeds)
     device = str(resolve_device(opts.device))
+    baseline = pd.read_csv(run.file(rundir.BASELINES)) if run.has(rundir.BASELINES) else None
     entries, tables = [], []
     for rank, ev in enumerate(top, 1):
         cfg = final_config(ev, opts.final_epochs)
@@ -38,6 +40,8 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
                                      folder=f"final/rank{rank}-id{ev.id}/",
                                      provenance=provenance(opts.data))
         log(format_summary(summary))
+        if baseline is not None:
+            log(f"  beside {reference_line(baseline)}")
         table.insert(0, "rank", rank)
         table.insert(1, "id", ev.id)
         tables.append(table)
@@ -45,6 +49,8 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
                         "genome": ev.genome, "run_config": cfg.to_dict(), **summary})
     final = {"objectives": space.fitness.to_dict()["objectives"], "device": device,
              "data": opts.data, "genomes": entries, "provenance": provenance(opts.data)}
+    if baseline is not None:  # the linear model chosen on valid, scored on the same test split
+        final["baseline"] = reference(baseline)
     run.write_csv(rundir.FINAL_CSV, pd.concat(tables, ignore_index=True))
     run.write_json(rundir.FINAL_JSON, final)
     return final

@@ -31,13 +31,18 @@ class SearchOptions:
     data: str = option("synthetic:mosi", "an MMSA-layout pickle, or synthetic:mosi / "
                        "synthetic:iemocap / synthetic:sims (e.g. synthetic:mosi?seed=1&noise=vision)")
     pop: int = option(32, "population size", check=lambda v: v >= 2, expected="an integer >= 2")
-    generations: int = option(6, "budget: pop x generations evaluations, for every strategy",
+    generations: int = option(6, "budget: pop x generations trainings, for every strategy",
                               check=lambda v: v >= 1, expected="an integer >= 1")
+    budget: int | None = option(None, "trainings the search may spend (default: pop x "
+                                "generations); a genome answered without training (a known "
+                                "architecture) costs none", check=lambda v: v is None or v >= 1,
+                                expected="an integer >= 1")
     patience: int | None = option(None, "stop when the best fitness has not improved for this "
                                   "many generations", check=lambda v: v is None or v >= 1,
                                   expected="an integer >= 1")
-    strategy: str = option("evolution", "random: uniform samples with the same budget (baseline)",
-                           choices=("evolution", "random"))
+    strategy: str = option("evolution", "random: uniform samples with the same budget "
+                           "(the baseline); tpe: Optuna's TPE (needs evo-msa[bench])",
+                           choices=("evolution", "random", "tpe"))
     mode: str = option("generational", "generational (the paper; NSGA-II with several "
                        "objectives) or steady-state (asynchronous aging evolution)",
                        choices=("generational", "steady-state"))
@@ -73,7 +78,7 @@ class SearchOptions:
 
     @property
     def strategy_kind(self) -> str:
-        return "random" if self.strategy == "random" else self.mode
+        return self.mode if self.strategy == "evolution" else self.strategy
 
     @property
     def trial_device(self) -> str:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from evo_msa.errors import UserError
 from evo_msa.nas.interrupt import signals_deferred
@@ -56,24 +58,25 @@ class SharedRay:
         SharedRay.active = None
         self.stack.close()
 
-    def join(self, opts):
+    def join(self, opts, log: Callable[[str], None] = print):
         if not self.joined:  # the first search connects as a search alone would
-            self.stack.enter_context(connect_ray(opts))
+            self.stack.enter_context(connect_ray(opts, log))
             self.joined = True
         return contextlib.nullcontext()
 
 
-def ray_session(opts):
+def ray_session(opts, log: Callable[[str], None] = print):
     """This search's Ray: the enclosing SharedRay block's, or one of its own."""
     shared = SharedRay.active
-    return shared.join(opts) if shared is not None else connect_ray(opts)
+    return shared.join(opts, log) if shared is not None else connect_ray(opts, log)
 
 
 @contextlib.contextmanager
-def connect_ray(opts):
+def connect_ray(opts, log: Callable[[str], None] = print):
     """Join `opts.address`, or `RAY_ADDRESS` (a job's entrypoint has it), or start a Ray of our
     own: never one that a `ray start` happened to leave on this machine (that is `--address
-    auto`), and never without token authentication."""
+    auto`), never without token authentication, listening on the loopback interface only, with
+    a token file only its owner can read."""
     address = opts.address or os.environ.get("RAY_ADDRESS") or "local"
     joining = address != "local"
     if joining:
@@ -90,7 +93,11 @@ def connect_ray(opts):
         # says otherwise; ours is on whatever the shell exports (the token: ~/.ray/auth_token)
         env["RAY_AUTH_MODE"] = "token"
         env["PYTHONPATH"] = _with_this_checkout(os.environ.get("PYTHONPATH", ""))
-    with environment(env, defaults):
+        # Ray binds its servers to the node's address, which it takes to be the loopback one
+        # when "clusters" are off (its macOS/Windows default): no other machine can connect
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        private_token_file(log)
+    with environment(env, defaults), _loopback_only(not joining):
         yield from _session(opts, address, joining)
 
 
@@ -127,6 +134,50 @@ def _session(opts, address: str, joining: bool):
             yield
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _loopback_only(on: bool):
+    """The environment variable is read when Ray is first imported; in a process that imported
+    it before (a notebook, a study), its constant is set for the session too."""
+    constants = sys.modules.get("ray._private.ray_constants")
+    if not on or constants is None:
+        yield
+        return
+    saved = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = saved
+
+
+def private_token_file(log: Callable[[str], None] = print) -> Path | None:
+    """The token file a local Ray reads (RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token), readable
+    by its owner only: made with mode 0600 when missing (Ray would write it world-readable), and
+    tightened, with a line saying so, when others may read it. None when the token comes from
+    RAY_AUTH_TOKEN itself."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return None
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    path = path.expanduser()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))  # what Ray makes: 256 random bits
+        return path
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        try:
+            os.chmod(path, 0o600)
+            log(f"note   {path} (the Ray token) was readable by others (mode {mode:o}); "
+                f"it is now readable by its owner only (0600)")
+        except OSError:
+            log(f"note   {path} (the Ray token) is readable by others (mode {mode:o}) and "
+                f"cannot be changed by this user: anyone who reads it can run code as you "
+                f"through Ray; make it 0600")
+    return path
 
 
 def _with_this_checkout(pythonpath: str) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
 from evo_msa import rundir
 from evo_msa.data import load_data
 from evo_msa.data.dataset import MSAData
@@ -30,8 +32,9 @@ from evo_msa.nas.interrupt import STOP_GRACE_S, StopGuard, interruption, signals
 from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.ray_session import ray_session
+from evo_msa.nas.references import fit_references, reference
 from evo_msa.nas.strategies import EvolutionSettings, make_strategy
-from evo_msa.provenance import provenance
+from evo_msa.provenance import fingerprint, provenance
 from evo_msa.report.leaderboard import leaderboard_frame, pareto_front, ranked
 from evo_msa.report.plots import pareto_figure, progress_figure
 from evo_msa.rundir import RunDir
@@ -50,11 +53,13 @@ class Search:
     data: MSAData | None  # None for a lookup-table space
     evaluator: Evaluator
     engine: SearchEngine
+    options: dict  # as search.json holds them (what the fingerprint hashes)
 
 
-def search(opts: SearchOptions, *, resume: str | None = None,
+def search(opts: SearchOptions, *, resume: str | None = None, force: bool = False,
            log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) a search; returns the run directory."""
+    """Run (or resume) a search; returns the run directory. A resume refuses a run whose space
+    copy, data or options changed since it started, unless `force`."""
     run = RunDir(resume) if resume else None
     s = prepare(opts, run, log)
     guard = StopGuard(lambda code: _say_stuck(s.engine, run))
@@ -62,12 +67,16 @@ def search(opts: SearchOptions, *, resume: str | None = None,
         if run is not None:
             run.lock(log)
             s.engine.load_state_dict(run.read_checkpoint())
+            _check_unchanged(s, run, force, log)
         needs_ray = s.evaluator.needs_ray and not s.engine.finished
         # our signal handlers after ray.init: Ray installs its own
-        with ray_session(s.opts) if needs_ray else contextlib.nullcontext(), guard.catching():
+        with ray_session(s.opts, log) if needs_ray else contextlib.nullcontext(), \
+                guard.catching():
             if run is None:
                 run = claim(s, log)
             _banner(log, s, run, resumed=resume is not None)
+            if s.data is not None and not run.has(rundir.BASELINES):
+                run.write_csv(rundir.BASELINES, fit_references(s.data, log))
             if not s.engine.finished:
                 evolve(s, run)
             conclude(s, run, log)
@@ -88,11 +97,12 @@ def search(opts: SearchOptions, *, resume: str | None = None,
 
 def prepare(opts: SearchOptions, run: RunDir | None, log: Callable[[str], None]) -> Search:
     """Everything that can be wrong with the input fails here, before a run directory exists."""
+    options = {k: v for k, v in vars(opts).items()}
     if run is not None:
         if not run.path.is_dir():
             raise UserError(f"{run.path}: no such run directory")
-        opts = SearchOptions.from_dict(run.read_json(rundir.SEARCH, "the search options"),
-                                       str(run.file(rundir.SEARCH)))
+        options = run.read_json(rundir.SEARCH, "the search options")
+        opts = SearchOptions.from_dict(options, str(run.file(rundir.SEARCH)))
         space_file = _space_copy(run)
     else:
         if not opts.space:
@@ -103,20 +113,47 @@ def prepare(opts: SearchOptions, run: RunDir | None, log: Callable[[str], None])
     data = load_data(opts.data) if space.haemsa else None
     evaluator = make_evaluator(space, data, device=opts.trial_device,
                                data_spec=_data_on_nodes(opts))
+    return Search(opts, space, space_file, data, evaluator, build_engine(opts, evaluator, log),
+                  options)
+
+
+def build_engine(opts: SearchOptions, evaluator: Evaluator,
+                 log: Callable[[str], None] = print) -> SearchEngine:
+    """The engine a search runs: the options' strategy over the evaluator's space."""
+    space = evaluator.space
     settings = EvolutionSettings(pop_size=opts.pop, generations=opts.generations,
-                                 patience=opts.patience, **opts.evolution)
+                                 budget=opts.budget, patience=opts.patience, **opts.evolution)
     strategy = make_strategy(opts.strategy_kind, space, settings, seed=opts.seed,
                              objectives=len(space.fitness.objectives))
-    engine = SearchEngine(strategy, EvaluationPolicy(evaluator, trial_seed=opts.seed), log=log)
-    return Search(opts, space, space_file, data, evaluator, engine)
+    return SearchEngine(strategy, EvaluationPolicy(evaluator, trial_seed=opts.seed), log=log)
 
 
 def claim(s: Search, log: Callable[[str], None]) -> RunDir:
     """A new run directory with the options, their provenance and a copy of the space."""
     run = RunDir.create(s.opts.out).lock(log)
-    run.write_json(rundir.SEARCH, {**vars(s.opts), "provenance": provenance(s.opts.data)})
-    run.copy_in(s.space_file, f"{s.space.name}.yaml")
+    run.write_json(rundir.SEARCH, {**s.options, "provenance": provenance(s.opts.data)})
+    s.space_file = run.copy_in(s.space_file, f"{s.space.name}.yaml")
+    s.engine.fingerprint = fingerprint(s.space_file, s.opts.data, s.options)
     return run
+
+
+def _check_unchanged(s: Search, run: RunDir, force: bool, log: Callable[[str], None]) -> None:
+    """A resume continues the search it started, or says which input changed (--force: it
+    goes on, and the later leaderboard rows carry the new fingerprint)."""
+    now = fingerprint(s.space_file, s.opts.data, s.options)
+    before = s.engine.fingerprint
+    changed = [k for k in ("space", "data", "options") if before and before.get(k) != now[k]]
+    what = {"space": f"its copy of the search space ({s.space_file.name})",
+            "data": f"the data ({s.opts.data})", "options": f"its options ({rundir.SEARCH})"}
+    if changed and not force:
+        raise UserError(f"{run.path}: {' and '.join(what[k] for k in changed)} changed since the "
+                        f"search started (sha256 differs); resume with --force to continue "
+                        f"anyway (the leaderboard then shows the change in its fingerprint "
+                        f"column)")
+    if changed:
+        log(f"note   resuming although {' and '.join(what[k] for k in changed)} changed "
+            f"(--force): evaluations from now on carry another fingerprint")
+    s.engine.fingerprint = now
 
 
 def evolve(s: Search, run: RunDir) -> None:
@@ -176,7 +213,7 @@ def _banner(log, s: Search, run: RunDir, resumed: bool) -> None:
     log(f"space  {space.name}: {len(space.genes)} genes, {space.size} genome slots; fitness = "
         f"valid {what}{seeds}")
     log(f"search {opts.strategy_kind}, pop {opts.pop}, budget {engine.strategy.budget} "
-        f"evaluations{f', patience {opts.patience}' if opts.patience else ''}, seed {opts.seed}"
+        f"trainings{f', patience {opts.patience}' if opts.patience else ''}, seed {opts.seed}"
         f" -> {run.path}")
     if resumed:
         log(f"resumed: {len(engine.evaluations)} evaluations already done")
@@ -200,8 +237,14 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
     run.write_figure(rundir.PROGRESS, progress_figure(engine.evaluations, fitness))
     if fitness.multi:
         run.write_figure(rundir.PARETO, pareto_figure(board, fitness.objectives))
+    bar = ""
+    if run.has(rundir.BASELINES):
+        ref = reference(pd.read_csv(run.file(rundir.BASELINES)))
+        if f"valid_{fitness.metric}" in ref:
+            bar = (f" ({ref['model']} on {ref['modalities']}: "
+                   f"{ref[f'valid_{fitness.metric}']:.4f})")
     log(f"best   #{best.id} (generation {best.generation}): valid {fitness.metric} "
-        f"{best.fitness[0]:.4f}")
+        f"{best.fitness[0]:.4f}{bar}")
     return best
 
 

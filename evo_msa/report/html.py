@@ -354,9 +354,25 @@ def final_section(run: RunFiles) -> str:
         return _note("No final training yet (final.json is missing: the search is still "
                      "running, was interrupted, or ran with --final-seeds given empty).")
     entries = [(f"rank {g.get('rank')} · #{g.get('id')}", g) for g in genomes]
-    return (_note(f"Retrained on train, early-stopped on valid, scored on test; mean ± std over "
-                  f"seeds {genomes[0].get('seeds')} on {run.final.get('device', '?')}.")
-            + _metric_tables(entries))
+    note = (f"Retrained on train, early-stopped on valid, scored on test; mean ± std over "
+            f"seeds {genomes[0].get('seeds')} on {run.final.get('device', '?')}.")
+    base = run.final.get("baseline")
+    if isinstance(base, dict):  # the built-in linear model chosen on valid, same splits
+        label = f"{base.get('model')} ({base.get('modalities')})"
+        entries.append((label, _baseline_summary(base)))
+        note += (f" Beside it: {label}, the built-in baseline on the modality subset with the "
+                 f"best valid loss (see baselines.csv).")
+    return _note(note) + _metric_tables(entries)
+
+
+def _baseline_summary(row: dict) -> dict:
+    """A baselines.csv row in the shape of a metrics summary (one deterministic fit: std 0)."""
+    out: dict = {"seeds": [0]}
+    for key, value in row.items():
+        split, _, metric = key.partition("_")
+        if split in ("valid", "test") and metric and isinstance(value, (int, float)):
+            out.setdefault(split, {})[metric] = {"mean": float(value), "std": 0.0}
+    return out
 
 
 def curves_section(run: RunFiles) -> str:

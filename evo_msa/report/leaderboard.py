@@ -12,7 +12,7 @@ from evo_msa.status import Status
 from evo_msa.space.fitness import Fitness
 
 FIRST_COLUMNS = ["generation", "id", "parents", "status", "fitness", "pareto", "params",
-                 "seconds", "epochs", "population", "node", "device", "note"]
+                 "seconds", "epochs", "population", "node", "device", "note", "fingerprint"]
 
 
 def leaderboard_frame(evaluations: list[Evaluation], fitness: Fitness) -> pd.DataFrame:

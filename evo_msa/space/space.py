@@ -33,8 +33,13 @@ from evo_msa.errors import UserError
 from evo_msa.space.fitness import Fitness
 
 GENE_TYPES = ("int", "float", "log-float", "categorical", "ordinal", "mask")
-TOP_KEYS = ("name", "description", "evaluator", "genes", "fixed", "fitness", "constraints")
+TOP_KEYS = ("name", "description", "evaluator", "genes", "fixed", "fitness", "constraints",
+            "operators")
 UNORDERED = ("categorical", "mask")  # genes whose slots are choices without an order
+# variation operators per kind of slot (see nas.strategies.operators)
+CROSSOVERS, MUTATIONS = ("blend", "uniform"), ("gaussian", "resample")
+DEFAULT_OPERATORS = {"ordered": {"crossover": "blend", "mutation": "gaussian"},
+                     "unordered": {"crossover": "uniform", "mutation": "resample"}}
 GENE_KEYS = {"type", "low", "high", "log", "choices", "count"}
 
 
@@ -94,6 +99,8 @@ class SearchSpace:
     max_params: int | None = None  # cheap constraint, checked before any training
     source: str = "space"
     evaluator: dict = field(default_factory=lambda: {"kind": "haemsa"})  # what measures a genome
+    operators: dict = field(default_factory=lambda: {k: dict(v) for k, v in
+                                                     DEFAULT_OPERATORS.items()})
 
     @property
     def haemsa(self) -> bool:
@@ -204,10 +211,32 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
                         f"got {max_params!r:.60}")
 
     space = SearchSpace(name=name, genes=genes, fixed=fixed, fitness=fitness,
-                        max_params=max_params, source=source, evaluator=evaluator)
+                        max_params=max_params, source=source, evaluator=evaluator,
+                        operators=_operators(raw.get("operators"), source))
     if haemsa:
         _check_decodes(space)
     return space
+
+
+def _operators(raw: Any, source: str) -> dict:
+    """`operators:` {ordered|unordered: {crossover: blend|uniform, mutation: gaussian|resample}},
+    each key optional."""
+    out = {k: dict(v) for k, v in DEFAULT_OPERATORS.items()}
+    if raw is None:
+        return out
+    if not isinstance(raw, dict) or set(raw) - set(out):
+        raise UserError(f"{source}: operators: expected a mapping with ordered and/or unordered "
+                        f"(each {{crossover: blend|uniform, mutation: gaussian|resample}})")
+    for kind, spec in raw.items():
+        allowed = {"crossover": CROSSOVERS, "mutation": MUTATIONS}
+        if not isinstance(spec, dict) or set(spec) - set(allowed):
+            raise UserError(f"{source}: operators.{kind}: expected crossover and/or mutation")
+        for op, value in spec.items():
+            if value not in allowed[op]:
+                raise UserError(f"{source}: operators.{kind}.{op} must be one of "
+                                f"{', '.join(allowed[op])}, got {value!r:.40}")
+            out[kind][op] = value
+    return out
 
 
 TABLE_SPEC = re.compile(r"[A-Za-z0-9_]+:[A-Za-z0-9_]+")

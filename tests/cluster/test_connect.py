@@ -37,18 +37,31 @@ def test_an_unreachable_address_is_one_line_and_exit_2(tmp_path):
 # A search's own Ray, started with RAY_AUTH_MODE=disabled in the environment; a client without
 # the token is refused, one with it (Ray's default file, ~/.ray/auth_token) gets in.
 LOCAL = textwrap.dedent("""
-    import os, subprocess, sys
+    import os, re, subprocess, sys
     import ray
     from ray._raylet import AuthenticationMode, get_authentication_mode
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.ray_session import connect_ray
 
     join = "import ray; ray.init(address=%r); print('JOINED')"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env["RAY_gcs_server_port_wait_time_s"] = "2"
     with connect_ray(SearchOptions()):
+        # a client on this machine, with this session's environment but for its token mode
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+        env["RAY_gcs_server_port_wait_time_s"] = "2"
         print("mode", get_authentication_mode() == AuthenticationMode.TOKEN)
         gcs = ray.get_runtime_context().gcs_address
+        # every port of this Ray (its processes are ours and our children's) is on loopback
+        def family(pid):
+            kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                  text=True).stdout.split()
+            return {pid}.union(*[family(int(k)) for k in kids])
+        mine = family(os.getpid())
+        listening = [line.split()[3] for line in subprocess.run(
+            ["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+            if {int(p) for p in re.findall(r"pid=(\\d+)", line)} & mine]
+        print("loopback", bool(listening) and all(
+            a.rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:").startswith("127.")
+            for a in listening))
         for mode in ("disabled", "token"):
             r = subprocess.run([sys.executable, "-c", join % gcs], capture_output=True,
                                text=True, env={**env, "RAY_AUTH_MODE": mode}, timeout=120)
@@ -56,7 +69,8 @@ LOCAL = textwrap.dedent("""
     # the environment is back as it was: the user's RAY_AUTH_MODE, no variable of ours left
     print("restored", os.environ.get("RAY_AUTH_MODE") == "disabled"
           and "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
-          and "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ)
+          and "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ
+          and "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ)
 """)
 
 
@@ -67,8 +81,10 @@ def test_a_local_search_starts_ray_with_token_auth(tmp_path):
     result = subprocess.run([sys.executable, "-c", LOCAL], cwd=tmp_path, env=env, text=True,
                             capture_output=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["mode", "True", "disabled", "False", "True",
-                                     "token", "True", "False", "restored", "True"], result.stdout
+    said = [w for line in result.stdout.splitlines() if not line.startswith("note")
+            for w in line.split()]  # "note": a token file that was not private yet
+    assert said == ["mode", "True", "loopback", "True", "disabled", "False", "True",
+            "token", "True", "False", "restored", "True"], result.stdout
 
 
 def test_trials_can_read_the_data_themselves():

@@ -87,8 +87,9 @@ def test_the_leaderboard_is_the_previous_implementations(kind):
 def test_batches_spend_the_same_budget(kind):
     engine = make(pop=8, generations=3, kind=kind)
     trials = run(engine, batch=4)
-    assert len(engine.evaluations) == 24 and trials < 24
-    assert len({ev.id for ev in engine.evaluations}) == 24
+    trained = [ev for ev in engine.evaluations if ev.status.trained]
+    assert len(trained) == 24 and trials < 24  # the budget counts trainings
+    assert len({ev.id for ev in engine.evaluations}) == len(engine.evaluations)
 
 
 def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
@@ -127,7 +128,8 @@ def test_identical_architectures_are_not_trained_twice():
     assert len(trained) <= 2 + 1  # two architectures (one may be in flight twice)
     assert cached and all("same architecture as #" in e.note for e in cached)
     assert all(e.params > 0 for e in cached)
-    assert len(engine.evaluations) == 24  # the budget counts every evaluation
+    # a known architecture costs no training: the space runs dry long before the budget
+    assert engine.finished and "exhausted" in engine.strategy.stopped_reason
 
 
 def test_too_large_genomes_are_rejected_before_training():

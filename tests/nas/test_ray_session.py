@@ -28,3 +28,32 @@ def test_workers_import_this_checkout_first():
     assert _with_this_checkout(os.pathsep.join(["/elsewhere", root])) == \
         os.pathsep.join(["/elsewhere", root])  # already there: left where the user put it
     assert _with_this_checkout("/elsewhere").split(os.pathsep) == [root, "/elsewhere"]
+
+
+def test_a_missing_token_file_is_made_for_its_owner_only(tmp_path, monkeypatch):
+    from evo_msa.nas.ray_session import private_token_file
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    lines = []
+    path = private_token_file(lines.append)
+    assert path == tmp_path / ".ray" / "auth_token"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(path.read_text()) == 64 and not lines  # 256 bits, as Ray makes them
+
+
+def test_a_token_file_others_may_read_is_tightened_with_one_line(tmp_path, monkeypatch):
+    from evo_msa.nas.ray_session import private_token_file
+
+    token = tmp_path / "token"
+    token.write_text("abc")
+    token.chmod(0o644)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    lines = []
+    assert private_token_file(lines.append) == token
+    assert token.stat().st_mode & 0o777 == 0o600 and token.read_text() == "abc"
+    assert len(lines) == 1 and "readable by others (mode 644)" in lines[0]
+    private_token_file(lines.append)
+    assert len(lines) == 1  # already private: nothing to say

@@ -1,19 +1,20 @@
 """Search strategies: which genome to evaluate next (ask/tell; see base).
 
   generational   HAEMSA's loop (evolution)         steady-state   aging evolution (evolution)
-  random         uniform samples (random_search)
+  random         uniform samples (random_search)   tpe            Optuna's TPE (tpe)
 """
 from __future__ import annotations
 
 from evo_msa.nas.strategies.base import Candidate, EvolutionSettings, Strategy
 from evo_msa.nas.strategies.evolution import GenerationalEvolution, SteadyStateEvolution
 from evo_msa.nas.strategies.random_search import RandomSearch
+from evo_msa.nas.strategies.tpe import TPESearch
 from evo_msa.space import SearchSpace
 
 __all__ = ["Candidate", "EvolutionSettings", "Strategy", "STRATEGIES", "make_strategy"]
 
 STRATEGIES = {"generational": GenerationalEvolution, "steady-state": SteadyStateEvolution,
-              "random": RandomSearch}
+              "random": RandomSearch, "tpe": TPESearch}
 
 
 def make_strategy(kind: str, space: SearchSpace, settings: EvolutionSettings,

@@ -2,8 +2,14 @@
 
 Interface (ask/tell, as in NNI and Archai):
     ask()  -> Candidate, or None while it waits for pending results
-    tell(candidate_id, scores)  one score per objective, higher is better (Fitness.scores)
+    tell(candidate_id, scores, trained)  one score per objective, higher is better
+                                         (Fitness.scores); trained: compute was spent on it
     done   -> True when the budget is spent or the search has converged
+
+The budget counts trainings: a candidate answered without one (an architecture trained before,
+a rejected one) costs nothing, and the strategy proposes another instead. A space with fewer
+distinct architectures than the budget ends when it runs dry (EXHAUSTED_AFTER proposals in a
+row that were all known), with a line saying so.
     state_dict() / load_state_dict()   everything needed to resume bit-for-bit
 
 Strategies know genomes (vectors in [0, 1]^n, see evo_msa.space) and scores, nothing else.
@@ -13,6 +19,7 @@ and swaps it in around DEAP calls, so the search is reproducible and its state c
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -51,6 +58,7 @@ class EvolutionSettings:
 
     pop_size: int = 32
     generations: int = 6
+    budget: int | None = None  # trainings; None: pop_size x generations
     patience: int | None = None  # stop after this many generations without improvement
     tournament_k: int = 3
     cx_prob: float = 0.9
@@ -59,6 +67,9 @@ class EvolutionSettings:
     mut_sigma: float = 0.15  # Gaussian sigma in genome units ([0, 1] per gene)
     mut_indpb: float = 0.3  # per-gene mutation probability
     elites: int = 2  # hall-of-fame members copied into the next generation
+
+
+EXHAUSTED_AFTER = 100  # at least this many known proposals in a row end a search
 
 
 class Strategy:
@@ -80,6 +91,8 @@ class Strategy:
         self.best_per_generation: list[float] = []  # best score after each finished generation
         self.stopped_reason = ""
         self.told = 0
+        self.trained = 0  # tells that spent a training: what the budget counts
+        self.idle = 0  # tells in a row that spent none
 
     # ---- interface -------------------------------------------------------------------------
     def ask(self) -> Candidate | None:
@@ -91,11 +104,16 @@ class Strategy:
         self.pending.add(cid)
         return self.candidates[cid]
 
-    def tell(self, cid: int, scores) -> None:
+    def tell(self, cid: int, scores, trained: bool = True) -> None:
         self.told += 1
+        self.trained += bool(trained)
+        self.idle = 0 if trained else self.idle + 1
         self.pending.discard(cid)
         self.candidates[cid].score = [float(x) for x in scores]
-        self._on_tell(self.candidates[cid])
+        self._on_tell(self.candidates[cid], bool(trained))
+        if not self.done and self.idle >= self.exhausted_after:
+            self.stopped_reason = (f"the space looks exhausted: the last {self.idle} proposals "
+                                   f"were all known architectures ({self.trained} trained)")
 
     @property
     def done(self) -> bool:
@@ -103,19 +121,29 @@ class Strategy:
 
     @property
     def budget(self) -> int:
-        """Evaluations, for every strategy."""
-        return self.s.pop_size * self.s.generations
+        """Trainings, for every strategy."""
+        return self.s.budget or self.s.pop_size * self.s.generations
+
+    @property
+    def exhausted_after(self) -> int:
+        """Proposals in a row that were all known before the space counts as exhausted."""
+        return max(EXHAUSTED_AFTER, 5 * self.s.pop_size)
+
+    @property
+    def room(self) -> int:
+        """Trainings the budget still allows beyond those in flight or queued."""
+        return self.budget - self.trained - len(self.pending) - len(self.queue)
 
     @property
     def planned_generations(self) -> int:
         """Generations the budget makes (steady-state and random: every pop_size evaluations)."""
-        return self.s.generations
+        return math.ceil(self.budget / self.s.pop_size)
 
     # ---- for subclasses --------------------------------------------------------------------
     def _refill(self) -> None:
         """Put new candidates in the queue, if the strategy can make any now."""
 
-    def _on_tell(self, cand: Candidate) -> None:
+    def _on_tell(self, cand: Candidate, trained: bool) -> None:
         pass
 
     def _new(self, genome: list[float], parents=()) -> Candidate:
@@ -153,8 +181,8 @@ class Strategy:
         self.best_per_generation.append(max(told))
         p = self.s.patience
         h = self.best_per_generation
-        if self.told >= self.budget:
-            self.stopped_reason = f"budget of {self.budget} evaluations spent"
+        if self.trained >= self.budget:
+            self.stopped_reason = f"budget of {self.budget} trainings spent"
         elif p and len(h) > p and max(h[-p:]) <= h[-p - 1]:
             self.stopped_reason = f"no improvement for {p} generations"
 
@@ -162,8 +190,8 @@ class Strategy:
         """For strategies without generations: every pop_size evaluations count as one."""
         if self.told % self.s.pop_size == 0:
             self._check_patience()
-        if self.told >= self.budget and not self.done:
-            self.stopped_reason = f"budget of {self.budget} evaluations spent"
+        if self.trained >= self.budget and not self.done:
+            self.stopped_reason = f"budget of {self.budget} trainings spent"
 
     # ---- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -174,7 +202,7 @@ class Strategy:
                 "queue": sorted(self.pending) + list(self.queue),
                 "best_per_generation": self.best_per_generation,
                 "stopped_reason": self.stopped_reason, "told": self.told,
-                "extra": self._extra_state()}
+                "trained": self.trained, "idle": self.idle, "extra": self._extra_state()}
 
     def load_state_dict(self, state: dict) -> None:
         if state["name"] != self.name:
@@ -185,6 +213,7 @@ class Strategy:
         self.queue, self.pending = deque(state["queue"]), set()
         self.best_per_generation = list(state["best_per_generation"])
         self.stopped_reason, self.told = state["stopped_reason"], state["told"]
+        self.trained, self.idle = state.get("trained", self.told), state.get("idle", 0)
         self._load_extra_state(state["extra"])
 
     def _extra_state(self) -> dict:

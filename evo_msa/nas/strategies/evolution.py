@@ -1,10 +1,11 @@
 """Evolution: HAEMSA's generational loop and regularized (aging) evolution.
 
   generational   evaluate a generation, then tournament selection (tools.selTournament),
-                 blend crossover (tools.cxBlend, HAEMSA eq. 9), Gaussian mutation
-                 (tools.mutGaussian, eq. 10), elitism through a hall of fame. With several
-                 objectives: NSGA-II (tools.selNSGA2 survival of parents + offspring,
-                 tools.selTournamentDCD parent selection).
+                 crossover and mutation (blend, eq. 9, and Gaussian, eq. 10, on ordered genes;
+                 uniform and resampling on unordered ones: see operators), elitism through a
+                 hall of fame. With several objectives: NSGA-II (tools.selNSGA2 survival of
+                 parents + offspring, tools.selTournamentDCD parent selection). A child that
+                 turns out to be a known architecture is replaced by another child.
   steady-state   regularized (aging) evolution (Real et al. 2019): each finished evaluation
                  spawns one child from a tournament over the living population, and the oldest
                  dies, so no worker idles.
@@ -18,6 +19,7 @@ from collections import deque
 from deap import tools
 
 from evo_msa.nas.strategies.base import Candidate, Strategy
+from evo_msa.nas.strategies.operators import variation_toolbox
 
 
 class GenerationalEvolution(Strategy):
@@ -28,6 +30,8 @@ class GenerationalEvolution(Strategy):
         self.members: list[int] = []  # ids in the current generation (elites included)
         self.hof_ids: list[int] = []  # single objective: the hall of fame
         self.parent_ids: list[int] = []  # several objectives: NSGA-II's survivors
+        self.pool: list[int] = []  # what the current generation was bred from
+        self.toolbox = variation_toolbox(space, settings)
         for _ in range(settings.pop_size):
             self.members.append(self._new(self.space.sample(self.rng)).id)
 
@@ -36,7 +40,11 @@ class GenerationalEvolution(Strategy):
         per_generation = self.s.pop_size - (0 if self.objectives > 1 else self.s.elites)
         return 1 + math.ceil(max(0, self.budget - self.s.pop_size) / max(1, per_generation))
 
-    def _on_tell(self, cand):
+    def _on_tell(self, cand, trained):
+        if not trained and cand.id in self.members and not self.done:
+            self.members.remove(cand.id)  # a known architecture takes no place: another child
+            if self.room > 0:
+                self.members.append(self._replacement(cand).id)
         gen = [self.candidates[i] for i in self.members]
         if any(c.score is None for c in gen) or self.done:
             return
@@ -75,9 +83,10 @@ class GenerationalEvolution(Strategy):
     def _breed(self, gen: list[Candidate]) -> None:
         multi = self.objectives > 1
         source = [self.candidates[i] for i in self.parent_ids] if multi else gen
+        self.pool = [c.id for c in source]
         pop = [self._individual(c) for c in source]
         carried = [] if multi else list(self.hof_ids)
-        n_children = min(self.s.pop_size - len(carried), self.budget - self.told)
+        n_children = min(self.s.pop_size - len(carried), self.budget - self.trained)
         self.generation += 1
         with self._deap_random():
             parents = self._select_parents(pop, n_children)
@@ -85,23 +94,38 @@ class GenerationalEvolution(Strategy):
             lineage = [[p.cid] for p in parents]
             for i in range(1, len(children), 2):
                 if random.random() < self.s.cx_prob:
-                    tools.cxBlend(children[i - 1], children[i], self.s.cx_alpha)
+                    self.toolbox.mate(children[i - 1], children[i])
                     both = sorted(set(lineage[i - 1] + lineage[i]))
                     lineage[i - 1], lineage[i] = both, list(both)
             for child in children:
                 if random.random() < self.s.mut_prob:
-                    tools.mutGaussian(child, 0.0, self.s.mut_sigma, self.s.mut_indpb)
+                    self.toolbox.mutate(child)
         # elites survive as they are, with their fitness: not evaluated again
         self.members = carried
         for child, parent_ids in zip(children, lineage):
             self.members.append(self._new(child, parent_ids).id)
 
+    def _replacement(self, known: Candidate) -> Candidate:
+        """Another child in place of one that needed no training: a fresh sample in the first
+        generation, else a mutated child of two parents from the same pool."""
+        if not self.pool:
+            return self._new(self.space.sample(self.rng))
+        pop = [self._individual(self.candidates[i]) for i in self.pool]
+        with self._deap_random():
+            picked = self._select_parents(pop, 2)
+            a, b = (self._child(p) for p in picked)
+            self.toolbox.mate(a, b)
+            self.toolbox.mutate(a)  # always: the copy it replaces came from these parents
+        return self._new(a, sorted({p.cid for p in picked}))
+
     def _extra_state(self):
-        return {"members": self.members, "hof_ids": self.hof_ids, "parent_ids": self.parent_ids}
+        return {"members": self.members, "hof_ids": self.hof_ids, "parent_ids": self.parent_ids,
+                "pool": self.pool}
 
     def _load_extra_state(self, extra):
         self.members, self.hof_ids = list(extra["members"]), list(extra["hof_ids"])
         self.parent_ids = list(extra.get("parent_ids", []))
+        self.pool = list(extra.get("pool", []))
 
 
 class SteadyStateEvolution(Strategy):
@@ -112,9 +136,10 @@ class SteadyStateEvolution(Strategy):
     def __init__(self, space, settings, seed=0, objectives=1):
         super().__init__(space, settings, seed, objectives)
         self.alive: deque[int] = deque()
+        self.toolbox = variation_toolbox(space, settings)
 
     def _refill(self):
-        if self.done or self.next_id >= self.budget:
+        if self.done or self.room <= 0:
             return
         if self.next_id < self.s.pop_size:
             self._new(self.space.sample(self.rng))
@@ -127,16 +152,17 @@ class SteadyStateEvolution(Strategy):
             a, b = (self._child(p) for p in picked)
             parents = sorted({picked[0].cid})
             if random.random() < self.s.cx_prob:
-                tools.cxBlend(a, b, self.s.cx_alpha)
+                self.toolbox.mate(a, b)
                 parents = sorted({p.cid for p in picked})
-            tools.mutGaussian(a, 0.0, self.s.mut_sigma, self.s.mut_indpb)
+            self.toolbox.mutate(a)
         self.generation = self.next_id // self.s.pop_size
         self._new(a, parents)
 
-    def _on_tell(self, cand):
-        self.alive.append(cand.id)
-        if len(self.alive) > self.s.pop_size:
-            self.alive.popleft()  # the oldest dies, whatever its fitness
+    def _on_tell(self, cand, trained):
+        if trained:  # a known architecture is already in the population, or was
+            self.alive.append(cand.id)
+            if len(self.alive) > self.s.pop_size:
+                self.alive.popleft()  # the oldest dies, whatever its fitness
         self._count_budget()
 
     def _extra_state(self):

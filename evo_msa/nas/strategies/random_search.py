@@ -8,9 +8,9 @@ class RandomSearch(Strategy):
     name = "random"
 
     def _refill(self):
-        if not self.done and self.next_id < self.budget:
+        if not self.done and self.room > 0:
             self.generation = self.next_id // self.s.pop_size
             self._new(self.space.sample(self.rng))
 
-    def _on_tell(self, cand):
+    def _on_tell(self, cand, trained):
         self._count_budget()

