@@ -43,6 +43,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evo_msa import rundir  # noqa: E402
 from evo_msa.config import RunConfig  # noqa: E402
 from evo_msa.data.dataset import SPLITS, MSAData, Split  # noqa: E402
 from evo_msa.models import HAEMSA, DataInfo  # noqa: E402
@@ -427,7 +428,7 @@ def search_compare(args) -> dict:
                 raise SystemExit(f"{name} search failed:\n{proc.stderr[-3000:]}")
             import pandas as pd
 
-            board = pd.read_csv(run_dir / "leaderboard.csv")
+            board = pd.read_csv(run_dir / rundir.LEADERBOARD)
             trained = int(board["status"].isin(["ok", "nan", "error", "early-stopped"]).sum())
             last = [m for m in re.finditer(r"elapsed (\d+)m(\d+)s", proc.stdout)][-1]
             loop = int(last.group(1)) * 60 + int(last.group(2))
