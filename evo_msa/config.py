@@ -43,6 +43,12 @@ class ModelConfig:
     input_dropout: float = 0.0  # dropout on the input features (small data)
     modality_dropout: float = 0.0  # chance that a whole modality is zeroed for a training sample
 
+    @property
+    def widest(self) -> int:
+        """The widest layer the network really has (levels past `depth` do not count): what a
+        population pads its members to, and what `plan_populations` groups them by."""
+        return max(self.expert_dim, self.unified_dim, *self.level_widths[:self.depth])
+
 
 @dataclass
 class ObjectiveConfig:

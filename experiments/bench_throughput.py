@@ -322,18 +322,13 @@ def bench_shape(shape: str, args, device: torch.device) -> dict:
             if one:
                 row["x_vs_b"] = round(row["evaluations_per_minute"] / one, 2)
     log(f"uptime after: {uptime()}")
-    genomes = [{"genome": i, "params_width": _genome_width(c), "depth": c.model.depth,
+    genomes = [{"genome": i, "params_width": c.model.widest, "depth": c.model.depth,
                 "modalities": "+".join(c.model.modalities), "weighting": c.objective.weighting,
                 **{f"fitness_{w}": f[i] for w, f in fitness.items()}}
                for i, c in enumerate(configs)]
     return {"shape": shape, "genomes": n, "epochs": args.epochs, "batch_size": args.batch,
             "threads": torch.get_num_threads(), "load_before": load_before,
             "load_after": uptime(), "ways": rows, "per_genome": genomes}
-
-
-def _genome_width(cfg: RunConfig) -> int:
-    m = cfg.model
-    return max(m.expert_dim, m.unified_dim, *m.level_widths[:m.depth])
 
 
 def uptime() -> str:

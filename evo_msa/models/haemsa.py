@@ -196,7 +196,7 @@ class HAEMSA(nn.Module):
         expert_dim = torch.tensor([m.expert_dim for m in mc])
         unified_dim = torch.tensor([m.unified_dim for m in mc])
         L = int(depth.max())
-        pad = max(max(m.expert_dim, m.unified_dim, *m.level_widths[:m.depth]) for m in mc)
+        pad = max(m.widest for m in mc)
         self.pad = pad
         n_coarse = [0 if self.classification else c.objective.coarse_classes for c in configs]
         kt = [info.num_classes if self.classification else k for k in n_coarse]

@@ -357,7 +357,7 @@ def plan_populations(configs: list[RunConfig], device: torch.device) -> list[lis
         return list(by_batch.values())
     plan = []
     for members in by_batch.values():
-        width = {i: _width(configs[i]) for i in members}
+        width = {i: configs[i].model.widest for i in members}
         order = sorted(members, key=lambda i: width[i])
         levels = [configs[i].model.depth + 2 for i in order]  # + experts and towers
         best = [0.0] + [float("inf")] * len(order)
@@ -373,11 +373,6 @@ def plan_populations(configs: list[RunConfig], device: torch.device) -> list[lis
             j = cut[j]
         plan += reversed(groups)
     return plan
-
-
-def _width(cfg: RunConfig) -> int:
-    m = cfg.model
-    return max(m.expert_dim, m.unified_dim, *m.level_widths[:m.depth])
 
 
 def train_model(data: MSAData, cfg: RunConfig, *, seed: int = 0, device: str = "auto",
