@@ -46,11 +46,11 @@ sys.path.insert(0, str(ROOT))
 from evo_msa import rundir  # noqa: E402
 from evo_msa.config import RunConfig  # noqa: E402
 from evo_msa.data.dataset import SPLITS, MSAData, Split  # noqa: E402
-from evo_msa.models import HAEMSA, DataInfo  # noqa: E402
-from evo_msa.losses import PopulationLoss, TaskLabels, TaskWeighting  # noqa: E402
+from evo_msa.losses import TaskLabels  # noqa: E402
 from evo_msa.losses.labels import coarse_labels  # noqa: E402
+from evo_msa.models import DataInfo  # noqa: E402
 from evo_msa.space import load_space  # noqa: E402
-from evo_msa.training import resolve_device, train_population  # noqa: E402
+from evo_msa.training import build_population, resolve_device, train_population  # noqa: E402
 
 SHAPES = {  # name: (dims, seq_len, split sizes)
     "utterance": ({"text": 384, "audio": 73, "vision": 100}, 1, (1447, 265, 487)),  # MOSI v2
@@ -89,12 +89,9 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(seed)
-    info = DataInfo.from_data(data)
-    model = HAEMSA([cfg], info)
-    weighting = TaskWeighting([cfg.objective], model.store)
-    model.build(device, [seed]).train()
-    objective = PopulationLoss([cfg.objective], model)
-    weighting.setup(objective.weights, objective.active)
+    model, objective, weighting = build_population([cfg], DataInfo.from_data(data), [seed],
+                                                   device)
+    model.train()
     mods = model.modalities
     tr = data.splits["train"]
     tensors = [torch.from_numpy(tr.features[m]) for m in mods]

@@ -23,7 +23,7 @@ from evo_msa.config import RunConfig
 from evo_msa.data.dataset import Split
 from evo_msa.data.loader import apply_normalization
 from evo_msa.errors import UserError
-from evo_msa.models import HAEMSA, DataInfo
+from evo_msa.models import HAEMSA, DataInfo, build_model
 from evo_msa.rundir import (
     ANY,
     CURVES,
@@ -132,7 +132,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
     sig = meta["signature"]
     info = DataInfo(dims=sig["dims"], seq_lens=sig["seq_lens"], task=sig["task"],
                     num_classes=len(sig["label_names"] or []), modalities=tuple(sig["modalities"]))
-    model = HAEMSA([cfg], info).build(device, [meta["seed"]]).eval()
+    model = build_model(cfg, info, seed=meta["seed"], device=device).eval()
     try:
         state = torch.load(weights, map_location=device, weights_only=True)
         with torch.no_grad():

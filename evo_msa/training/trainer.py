@@ -25,11 +25,12 @@ import torch
 
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData, Split
-from evo_msa.metrics import Objective, compute_metrics
-from evo_msa.models import HAEMSA, DataInfo
-from evo_msa.losses import PopulationLoss, TaskLabels, TaskWeighting, coarse_labels
+from evo_msa.losses import TaskLabels, coarse_labels
 from evo_msa.losses.terms import TERMS
+from evo_msa.metrics import Objective, compute_metrics
+from evo_msa.models import DataInfo
 from evo_msa.training.optim import PopulationAdamW
+from evo_msa.training.population import build_population
 
 EVAL_ELEMENTS = 1 << 26  # floats per evaluation chunk (inputs of all members together)
 
@@ -103,6 +104,14 @@ class DeviceSplit:
 
 
 class PopulationTrainer:
+    """Trains members (a run config and a seed each, one shared batch size) together on one
+    device: the data's splits go to the device once, `fit` trains with early stopping per
+    member and returns a TrainResult per member; `model` then holds each member's best state.
+
+        trainer = PopulationTrainer(data, configs, seeds, device="cpu")
+        results = trainer.fit()    # train_population() also picks which members go together
+    """
+
     def __init__(self, data: MSAData, configs: list[RunConfig], seeds: list[int], *,
                  device: str | torch.device = "auto"):
         if len({c.train.batch_size for c in configs}) > 1:
@@ -116,11 +125,8 @@ class PopulationTrainer:
             # handle 3-10x slower; flushing them to zero changes nothing that matters here
             torch.set_flush_denormal(True)
         self.info = DataInfo.from_data(data)
-        self.model = HAEMSA(self.configs, self.info)
-        self.weighting = TaskWeighting([c.objective for c in configs], self.model.store)
-        self.model.build(self.device, self.seeds)
-        self.loss = PopulationLoss([c.objective for c in configs], self.model)
-        self.weighting.setup(self.loss.weights, self.loss.active)
+        self.model, self.loss, self.weighting = build_population(self.configs, self.info,
+                                                                 self.seeds, self.device)
         coarse = [0 if data.task != "regression" else c.objective.coarse_classes for c in configs]
         self.splits = {name: DeviceSplit(split, data, self.model.modalities, coarse, self.device)
                        for name, split in data.splits.items()}
