@@ -30,6 +30,8 @@ REGRESSION_LOSSES = ("l1", "smooth_l1")
 
 @dataclass
 class ModelConfig:
+    """The `model` section: one member's HAEMSA architecture (see models.haemsa)."""
+
     modalities: list[str] = field(default_factory=lambda: list(MODALITIES))  # the modality mask
     encoder: str = "mean"  # sequence encoder of the specific experts when T > 1
     expert_dim: int = 64  # width of each modality-specific expert f_t, f_a, f_v (level 0)
