@@ -85,8 +85,8 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
         run.write_csv(rundir.METRICS_CSV, table)
     log(format_summary(summary))
     if run is not None:
-        log(f"wrote {run.path}: metrics.json, metrics.csv and a saved model per seed "
-            f"(seed_<s>/model.pt)")
+        log(f"wrote {run.path}: {rundir.METRICS_JSON}, {rundir.METRICS_CSV} and a saved model "
+            f"per seed ({rundir.seed_folder('<s>')}/{rundir.MODEL_PT})")
     return summary
 
 
@@ -138,7 +138,8 @@ def resume(run_dir: str | Path, force: bool = False, log: Callable[[str], None] 
 def load_model(path: str | Path, device: str = "cpu"):
     """The saved models under `path` (a seed folder, an `evo-msa train` output, or a search run:
     its best genome's final models), one per seed."""
-    from evo_msa.training.saved import load_model as load_one, model_folders
+    from evo_msa.training.saved import load_model as load_one
+    from evo_msa.training.saved import model_folders
 
     return [load_one(folder, device) for folder in model_folders(path)]
 
@@ -194,7 +195,7 @@ def predict(model: str | Path, data: str, *, split: str = "test", out: str | Pat
         out = Path(out)
         atomic_write(out, lambda tmp: table.to_csv(tmp, index=False))
         if metrics is not None:
-            write_json(out.with_suffix(".metrics.json"), {
+            write_json(rundir.predict_metrics_path(out), {
                 "model": str(model), "seeds": [m.seed for m in models], "data": data,
                 "split": split, "metrics": metrics})
     log(f"predicted {len(table)} rows of {data} ({split}) with {len(models)} model(s)"
@@ -208,15 +209,16 @@ def export(model: str | Path, out: str | Path, *, device: str = "cpu",
     """Export one saved model (a seed folder, or the first seed of a run) to ONNX; returns the
     sidecar JSON written beside it (signature, metrics, max difference against PyTorch)."""
     from evo_msa.onnx_export import export_onnx
-    from evo_msa.training.saved import load_model as load_one, model_folders
+    from evo_msa.training.saved import load_model as load_one
+    from evo_msa.training.saved import model_folders
 
     folders = model_folders(model)
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out}: is a directory; give a file name such as model.onnx")
     side = export_onnx(load_one(folders[0], device), out)
-    log(f"exported {folders[0]} to {out} (+ {out.name}.json); onnxruntime vs PyTorch: max "
-        f"difference {side['max_abs_difference_vs_pytorch']:.2e}"
+    log(f"exported {folders[0]} to {out} (+ {rundir.sidecar_path(out).name}); onnxruntime vs "
+        f"PyTorch: max difference {side['max_abs_difference_vs_pytorch']:.2e}"
         + (f"; {len(folders) - 1} other seed(s) not exported (give a seed folder to pick one)"
            if len(folders) > 1 else ""))
     return side

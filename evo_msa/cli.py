@@ -20,9 +20,12 @@ DATA_HELP = ("an MMSA-layout pickle, or synthetic:mosi / synthetic:iemocap / syn
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from evo_msa import rundir
     from evo_msa.nas.options import SearchOptions
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
+    metrics_out = f"output directory ({rundir.METRICS_JSON}, {rundir.METRICS_CSV})"
+    seed = rundir.seed_folder("<s>")
     parser = argparse.ArgumentParser(prog="evo-msa", description=(
         "Evolutionary architecture search for multimodal sentiment analysis (HAEMSA)."))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,13 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default="synthetic:mosi", help=DATA_HELP)
     src = t.add_mutually_exclusive_group()
     src.add_argument("--arch", help="run-config YAML with sections model/objective/train")
-    src.add_argument("--genome", help="best_genome.json of a search (needs --space)")
+    src.add_argument("--genome", help=f"{rundir.BEST} of a search (needs --space)")
     t.add_argument("--space", help="the search space the genome belongs to")
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="training seeds (trained together as one population)")
     t.add_argument("--epochs", type=_positive_int, help="override train.epochs")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    t.add_argument("--out", required=True, help="output directory (metrics.json, metrics.csv)")
+    t.add_argument("--out", required=True, help=metrics_out)
 
     s = sub.add_parser("search", formatter_class=fmt, help="evolve architectures on Ray Tune",
                        description="Evolve HAEMSA genomes; every fitness evaluation is a short "
@@ -65,18 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated subset, e.g. text,audio (default: all the data has)")
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     b.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
-    b.add_argument("--out", required=True, help="output directory (metrics.json, metrics.csv)")
+    b.add_argument("--out", required=True, help=metrics_out)
 
     p = sub.add_parser("predict", formatter_class=fmt, help="predict with a saved model",
                        description="Predict a split of a dataset with a saved model: a seed "
                                    "folder, an `evo-msa train` output or a search run (the mean "
                                    "of its seeds). Metrics too when the split has labels.")
     p.add_argument("--model", required=True, metavar="RUN_DIR",
-                   help="seed_<s> folder, train output, or search run directory")
+                   help=f"{seed} folder, train output, or search run directory")
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--split", default="test", help="which split of the data file")
     p.add_argument("--out", default=None,
-                   help="predictions CSV (metrics go to <stem>.metrics.json beside it)")
+                   help=f"predictions CSV (metrics go to <stem>{rundir.PREDICT_METRICS_SUFFIX} "
+                        "beside it)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
 
     e = sub.add_parser("export", formatter_class=fmt, help="export a saved model to ONNX",
@@ -84,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "out; the normalisation is inside the graph) and check it "
                                    "against PyTorch in onnxruntime. Needs evo-msa[export].")
     e.add_argument("--model", required=True, metavar="RUN_DIR",
-                   help="seed_<s> folder (or a run: its first seed)")
+                   help=f"{seed} folder (or a run: its first seed)")
     e.add_argument("--out", required=True, help="the .onnx file to write")
 
     r = sub.add_parser("report", formatter_class=fmt, help="one self-contained HTML page for a run",
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "an `evo-msa train --out` directory) as one HTML file that "
                                    "opens offline.")
     r.add_argument("run_dir", metavar="RUN_DIR", help="search run directory or train output")
-    r.add_argument("--out", default=None, help="the HTML file (default RUN_DIR/report.html)")
+    r.add_argument("--out", default=None, help=f"the HTML file (default RUN_DIR/{rundir.REPORT})")
     r.add_argument("--top", type=_positive_int, default=10, help="rows of the top-k table")
 
     d = sub.add_parser("data", formatter_class=fmt, help="describe a dataset or say what is wrong",
@@ -104,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="machine-readable output")
 
     lb = sub.add_parser("leaderboard", formatter_class=fmt, help="print and merge leaderboards")
-    lb.add_argument("runs", nargs="+", help="run directories (or leaderboard.csv files)")
+    lb.add_argument("runs", nargs="+", help=f"run directories (or {rundir.LEADERBOARD} files)")
     lb.add_argument("--top", type=int, default=10, help="rows to show")
     lb.add_argument("--out", default=None, help="write the merged leaderboard to this CSV")
 
@@ -126,6 +130,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_search(args) -> int:
+    from evo_msa import rundir
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search
 
@@ -134,8 +139,8 @@ def cmd_search(args) -> int:
     if args.resume:
         given = SearchOptions.given(args)
         if given:
-            raise UserError(f"--resume continues a run with its own options (its search.json); "
-                            f"drop --{given[0].replace('_', '-')}")
+            raise UserError(f"--resume continues a run with its own options (its "
+                            f"{rundir.SEARCH}); drop --{given[0].replace('_', '-')}")
         search(SearchOptions(), resume=args.resume, force=args.force)
     else:
         search(SearchOptions.from_args(args, out=args.out))

@@ -30,6 +30,8 @@ REGRESSION_LOSSES = ("l1", "smooth_l1")
 
 @dataclass
 class ModelConfig:
+    """The `model` section: one member's HAEMSA architecture (see models.haemsa)."""
+
     modalities: list[str] = field(default_factory=lambda: list(MODALITIES))  # the modality mask
     encoder: str = "mean"  # sequence encoder of the specific experts when T > 1
     expert_dim: int = 64  # width of each modality-specific expert f_t, f_a, f_v (level 0)
@@ -42,6 +44,12 @@ class ModelConfig:
     task_attention: bool = True  # task-driven attention + feature gate; false = mean of experts
     input_dropout: float = 0.0  # dropout on the input features (small data)
     modality_dropout: float = 0.0  # chance that a whole modality is zeroed for a training sample
+
+    @property
+    def widest(self) -> int:
+        """The widest layer the network really has (levels past `depth` do not count): what a
+        population pads its members to, and what `plan_populations` groups them by."""
+        return max(self.expert_dim, self.unified_dim, *self.level_widths[:self.depth])
 
 
 @dataclass

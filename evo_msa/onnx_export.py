@@ -13,7 +13,6 @@ A JSON file beside it (<out>.json) holds the signature, the label names and the 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 
 from evo_msa.errors import UserError
 from evo_msa.io import atomic_write, write_json
+from evo_msa.rundir import sidecar_path
 from evo_msa.training.saved import SavedModel
 
 
@@ -77,7 +77,7 @@ def export_onnx(saved: SavedModel, out: str | Path, *, check: bool = True) -> di
             "metrics": saved.metrics, "source": str(saved.folder)}
     if check:
         side["max_abs_difference_vs_pytorch"] = compare(module, out, example_batch=7)
-    write_json(out.with_suffix(out.suffix + ".json"), side)
+    write_json(sidecar_path(out), side)
     return side
 
 

@@ -7,17 +7,20 @@ A search run (`evo-msa search --out DIR`):
                          evaluation; state.prev.json is the one before it
     leaderboard.csv      one row per evaluation
     best_genome.json     the best evaluation: genome, decoded genes, run config
-    progress.png         best and median fitness per generation
+    progress.png         best and median fitness per generation (pareto.png: several objectives)
     final.json/.csv      the final trainer: top genomes retrained with several seeds
+    final/rank<r>-id<k>/ their saved models, one seed_<s>/ each
     baselines.csv        ridge / softmax on every modality subset: the bar the search must beat
     ray/                 Ray Tune's own trial folders (written by Ray)
+    tensorboard/         `--track tensorboard`: eval_<id>/ per evaluation
     .lock                host and pid of the process using the run
 
 A training run (`evo-msa train --out DIR`): metrics.json, metrics.csv, and per seed a saved
-model seed_<s>/ (model.pt, model.json, history.csv, curves.png; see train.saved). The final
-trainer of a search saves its models under final/rank<r>-id<k>/seed_<s>/.
+model seed_<s>/ (model.pt, model.json, history.csv, curves.png; see training.saved).
+Either kind: report.html (`evo-msa report`).
 
-Other modules compute what goes into a file; this one writes it.
+Every name above is a constant or a helper below: other modules take names from here (and
+compute what goes into a file); this one writes it.
 """
 from __future__ import annotations
 
@@ -29,14 +32,18 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from evo_msa.errors import UserError
 from evo_msa.io import atomic_write, to_json
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+# ---- the names of a run's files and folders -------------------------------------------------
+# a search run
 SEARCH = "search.json"
+SPACE_SUFFIX = ".yaml"  # <space>.yaml, see space_copy
 STATE = "state.json"
 STATE_PREV = "state.prev.json"
 LEADERBOARD = "leaderboard.csv"
@@ -45,15 +52,69 @@ PROGRESS = "progress.png"
 PARETO = "pareto.png"
 FINAL_JSON = "final.json"
 FINAL_CSV = "final.csv"
+FINAL = "final"  # the final trainer's saved models, see final_folder
+RAY = "ray"
+TENSORBOARD = "tensorboard"
+LOCK = ".lock"
+# a training run
 METRICS_JSON = "metrics.json"
 METRICS_CSV = "metrics.csv"
-LOCK = ".lock"
 BASELINES = "baselines.csv"  # the built-in baselines beside a search (nas.references)
-RAY = "ray"  # Ray Tune's own trial folders
-TENSORBOARD = "tensorboard"  # --track tensorboard
+# either
+REPORT = "report.html"
+# a saved model's folder (training.saved)
+MODEL_PT = "model.pt"
+MODEL_JSON = "model.json"
+HISTORY = "history.csv"
+CURVES = "curves.png"
+# written beside a file the user names, outside any run directory
+PREDICT_METRICS_SUFFIX = ".metrics.json"  # preds.csv -> preds.metrics.json
+SIDECAR_SUFFIX = ".json"  # model.onnx -> model.onnx.json
+
+ANY = "*"  # as a helper's argument: the glob pattern of every such name
+
+
+def space_copy(space_name: str) -> str:
+    """The run's copy of the search space (space_copy(ANY): the glob pattern)."""
+    return f"{space_name}{SPACE_SUFFIX}"
+
+
+def seed_folder(seed: int | str) -> str:
+    """A saved model's folder, one per training seed (seed_folder(ANY): the glob pattern)."""
+    return f"seed_{seed}"
+
+
+def final_folder(rank: int | str, eval_id: int | str) -> str:
+    """The folder of the final trainer's rank-th genome (search evaluation `eval_id`), which
+    holds a seed_folder per seed."""
+    return f"{FINAL}/rank{rank}-id{eval_id}"
+
+
+def tensorboard_folder(eval_id: int) -> str:
+    """One evaluation's TensorBoard run (`--track tensorboard`)."""
+    return f"{TENSORBOARD}/eval_{eval_id:05d}"
+
+
+def predict_metrics_path(predictions: Path) -> Path:
+    """Where `evo-msa predict --out preds.csv` writes its metrics."""
+    return predictions.with_suffix(PREDICT_METRICS_SUFFIX)
+
+
+def sidecar_path(path: Path) -> Path:
+    """The JSON file that describes `path` (an exported model.onnx), beside it."""
+    return path.with_suffix(path.suffix + SIDECAR_SUFFIX)
 
 
 class RunDir:
+    """A run's folder: creates it, locks it, and writes every file in it atomically.
+
+        run = RunDir.create("runs/x")      # new and empty (an error if it holds anything)
+        run.write_json(METRICS_JSON, {...})   # names from the constants and helpers above
+        run.file(f"{seed_folder(0)}/{MODEL_PT}")   # a path, with its folders created
+
+    `RunDir(path)` opens an existing run (a resume); `lock()` claims it for this process.
+    """
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock_fh = None
@@ -76,13 +137,18 @@ class RunDir:
         return cls(path)
 
     def file(self, name: str) -> Path:
-        """A file of the run (`name` may name a subfolder: seed_0/model.pt)."""
+        """A file of the run (`name` may name a subfolder: seed_0/model.pt); its folder is
+        created."""
         path = self.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def has(self, name: str) -> bool:
         return (self.path / name).is_file()
+
+    def space_copies(self) -> list[Path]:
+        """The run's copies of its search space (one, in a run that `search` wrote)."""
+        return sorted(self.path.glob(space_copy(ANY)))
 
     # ---- the lock ------------------------------------------------------------------------
     def lock(self, log=print) -> "RunDir":

@@ -43,13 +43,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evo_msa import rundir  # noqa: E402
 from evo_msa.config import RunConfig  # noqa: E402
 from evo_msa.data.dataset import SPLITS, MSAData, Split  # noqa: E402
-from evo_msa.models import HAEMSA, DataInfo  # noqa: E402
-from evo_msa.losses import PopulationLoss, TaskLabels, TaskWeighting  # noqa: E402
+from evo_msa.losses import TaskLabels  # noqa: E402
 from evo_msa.losses.labels import coarse_labels  # noqa: E402
+from evo_msa.models import DataInfo  # noqa: E402
 from evo_msa.space import load_space  # noqa: E402
-from evo_msa.training import resolve_device, train_population  # noqa: E402
+from evo_msa.training import build_population, resolve_device, train_population  # noqa: E402
 
 SHAPES = {  # name: (dims, seq_len, split sizes)
     "utterance": ({"text": 384, "audio": 73, "vision": 100}, 1, (1447, 265, 487)),  # MOSI v2
@@ -88,12 +89,9 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(seed)
-    info = DataInfo.from_data(data)
-    model = HAEMSA([cfg], info)
-    weighting = TaskWeighting([cfg.objective], model.store)
-    model.build(device, [seed]).train()
-    objective = PopulationLoss([cfg.objective], model)
-    weighting.setup(objective.weights, objective.active)
+    model, objective, weighting = build_population([cfg], DataInfo.from_data(data), [seed],
+                                                   device)
+    model.train()
     mods = model.modalities
     tr = data.splits["train"]
     tensors = [torch.from_numpy(tr.features[m]) for m in mods]
@@ -324,18 +322,13 @@ def bench_shape(shape: str, args, device: torch.device) -> dict:
             if one:
                 row["x_vs_b"] = round(row["evaluations_per_minute"] / one, 2)
     log(f"uptime after: {uptime()}")
-    genomes = [{"genome": i, "params_width": _genome_width(c), "depth": c.model.depth,
+    genomes = [{"genome": i, "params_width": c.model.widest, "depth": c.model.depth,
                 "modalities": "+".join(c.model.modalities), "weighting": c.objective.weighting,
                 **{f"fitness_{w}": f[i] for w, f in fitness.items()}}
                for i, c in enumerate(configs)]
     return {"shape": shape, "genomes": n, "epochs": args.epochs, "batch_size": args.batch,
             "threads": torch.get_num_threads(), "load_before": load_before,
             "load_after": uptime(), "ways": rows, "per_genome": genomes}
-
-
-def _genome_width(cfg: RunConfig) -> int:
-    m = cfg.model
-    return max(m.expert_dim, m.unified_dim, *m.level_widths[:m.depth])
 
 
 def uptime() -> str:
@@ -430,7 +423,7 @@ def search_compare(args) -> dict:
                 raise SystemExit(f"{name} search failed:\n{proc.stderr[-3000:]}")
             import pandas as pd
 
-            board = pd.read_csv(run_dir / "leaderboard.csv")
+            board = pd.read_csv(run_dir / rundir.LEADERBOARD)
             trained = int(board["status"].isin(["ok", "nan", "error", "early-stopped"]).sum())
             last = [m for m in re.finditer(r"elapsed (\d+)m(\d+)s", proc.stdout)][-1]
             loop = int(last.group(1)) * 60 + int(last.group(2))

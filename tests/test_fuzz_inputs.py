@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-import yaml
 
 from evo_msa.config import RunConfig, load_run_config
 from evo_msa.data import load_data

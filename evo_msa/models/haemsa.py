@@ -25,7 +25,14 @@ from torch import nn
 
 from evo_msa.config import ModelConfig, RunConfig
 from evo_msa.data.dataset import MODALITIES
-from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout, masked_mean
+from evo_msa.models.layers import (
+    Block,
+    Linear,
+    MemberNoise,
+    ParamStore,
+    dropout,
+    masked_mean,
+)
 
 NEG = -1.0e4  # logit of a class a member does not have (finite: safe in bf16 and in KL)
 
@@ -73,7 +80,7 @@ def _stack(rows) -> torch.Tensor:
     return torch.stack([torch.as_tensor(r) for r in rows])
 
 
-class SequenceExpert:
+class SequenceExpert(nn.Module):
     """The specific expert f_m of one modality: (P, B, T, D) -> (P, B, W).
 
     For T > 1 the encoder is per member: mean pooling, a GRU (last valid step) or a width-3
@@ -83,18 +90,21 @@ class SequenceExpert:
 
     def __init__(self, store: ParamStore, name: str, d_in: int, seq_len: int, kinds: list[str],
                  active: torch.Tensor, width: torch.Tensor, pad: int):
+        super().__init__()
         P = len(kinds)
         self.name = name
         kinds = [k if seq_len > 1 else "mean" for k in kinds]
-        self.groups: dict[str, torch.Tensor] = {}
-        self.blocks: dict[str, Block] = {}
+        self.kinds: list[str] = []  # the kinds some member has, each with its members' indices
+        self.blocks = nn.ModuleDict()
         self.pad = pad
         out = _stack([_units(int(w), pad) for w in width]) & active[:, None]
         for kind in ("mean", "gru", "conv"):
             mine = torch.tensor([k == kind for k in kinds]) & active
             if not mine.any():
                 continue
-            self.groups[kind] = torch.nonzero(mine).flatten()
+            self.kinds.append(kind)
+            self.register_buffer(f"{kind}_members", torch.nonzero(mine).flatten(),
+                                 persistent=False)
             own = out & mine[:, None]
             if kind == "gru":
                 gate = torch.cat([own, own, own], 1)  # r, z, n gates
@@ -115,16 +125,11 @@ class SequenceExpert:
                 block_in = mine[:, None].expand(P, d_in)
             self.blocks[kind] = Block(store, f"{name}.{kind}.out", block_in, own)
 
-    def to(self, device):
-        self.groups = {k: v.to(device) for k, v in self.groups.items()}
-        for b in self.blocks.values():
-            b.to(device)
-        return self
-
-    def __call__(self, params, x, lengths, rate, noise):
+    def forward(self, params, x, lengths, rate, noise):
         P = x.shape[0]
         outs = []
-        for kind, idx in self.groups.items():
+        for kind in self.kinds:
+            idx = getattr(self, f"{kind}_members")
             whole = len(idx) == P
             xi, li, ri = (x, lengths, rate) if whole else (x[idx], lengths[idx], rate[idx])
             sel = None if whole else idx
@@ -196,54 +201,55 @@ class HAEMSA(nn.Module):
         expert_dim = torch.tensor([m.expert_dim for m in mc])
         unified_dim = torch.tensor([m.unified_dim for m in mc])
         L = int(depth.max())
-        pad = max(max(m.expert_dim, m.unified_dim, *m.level_widths[:m.depth]) for m in mc)
+        pad = max(m.widest for m in mc)
         self.pad = pad
         n_coarse = [0 if self.classification else c.objective.coarse_classes for c in configs]
         kt = [info.num_classes if self.classification else k for k in n_coarse]
         self.store = store = ParamStore(P)
 
-        # runtime tensors (moved to the device by `build`)
-        self.modality_mask = active
-        self.expert_mask = torch.cat([active, unified[:, None]], 1)  # (P, K)
-        self.unified = unified
-        self.depth = depth
-        self.attention_on = torch.tensor([m.task_attention for m in mc])
-        self.rate = torch.tensor([m.dropout for m in mc]).view(P, 1, 1)
-        self.input_rate = torch.tensor([m.input_dropout for m in mc]).view(P, 1, 1, 1)
-        self.modality_rate = torch.tensor([m.modality_dropout for m in mc]).view(P, 1)
-        self.kt_mask = _stack([_units(k, max(kt)) for k in kt])  # (P, C_kt)
-        self.coarse_mask = _stack([_units(k, max(n_coarse)) for k in n_coarse]) \
-            if not self.classification else None
-        self.contrast_on = active.sum(1) >= 2  # Multi NT-Xent needs a second modality
+        self._runtime(
+            modality_mask=active,
+            expert_mask=torch.cat([active, unified[:, None]], 1),  # (P, K)
+            unified=unified,
+            depth=depth,
+            attention_on=torch.tensor([m.task_attention for m in mc]),
+            rate=torch.tensor([m.dropout for m in mc]).view(P, 1, 1),
+            input_rate=torch.tensor([m.input_dropout for m in mc]).view(P, 1, 1, 1),
+            modality_rate=torch.tensor([m.modality_dropout for m in mc]).view(P, 1),
+            kt_mask=_stack([_units(k, max(kt)) for k in kt]),  # (P, C_kt)
+            coarse_mask=(_stack([_units(k, max(n_coarse)) for k in n_coarse])
+                         if not self.classification else None),
+            contrast_on=active.sum(1) >= 2)  # Multi NT-Xent needs a second modality
         # what some member uses, decided here on the host (no device sync in forward)
         self.uses_contrast = bool(self.contrast_on.any())
         self.uses_dropout = any(m.dropout > 0 for m in mc)
         self.uses_input_dropout = any(m.input_dropout > 0 for m in mc)
         self.uses_modality_dropout = any(m.modality_dropout > 0 for m in mc)
         # the contrast's anchor: text where a member has it, else its first modality
-        self.anchor_index = torch.tensor([
+        self._runtime(anchor_index=torch.tensor([
             self.modalities.index("text") if "text" in mods else self.modalities.index(mods[0])
-            for mods in per_member])
+            for mods in per_member]))
 
         # level 0: specific experts f_m and the unified expert f_s
         spec_units = _stack([_units(int(w), pad) for w in expert_dim])  # (P, pad)
         shared_units = _stack([_units(int(w), pad) for w in unified_dim]) & unified[:, None]
-        self.experts = {
+        self.experts = nn.ModuleDict({
             m: SequenceExpert(store, f"expert.{m}", info.dims[m], info.seq_lens[m],
                               [c.encoder for c in mc], active[:, j], expert_dim, pad)
-            for j, m in enumerate(self.modalities)}
+            for j, m in enumerate(self.modalities)})
         in_dims = torch.cat([active[:, j:j + 1].expand(P, info.dims[m])
                              for j, m in enumerate(self.modalities)], 1)
-        self.unified_in = in_dims & unified[:, None]  # the inputs f_s of each member reads
+        self._runtime(unified_in=in_dims & unified[:, None])  # the inputs f_s of a member reads
         self.unified_expert = Block(store, "unified", self.unified_in, shared_units)
 
         # fusion levels (eq. 5); a member shallower than level i passes its state through
         self.levels: list[tuple[Block, Block]] = []
-        self.level_members: list[torch.Tensor | None] = []  # who runs level i (None: everyone)
         spec_in, shared_in = spec_units, shared_units
         for i in range(1, L + 1):
             live = depth >= i
-            self.level_members.append(None if bool(live.all()) else torch.nonzero(live).flatten())
+            # who runs level i (None: everyone)
+            self._runtime(**{f"level{i}_members": None if bool(live.all())
+                             else torch.nonzero(live).flatten()})
             width = torch.tensor([m.level_widths[i - 1] if m.depth >= i else 0 for m in mc])
             units = _stack([_units(int(w), pad) for w in width]) & live[:, None]
             cat_in = torch.cat([spec_in, shared_in], 1)  # [h_m; h_s]
@@ -254,13 +260,17 @@ class HAEMSA(nn.Module):
                                  torch.cat([shared_in, spec_in], 1) & (live & unified)[:, None],
                                  units & unified[:, None])
             self.levels.append((spec_block, shared_block))
+            self.add_module(f"level{i}_specific", spec_block)  # so .to() reaches their buffers
+            self.add_module(f"level{i}_shared", shared_block)
             spec_in = torch.where(live[:, None], units, spec_in)
             shared_in = torch.where((live & unified)[:, None], units, shared_in)
         top = spec_in | shared_in  # a member's expert width at the top (padding between kinds)
-        self.top_units = top
-        # each expert's own units at the top (they differ at depth 0: expert_dim, unified_dim)
-        self.expert_units = torch.cat([spec_in[:, None, :].expand(P, M, pad),
-                                       shared_in[:, None, :]], 1)  # (P, K, pad)
+        self._runtime(
+            top_units=top,
+            score_scale=top.sum(1).float().clamp_min(1).rsqrt().view(P, 1, 1),
+            # each expert's own units at the top (they differ at depth 0: expert_dim, unified_dim)
+            expert_units=torch.cat([spec_in[:, None, :].expand(P, M, pad),
+                                    shared_in[:, None, :]], 1))  # (P, K, pad)
 
         # task-driven attention, feature gate and tower, per task (HAEMSA 3.1)
         self.task_names = ["main"] + ([] if self.classification else ["coarse"])
@@ -289,37 +299,31 @@ class HAEMSA(nn.Module):
         has = active & self.contrast_on[:, None]
         dec_in = spec_units[:, None, :] & has[:, :, None]
         dec_out = proj_units[:, None, :] & has[:, :, None]
-        self.contrast_units = dec_out  # (P, M, proj)
+        self._runtime(contrast_units=dec_out)  # (P, M, proj)
         self.similar = Linear(store, "decompose.similar", dec_in, dec_out)
         self.dissimilar = Linear(store, "decompose.dissimilar", dec_in, dec_out)
         self.device = torch.device("cpu")
         self.noise: MemberNoise | None = None  # the members' own dropout noise (training)
-        self.modality_ids = torch.tensor([MODALITIES.index(m) for m in self.modalities])
+        self._runtime(modality_ids=torch.tensor([MODALITIES.index(m) for m in self.modalities]))
+
+    def _runtime(self, **tensors: torch.Tensor | None) -> None:
+        """The population's layout (masks, rates, member indices; None: not used) as buffers,
+        so `.to()` moves them; non-persistent: they are no weights, no state dict holds them."""
+        for name, value in tensors.items():
+            self.register_buffer(name, value, persistent=False)
 
     # ---- construction ----------------------------------------------------------------------
     def build(self, device: torch.device | str = "cpu", seeds: list[int] | None = None) -> "HAEMSA":
         """Allocate and initialise the parameters (member p from seeds[p]) on `device`."""
         self.device = torch.device(device)
-        P = self.P
         seeds = list(seeds) if seeds is not None else list(range(self.P))
+        # the buffers, before any parameter exists: parameters are views of the store's flat
+        # buffer, allocated on the device below (moving them would break the views)
+        self.to(self.device)
         params = self.store.materialise(self.device, seeds)
         self.noise = MemberNoise(seeds, self.device)
         for name, p in params.items():
             self.register_parameter(name.replace(".", "__"), p)
-        self.score_scale = self.top_units.sum(1).float().clamp_min(1).rsqrt().view(P, 1, 1)
-        for attr in ("score_scale", "modality_mask", "expert_mask", "unified", "depth", "attention_on", "rate",
-                     "input_rate", "modality_rate", "kt_mask", "coarse_mask", "contrast_on",
-                     "anchor_index", "unified_in", "expert_units", "contrast_units",
-                     "modality_ids"):
-            value = getattr(self, attr)
-            if value is not None:
-                setattr(self, attr, value.to(self.device))
-        for e in self.experts.values():
-            e.to(self.device)
-        self.unified_expert.to(self.device)
-        for a, b in self.levels:
-            a.to(self.device), b.to(self.device)
-        self.level_members = [None if m is None else m.to(self.device) for m in self.level_members]
         return self
 
     @property
@@ -335,7 +339,7 @@ class HAEMSA(nn.Module):
         """inputs[m] (P, B, T, D) and lengths[m] (P, B) for every modality of the population.
         In training mode each member draws its own dropout noise (self.noise; the trainer
         advances its step)."""
-        params, P = self.params, self.P
+        params = self.params
         noise = self.noise if self.training and self.uses_dropout else None
         rate, mods = self.rate, self.modalities
         inputs = self._drop_inputs(inputs, self.noise if self.training else None)
@@ -354,7 +358,7 @@ class HAEMSA(nn.Module):
         act = self.modality_mask.to(spec.dtype)[:, :, None, None]
         for i, (spec_block, shared_block) in enumerate(self.levels, 1):
             # only the members at least i levels deep run level i; the others keep their state
-            sel = self.level_members[i - 1]
+            sel = getattr(self, f"level{i}_members")
             s_spec, s_shared, s_act, s_rate = (spec, shared, act, rate) if sel is None else (
                 spec[sel], shared[sel], act[sel], rate[sel])
             spec_mean = (s_spec * s_act).sum(1) / s_act.sum(1).clamp_min(1)

@@ -10,6 +10,9 @@ Parameters are views into one flat buffer of shape (P, N) owned by `ParamStore`,
 averaging and best-state tracking are whole-population tensor ops, and each member's rows of
 every parameter are contiguous (what the fused optimiser steps over).
 
+Layers that hold tensors (masks) are nn.Modules with them as non-persistent buffers, so `.to()`
+moves them and no state dict holds them; weights are the store's, passed in as `params`.
+
 Initialisation is per member, from the member's own generator, over the entries it really has,
 in the order the parameters were declared: a member gets the same initial weights whatever
 population it trains in, so batched and one-at-a-time training agree.
@@ -169,24 +172,21 @@ class _MaskedLayerNorm(torch.autograd.Function):
         return dx, dg, db, None, None, None
 
 
-class LayerNorm:
+class LayerNorm(nn.Module):
     """LayerNorm over each member's own units: statistics ignore padding; padded units keep a
     weight and bias of 0, so they stay 0."""
 
     def __init__(self, store: ParamStore, name: str, mask: torch.Tensor, eps: float = 1e-5):
-        self.mask = mask.float()  # (P, *G, W)
+        super().__init__()
+        units = mask.float()  # (P, *G, W)
+        # buffers, so .to() moves them; not weights, so no state dict holds them
+        self.register_buffer("mask", units, persistent=False)
+        self.register_buffer("count", units.sum(-1, keepdim=True).clamp_min(1), persistent=False)
         self.g = store.declare(f"{name}.weight", tuple(mask.shape[1:]), mask, "ones")
         self.b = store.declare(f"{name}.bias", tuple(mask.shape[1:]), mask, "zeros")
         self.eps = eps
 
-    def to(self, device):
-        self.mask = self.mask.to(device)
-        self.count = self.mask.sum(-1, keepdim=True).clamp_min(1)
-        return self
-
-    def __call__(self, params, x: torch.Tensor, sel: torch.Tensor | None = None) -> torch.Tensor:
-        if not hasattr(self, "count"):
-            self.to(self.mask.device)
+    def forward(self, params, x: torch.Tensor, sel: torch.Tensor | None = None) -> torch.Tensor:
         mask = _pick(self.mask, sel).unsqueeze(-2)  # (P, *G, 1, W)
         count = _pick(self.count, sel).unsqueeze(-2)
         g, b = _pick(params[self.g], sel).unsqueeze(-2), _pick(params[self.b], sel).unsqueeze(-2)
@@ -261,19 +261,16 @@ def dropout(x: torch.Tensor, rate: torch.Tensor, noise: MemberNoise | None, site
     return x * ((noise.uniform(site, tuple(x.shape), groups, sel) >= rate) * scale)
 
 
-class Block:
+class Block(nn.Module):
     """Linear -> LayerNorm -> GELU -> Dropout: the unit of every expert and fusion level."""
 
     def __init__(self, store: ParamStore, name: str, in_mask: torch.Tensor, out_mask: torch.Tensor):
+        super().__init__()
         self.linear = Linear(store, f"{name}.linear", in_mask, out_mask)
         self.norm = LayerNorm(store, f"{name}.norm", out_mask)
 
-    def to(self, device):
-        self.norm.to(device)
-        return self
-
-    def __call__(self, params, x, rate, noise: MemberNoise | None, site: str,
-                 groups: torch.Tensor | None = None, sel=None):
+    def forward(self, params, x, rate, noise: MemberNoise | None, site: str,
+                groups: torch.Tensor | None = None, sel=None):
         y = F.gelu(self.norm(params, self.linear(params, x, sel), sel))
         return dropout(y, rate, noise, site, groups, sel)
 

@@ -29,8 +29,6 @@ from evo_msa.metrics import Objective
 SECTIONS = {"summary": "Run summary", "progress": "Progress", "top": "Top architectures",
             "genes": "Genes vs fitness", "pareto": "Pareto front",
             "final": "Final metrics", "curves": "Learning curves"}
-REPORT = "report.html"
-HISTORY, MODEL_JSON = "history.csv", "model.json"  # of a saved model folder (train.saved)
 MAX_CURVES = 24  # learning-curve figures on the page (top genomes first); the rest are counted
 esc = html.escape
 
@@ -94,7 +92,7 @@ def _objectives(run: RunFiles) -> list[Objective]:
     for record in (run.best, run.final):
         if isinstance(record, dict) and record.get("objectives"):
             return [Objective(o["metric"], o.get("direction", "")) for o in record["objectives"]]
-    for copy in sorted(run.path.glob("*.yaml")):
+    for copy in rundir.RunDir(run.path).space_copies():
         try:
             from evo_msa.space import load_space
 
@@ -239,7 +237,7 @@ def progress_section(run: RunFiles) -> str:
         return _note("A training run: there is no search progress.")
     board = run.leaderboard
     if board is None or not len(usable_rows(board)):
-        return _note("No usable evaluation yet (leaderboard.csv is missing or holds only "
+        return _note(f"No usable evaluation yet ({rundir.LEADERBOARD} is missing or holds only "
                      "failed evaluations).")
     primary = run.objectives[0]
     ok = usable_rows(board)
@@ -262,10 +260,11 @@ def top_section(run: RunFiles, k: int) -> str:
     if not run.is_search:
         return _note("A training run: there is no leaderboard.")
     if run.leaderboard is None or not len(run.leaderboard):
-        return _note("No evaluation yet: leaderboard.csv is missing or empty.")
+        return _note(f"No evaluation yet: {rundir.LEADERBOARD} is missing or empty.")
     top = top_rows(run.leaderboard, k, run.objectives[0])
     if not len(top):
-        return _note("No usable evaluation: every one failed (see the notes in leaderboard.csv).")
+        return _note(f"No usable evaluation: every one failed (see the notes in "
+                     f"{rundir.LEADERBOARD}).")
     # several objectives: their own columns replace `fitness` (the first of them), and the
     # parameter count is shown once
     fits = [c for c in top.columns if c.startswith("fitness:") and c != "fitness:params"]
@@ -351,7 +350,7 @@ def final_section(run: RunFiles) -> str:
                 + _metric_tables([("this run", run.metrics)]))
     genomes = (run.final or {}).get("genomes") or []
     if not genomes:
-        return _note("No final training yet (final.json is missing: the search is still "
+        return _note(f"No final training yet ({rundir.FINAL_JSON} is missing: the search is still "
                      "running, was interrupted, or ran with --final-seeds given empty).")
     entries = [(f"rank {g.get('rank')} · #{g.get('id')}", g) for g in genomes]
     note = (f"Retrained on train, early-stopped on valid, scored on test; mean ± std over "
@@ -378,20 +377,21 @@ def _baseline_summary(row: dict) -> dict:
 def curves_section(run: RunFiles) -> str:
     from evo_msa.report.plots import curves_figure
 
-    found = sorted(run.path.glob(f"final/rank*-id*/seed_*/{HISTORY}"),
+    seeds, finals = rundir.seed_folder(rundir.ANY), rundir.final_folder(rundir.ANY, rundir.ANY)
+    found = sorted(run.path.glob(f"{finals}/{seeds}/{rundir.HISTORY}"),
                    key=lambda p: [int(n) for n in re.findall(r"\d+", p.parent.parent.name
                                                              + " " + p.parent.name)])
-    found = found or sorted(run.path.glob(f"seed_*/{HISTORY}"),
+    found = found or sorted(run.path.glob(f"{seeds}/{rundir.HISTORY}"),
                             key=lambda p: [int(n) for n in re.findall(r"\d+", p.parent.name)])
     if not found:
-        return _note("No learning curves: no saved model with a history.csv "
-                     "(final/rank*-id*/seed_*/ or seed_*/) yet.")
+        return _note(f"No learning curves: no saved model with a {rundir.HISTORY} "
+                     f"({finals}/{seeds}/ or {seeds}/) yet.")
     figures = []
     for path in found[:MAX_CURVES]:
         history = pd.read_csv(path)
         if not len(history):
             continue
-        meta = _json(path.parent / MODEL_JSON) or {}
+        meta = _json(path.parent / rundir.MODEL_JSON) or {}
         where = path.parent.relative_to(run.path)
         title = (f"{where.parent.name.replace('-', ' ')} · {where.name.replace('_', ' ')}"
                  if where.parent.name else where.name.replace("_", " "))
@@ -448,7 +448,7 @@ def render(run_dir: str | Path, top: int = 10) -> str:
 def write_report(run_dir: str | Path, out: str | Path | None = None, top: int = 10) -> Path:
     """Write the report (default RUN_DIR/report.html); returns its path."""
     page = render(run_dir, top)
-    path = Path(out) if out else Path(run_dir) / REPORT
+    path = Path(out) if out else Path(run_dir) / rundir.REPORT
     if not path.parent.is_dir():
         raise UserError(f"{path}: its folder does not exist")
     return atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))

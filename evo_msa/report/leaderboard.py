@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evo_msa import rundir
 from evo_msa.errors import UserError
 from evo_msa.metrics import Objective
 from evo_msa.nas.evaluation import Evaluation
@@ -54,9 +55,9 @@ def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
     """Merge the leaderboards of several runs, with a `run` column."""
     frames = []
     for d in run_dirs:
-        path = Path(d) / "leaderboard.csv" if Path(d).is_dir() else Path(d)
+        path = Path(d) / rundir.LEADERBOARD if Path(d).is_dir() else Path(d)
         if not path.is_file():
-            raise UserError(f"{d}: no leaderboard.csv there")
+            raise UserError(f"{d}: no {rundir.LEADERBOARD} there")
         frame = pd.read_csv(path)
         frame.insert(0, "run", Path(d).name if Path(d).is_dir() else path.parent.name)
         frames.append(frame)
@@ -85,7 +86,7 @@ def run_objective(runs: list[str]) -> Objective:
     import json
 
     for run in runs:
-        best = Path(run) / "best_genome.json"
+        best = Path(run) / rundir.BEST
         if best.is_file():
             info = json.loads(best.read_text())
             return Objective(info.get("metric", "loss"), info.get("direction", ""))

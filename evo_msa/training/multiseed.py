@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import posixpath
 import time
 from typing import Callable
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData
-from evo_msa.rundir import RunDir
+from evo_msa.rundir import RunDir, seed_folder
 from evo_msa.status import Status
 from evo_msa.training.trainer import PopulationTrainer, TrainingDiverged, TrainResult
 
@@ -50,7 +51,7 @@ def train_seeds(data: MSAData, cfg: RunConfig, seeds: list[int], *, device: str 
                 log: Callable[[str], None] = print, save: RunDir | None = None,
                 folder: str = "", provenance: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """Train one config with several seeds, as one population; summary and per-seed table.
-    With `save`, every seed's model is written to <folder>seed_<s>/ (see train.saved)."""
+    With `save`, every seed's model is written to <folder>/seed_<s>/ (see training.saved)."""
     from evo_msa.training.saved import save_member
 
     trainer = PopulationTrainer(data, [cfg] * len(seeds), seeds, device=device)
@@ -62,8 +63,8 @@ def train_seeds(data: MSAData, cfg: RunConfig, seeds: list[int], *, device: str 
         log(f"  seed {seed}: {r.epochs} epochs (best {r.best_epoch}), valid loss "
             f"{r.metrics['valid']['loss']:.4f}, test {head} {r.metrics['test'][head]:.4f}")
         if save is not None:
-            save_member(save, f"{folder}seed_{seed}", trainer.model, p, seed, r, data.signature(),
-                        data.normalization, provenance or {})
+            save_member(save, posixpath.join(folder, seed_folder(seed)), trainer.model, p, seed,
+                        r, data.signature(), data.normalization, provenance or {})
     log(f"  {len(seeds)} seed(s) trained together in {results[0].seconds:.1f}s")
     return summarise(results, seeds), per_seed_table(results, seeds)
 

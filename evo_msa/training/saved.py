@@ -23,10 +23,18 @@ from evo_msa.config import RunConfig
 from evo_msa.data.dataset import Split
 from evo_msa.data.loader import apply_normalization
 from evo_msa.errors import UserError
-from evo_msa.models import HAEMSA, DataInfo
-from evo_msa.rundir import RunDir
+from evo_msa.models import HAEMSA, DataInfo, build_model
+from evo_msa.rundir import (
+    ANY,
+    CURVES,
+    HISTORY,
+    MODEL_JSON,
+    MODEL_PT,
+    RunDir,
+    final_folder,
+    seed_folder,
+)
 
-MODEL_PT, MODEL_JSON, HISTORY, CURVES = "model.pt", "model.json", "history.csv", "curves.png"
 FORMAT = "evo-msa model 1"
 
 
@@ -124,7 +132,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> SavedModel:
     sig = meta["signature"]
     info = DataInfo(dims=sig["dims"], seq_lens=sig["seq_lens"], task=sig["task"],
                     num_classes=len(sig["label_names"] or []), modalities=tuple(sig["modalities"]))
-    model = HAEMSA([cfg], info).build(device, [meta["seed"]]).eval()
+    model = build_model(cfg, info, seed=meta["seed"], device=device).eval()
     try:
         state = torch.load(weights, map_location=device, weights_only=True)
         with torch.no_grad():
@@ -144,11 +152,12 @@ def model_folders(path: str | Path) -> list[Path]:
     path = Path(path)
     if (path / MODEL_JSON).is_file():
         return [path]
-    seeds = sorted(p.parent for p in path.glob(f"seed_*/{MODEL_JSON}"))
+    seeds = sorted(p.parent for p in path.glob(f"{seed_folder(ANY)}/{MODEL_JSON}"))
     if seeds:
         return seeds
-    ranked = sorted(path.glob(f"final/rank1-*/seed_*/{MODEL_JSON}"))
+    best = f"{final_folder(1, ANY)}/{seed_folder(ANY)}"
+    ranked = sorted(path.glob(f"{best}/{MODEL_JSON}"))
     if ranked:
         return [p.parent for p in ranked]
     raise UserError(f"{path}: no saved model there (expected {MODEL_JSON} in it, in its "
-                    f"seed_* folders, or a search run's final/rank1-*/seed_*)")
+                    f"{seed_folder(ANY)} folders, or a search run's {best})")

@@ -24,12 +24,13 @@ import torch
 
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData, Split
-from evo_msa.metrics import Objective, compute_metrics
-from evo_msa.models import HAEMSA, DataInfo
-from evo_msa.losses import PopulationLoss, TaskLabels, TaskWeighting, coarse_labels
+from evo_msa.losses import TaskLabels, coarse_labels
 from evo_msa.losses.terms import TERMS
+from evo_msa.metrics import Objective, compute_metrics
+from evo_msa.models import DataInfo
 from evo_msa.status import Status
 from evo_msa.training.optim import PopulationAdamW
+from evo_msa.training.population import build_population
 
 EVAL_ELEMENTS = 1 << 26  # floats per evaluation chunk (inputs of all members together)
 
@@ -99,6 +100,14 @@ class DeviceSplit:
 
 
 class PopulationTrainer:
+    """Trains members (a run config and a seed each, one shared batch size) together on one
+    device: the data's splits go to the device once, `fit` trains with early stopping per
+    member and returns a TrainResult per member; `model` then holds each member's best state.
+
+        trainer = PopulationTrainer(data, configs, seeds, device="cpu")
+        results = trainer.fit()    # train_population() also picks which members go together
+    """
+
     def __init__(self, data: MSAData, configs: list[RunConfig], seeds: list[int], *,
                  device: str | torch.device = "auto"):
         if len({c.train.batch_size for c in configs}) > 1:
@@ -112,11 +121,8 @@ class PopulationTrainer:
             # handle 3-10x slower; flushing them to zero changes nothing that matters here
             torch.set_flush_denormal(True)
         self.info = DataInfo.from_data(data)
-        self.model = HAEMSA(self.configs, self.info)
-        self.weighting = TaskWeighting([c.objective for c in configs], self.model.store)
-        self.model.build(self.device, self.seeds)
-        self.loss = PopulationLoss([c.objective for c in configs], self.model)
-        self.weighting.setup(self.loss.weights, self.loss.active)
+        self.model, self.loss, self.weighting = build_population(self.configs, self.info,
+                                                                 self.seeds, self.device)
         coarse = [0 if data.task != "regression" else c.objective.coarse_classes for c in configs]
         self.splits = {name: DeviceSplit(split, data, self.model.modalities, coarse, self.device)
                        for name, split in data.splits.items()}
@@ -353,7 +359,7 @@ def plan_populations(configs: list[RunConfig], device: torch.device) -> list[lis
         return list(by_batch.values())
     plan = []
     for members in by_batch.values():
-        width = {i: _width(configs[i]) for i in members}
+        width = {i: configs[i].model.widest for i in members}
         order = sorted(members, key=lambda i: width[i])
         levels = [configs[i].model.depth + 2 for i in order]  # + experts and towers
         best = [0.0] + [float("inf")] * len(order)
@@ -369,11 +375,6 @@ def plan_populations(configs: list[RunConfig], device: torch.device) -> list[lis
             j = cut[j]
         plan += reversed(groups)
     return plan
-
-
-def _width(cfg: RunConfig) -> int:
-    m = cfg.model
-    return max(m.expert_dim, m.unified_dim, *m.level_widths[:m.depth])
 
 
 def train_model(data: MSAData, cfg: RunConfig, *, seed: int = 0, device: str = "auto",
