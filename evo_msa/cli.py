@@ -190,10 +190,10 @@ def cmd_data(args) -> int:
     import json
 
     from evo_msa import api
-    from evo_msa.data.describe import format_summary
+    from evo_msa.data.describe import format_description
 
     info = api.describe_data(args.data)
-    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    print(json.dumps(info, indent=2) if args.json else format_description(info))
     return 0
 
 

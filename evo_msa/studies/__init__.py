@@ -34,8 +34,8 @@ Modules, in the order a study runs: spec (the study file, the context of a varia
 variant writes), variants (baselines, train, search), analysis (missing modalities, t-SNE,
 study figures), summary (summary.csv, RESULTS.md), runner (the loop and the CLI).
 """
-from evo_msa.studies.study import add_arguments, main, run_study
 from evo_msa.studies.spec import load_study
+from evo_msa.studies.study import add_arguments, main, run_study
 from evo_msa.studies.summary import write_summary
 
 __all__ = ["add_arguments", "load_study", "main", "run_study", "write_summary"]

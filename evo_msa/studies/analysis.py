@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evo_msa.studies.spec import Context, Skip, write_provenance, variant_dir
+from evo_msa.studies.spec import Context, Skip, variant_dir, write_provenance
 
 # ---- model internals: missing modalities, fused representation -------------------------
 
@@ -53,7 +53,7 @@ def forward_split(saved, split, zero: tuple[str, ...] = ()):
     return out.main[0].float().numpy(), out.embedding[0].float().numpy()
 
 
-def run_missing(ctx: Context, v: dict) -> dict:
+def missing_variant(ctx: Context, v: dict) -> dict:
     from evo_msa.data import load_data
     from evo_msa.metrics import compute_metrics
 
@@ -106,7 +106,7 @@ def _missing_figure(agg: pd.DataFrame, path: Path, task: str, title: str) -> Non
     plt.close(fig)
 
 
-def run_tsne(ctx: Context, v: dict) -> dict:
+def tsne_variant(ctx: Context, v: dict) -> dict:
     from sklearn.manifold import TSNE
 
     from evo_msa.data import load_data

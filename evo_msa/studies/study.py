@@ -9,16 +9,30 @@ from pathlib import Path
 from typing import Callable
 
 from evo_msa.errors import UserError
-from evo_msa.studies.analysis import run_missing, run_tsne, study_figures
-from evo_msa.studies.spec import (DEFAULT_DATA_DIR, QUICK_DEFAULTS, RESULTS, Context, Skip,
-                                      argv, load_study)
-from evo_msa.studies.summary import write_summary
-from evo_msa.studies.variants import (run_baseline, run_baselines, run_search, run_train,
-                                          train_together)
 from evo_msa.nas.runner import SharedRay
+from evo_msa.studies.analysis import missing_variant, study_figures, tsne_variant
+from evo_msa.studies.spec import (
+    DEFAULT_DATA_DIR,
+    QUICK_DEFAULTS,
+    RESULTS,
+    Context,
+    Skip,
+    argv,
+    load_study,
+)
+from evo_msa.studies.summary import write_summary
+from evo_msa.studies.variants import (
+    baseline_variant,
+    baselines_variant,
+    search_variant,
+    train_together,
+    train_variant,
+)
 
-RUNNERS = {"baseline": run_baseline, "baselines": run_baselines, "train": run_train,
-           "search": run_search, "missing": run_missing, "tsne": run_tsne}
+# what runs a variant of each kind
+VARIANT_KINDS = {"baseline": baseline_variant, "baselines": baselines_variant,
+                 "train": train_variant, "search": search_variant, "missing": missing_variant,
+                 "tsne": tsne_variant}
 
 
 def run_study(path: str | Path, *, quick: bool = False, data_dir: str | None = None,
@@ -83,7 +97,7 @@ def _run_datasets(study, quick, data_dir, root, scratch_root, command, only, dat
             start = time.time()
             log(f"== {study.name} / {ds.name} / {v['name']} ({v['kind']})")
             try:
-                record = RUNNERS[v["kind"]](ctx, v)
+                record = VARIANT_KINDS[v["kind"]](ctx, v)
             except Skip as why:
                 log(f"skipped {v['name']}: {why}")
                 continue

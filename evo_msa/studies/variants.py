@@ -13,12 +13,21 @@ import pandas as pd
 
 from evo_msa.config import RunConfig, read_yaml
 from evo_msa.errors import UserError
-from evo_msa.studies.spec import (DEFAULT_DATA_DIR, Context, Skip, copy_small, expand,
-                                      log_result, write_provenance, variant_dir, write_metrics,
-                                      to_yaml)
 from evo_msa.io import write_json
 from evo_msa.metrics import Objective
 from evo_msa.nas.evaluation import Status
+from evo_msa.studies.spec import (
+    DEFAULT_DATA_DIR,
+    Context,
+    Skip,
+    copy_small,
+    expand,
+    log_result,
+    to_yaml,
+    variant_dir,
+    write_metrics,
+    write_provenance,
+)
 
 # ---- baseline --------------------------------------------------------------------------
 
@@ -43,8 +52,8 @@ def _modalities(ctx: Context) -> list[str]:
     return ctx.done["__data__"]["modalities"]
 
 
-def run_baseline(ctx: Context, v: dict, name: str | None = None,
-                 model: str | None = None, mods: list[str] | None = None) -> dict:
+def baseline_variant(ctx: Context, v: dict, name: str | None = None,
+                     model: str | None = None, mods: list[str] | None = None) -> dict:
     from evo_msa import api
 
     name = name or v["name"]
@@ -67,7 +76,7 @@ def run_baseline(ctx: Context, v: dict, name: str | None = None,
     return {"kind": "baseline", "folder": folder, "summary": summary}
 
 
-def run_baselines(ctx: Context, v: dict) -> dict:
+def baselines_variant(ctx: Context, v: dict) -> dict:
     models = _baseline_models(ctx, v.get("models"))
     mods = _modalities(ctx)
     if v.get("subsets", "all") == "all":
@@ -78,7 +87,7 @@ def run_baselines(ctx: Context, v: dict) -> dict:
     for model in models:
         for subset in subsets:
             name = f"{model}_{''.join(m[0] for m in subset)}"
-            records[name] = run_baseline(ctx, v, name, model, subset)
+            records[name] = baseline_variant(ctx, v, name, model, subset)
     return {"kind": "baselines", "records": records}
 
 
@@ -147,7 +156,11 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
     from evo_msa.rundir import RunDir
     from evo_msa.training.multiseed import per_seed_table, summarise
     from evo_msa.training.saved import save_member
-    from evo_msa.training.trainer import MemberStatus, PopulationTrainer, TrainingDiverged
+    from evo_msa.training.trainer import (
+        MemberStatus,
+        PopulationTrainer,
+        TrainingDiverged,
+    )
 
     jobs = []
     for v in variants:
@@ -196,7 +209,7 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
         ctx.log(f"   trained together in {time.time() - start:.0f}s")
 
 
-def run_train(ctx: Context, v: dict) -> dict:
+def train_variant(ctx: Context, v: dict) -> dict:
     from evo_msa import api
 
     pre = ctx.done.get("__pretrained__", {}).get(v["name"])
@@ -229,7 +242,7 @@ def run_train(ctx: Context, v: dict) -> dict:
 
 # ---- search ----------------------------------------------------------------------------
 
-def run_search(ctx: Context, v: dict) -> dict:
+def search_variant(ctx: Context, v: dict) -> dict:
     from evo_msa import api
     from evo_msa.space import load_space
 
