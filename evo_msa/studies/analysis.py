@@ -167,8 +167,7 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
 def study_figures(ctx: Context) -> None:
     """best_so_far.png: every search variant's best-so-far validation fitness against the
     number of evaluations, mean over search seeds with min-max spread."""
-    searches = {n: r for n, r in ctx.done.items() if isinstance(r, dict) and
-                r.get("kind") == "search"}
+    searches = {n: r for n, r in ctx.done.items() if r.get("kind") == "search"}
     if not searches:
         return
     from evo_msa.report.plots import _pyplot

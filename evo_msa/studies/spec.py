@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from evo_msa.config import read_yaml
+from evo_msa.config import RunConfig, read_yaml
 from evo_msa.errors import UserError
 from evo_msa.io import write_json
 
@@ -89,7 +89,27 @@ def _guess_quick(path: str) -> str:
 
 
 @dataclass
+class DataInfo:
+    """What variants need to know of a dataset before they train: its task and modalities."""
+
+    task: str
+    modalities: list[str]
+
+
+@dataclass
+class Pretrained:
+    """A train variant trained before its turn, together with others (variants.train_together)."""
+
+    config: RunConfig
+    origin: dict
+    summary: dict
+    models: Path  # its metrics and seed_<s>/ models, in the scratch folder
+
+
+@dataclass
 class Context:
+    """One dataset of a study: where its variants read data and write results, what ran."""
+
     study: Study
     dataset: Dataset
     data: str  # the data spec handed to the API
@@ -99,6 +119,8 @@ class Context:
     command: str
     log: Callable[[str], None]
     done: dict = field(default_factory=dict)  # variant name -> its record
+    pretrained: dict[str, Pretrained] = field(default_factory=dict)  # variant name -> it
+    data_info: DataInfo | None = None  # see describe_data
 
     @property
     def seeds(self) -> list[int]:
@@ -109,6 +131,15 @@ class Context:
             return full
         q = {**QUICK_DEFAULTS, **self.study.quick}
         return q.get(key, full) if q.get(key) is not None else full
+
+    def describe_data(self) -> DataInfo:
+        """The dataset's task and modalities, loaded once."""
+        if self.data_info is None:
+            from evo_msa.data import load_data
+
+            d = load_data(self.data)
+            self.data_info = DataInfo(d.task, list(d.modalities))
+        return self.data_info
 
 
 # ---- what every variant writes ----------------------------------------------------------

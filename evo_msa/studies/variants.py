@@ -19,6 +19,7 @@ from evo_msa.nas.evaluation import Status
 from evo_msa.studies.spec import (
     DEFAULT_DATA_DIR,
     Context,
+    Pretrained,
     Skip,
     copy_small,
     expand,
@@ -33,23 +34,9 @@ from evo_msa.studies.spec import (
 
 def _baseline_models(ctx: Context, models) -> list[str]:
     if models in (None, "auto"):
-        task = _task(ctx)
+        task = ctx.describe_data().task
         return ["ridge", "mlp"] if task == "regression" else ["softmax", "mlp"]
     return list(models) if isinstance(models, list) else [models]
-
-
-def _task(ctx: Context) -> str:
-    if "task" not in ctx.done.get("__data__", {}):
-        from evo_msa.data import load_data
-
-        d = load_data(ctx.data)
-        ctx.done["__data__"] = {"task": d.task, "modalities": list(d.modalities)}
-    return ctx.done["__data__"]["task"]
-
-
-def _modalities(ctx: Context) -> list[str]:
-    _task(ctx)
-    return ctx.done["__data__"]["modalities"]
 
 
 def baseline_variant(ctx: Context, v: dict, name: str | None = None,
@@ -78,7 +65,7 @@ def baseline_variant(ctx: Context, v: dict, name: str | None = None,
 
 def baselines_variant(ctx: Context, v: dict) -> dict:
     models = _baseline_models(ctx, v.get("models"))
-    mods = _modalities(ctx)
+    mods = ctx.describe_data().modalities
     if v.get("subsets", "all") == "all":
         subsets = [list(c) for k in range(1, len(mods) + 1) for c in itertools.combinations(mods, k)]
     else:
@@ -131,7 +118,7 @@ def variant_config(ctx: Context, v: dict) -> tuple[RunConfig, dict]:
                       "space": str(space)}
         else:
             raise Skip(f"{genome}: no such genome file (run the study that makes it first)")
-        cfg = loaded.to_config(values, available=_modalities(ctx))
+        cfg = loaded.to_config(values, available=ctx.describe_data().modalities)
     elif v.get("arch"):
         cfg = api.run_config(arch=expand(v["arch"], ctx))
         origin = {"arch": v["arch"]}
@@ -205,16 +192,16 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
                             "trained_with": [n for n, _, _ in group]})
             write_json(heavy / "metrics.json", summary)
             per_seed_table(rs, seeds).to_csv(heavy / "metrics.csv", index=False)
-            ctx.done.setdefault("__pretrained__", {})[name] = (cfg, origin, summary, heavy)
+            ctx.pretrained[name] = Pretrained(cfg, origin, summary, heavy)
         ctx.log(f"   trained together in {time.time() - start:.0f}s")
 
 
 def train_variant(ctx: Context, v: dict) -> dict:
     from evo_msa import api
 
-    pre = ctx.done.get("__pretrained__", {}).get(v["name"])
+    pre = ctx.pretrained.get(v["name"])
     if pre is not None:
-        cfg, origin, summary, heavy = pre
+        cfg, origin, summary, heavy = pre.config, pre.origin, pre.summary, pre.models
     else:
         cfg, origin = variant_config(ctx, v)
         heavy = ctx.scratch / v["name"]
