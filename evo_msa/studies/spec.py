@@ -169,6 +169,13 @@ def write_provenance(ctx: Context, folder: Path, variant: dict, extra: dict | No
         f"# {k}: {v}\n" for k, v in (extra or {}).items() if isinstance(v, str)))
 
 
+def clear(path: Path) -> Path:
+    """`path` gone (an earlier invocation's scratch outputs), for a run to create it anew."""
+    if path.exists():
+        shutil.rmtree(path)
+    return path
+
+
 def copy_small(src: Path, dst: Path, skip: tuple[str, ...] = ("ray",)) -> None:
     for p in src.rglob("*"):
         rel = p.relative_to(src)

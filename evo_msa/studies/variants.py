@@ -21,6 +21,7 @@ from evo_msa.studies.spec import (
     Context,
     Pretrained,
     Skip,
+    clear,
     copy_small,
     expand,
     log_result,
@@ -29,6 +30,7 @@ from evo_msa.studies.spec import (
     write_metrics,
     write_provenance,
 )
+from evo_msa.training.multiseed import pool
 
 # ---- baseline --------------------------------------------------------------------------
 
@@ -47,9 +49,7 @@ def baseline_variant(ctx: Context, v: dict, name: str | None = None,
     model = model or v["model"]
     mods = mods if mods is not None else v.get("modalities")
     folder = variant_dir(ctx, name)
-    heavy = ctx.scratch / name
-    if heavy.exists():
-        shutil.rmtree(heavy)
+    heavy = clear(ctx.scratch / name)
     summary = api.baseline(ctx.data, model=model, modalities=mods, seeds=ctx.seeds,
                            out=heavy, log=lambda s: None)
     table = pd.read_csv(heavy / "metrics.csv")
@@ -141,13 +141,7 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
     from evo_msa.data import load_data
     from evo_msa.provenance import provenance
     from evo_msa.rundir import RunDir
-    from evo_msa.training.multiseed import per_seed_table, summarise
-    from evo_msa.training.saved import save_member
-    from evo_msa.training.trainer import (
-        MemberStatus,
-        PopulationTrainer,
-        TrainingDiverged,
-    )
+    from evo_msa.training.multiseed import train_configs, write_run_metrics
 
     jobs = []
     for v in variants:
@@ -158,7 +152,7 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
         except Skip:
             continue
         jobs.append((v["name"], cfg, origin))
-    by_batch: dict[int, list] = {}
+    by_batch: dict[int, list] = {}  # one population trains with one batch size
     for job in jobs:
         by_batch.setdefault(job[1].train.batch_size, []).append(job)
     seeds = ctx.seeds
@@ -167,32 +161,18 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
     for group in by_batch.values():
         if len(group) < 2:
             continue
-        configs = [cfg for _, cfg, _ in group for _ in seeds]
+        names = [n for n, _, _ in group]
         start = time.time()
         ctx.log(f"   training {len(group)} variants x {len(seeds)} seeds together: "
-                + ", ".join(n for n, _, _ in group))
-        trainer = PopulationTrainer(data, configs, seeds * len(group), device="cpu")
-        results = trainer.fit()
-        for k, (name, cfg, origin) in enumerate(group):
-            members = list(range(k * len(seeds), (k + 1) * len(seeds)))
-            rs = [results[i] for i in members]
-            for seed, r in zip(seeds, rs):
-                if r.status is not MemberStatus.OK:
-                    raise TrainingDiverged(f"{name} seed {seed}: {r.error}")
-            heavy = ctx.scratch / name
-            if heavy.exists():
-                shutil.rmtree(heavy)
-            run = RunDir.create(heavy, resume_hint=False)
-            for i, seed, r in zip(members, seeds, rs):
-                save_member(run, f"seed_{seed}", trainer.model, i, seed, r, data.signature(),
-                            data.normalization, origin_data)
-            summary = summarise(rs, seeds)
-            summary.update({"run_config": cfg.to_dict(), "data": ctx.data,
-                            "provenance": origin_data,
-                            "trained_with": [n for n, _, _ in group]})
-            write_json(heavy / "metrics.json", summary)
-            per_seed_table(rs, seeds).to_csv(heavy / "metrics.csv", index=False)
-            ctx.pretrained[name] = Pretrained(cfg, origin, summary, heavy)
+                + ", ".join(names))
+        runs = [RunDir.create(clear(ctx.scratch / n), resume_hint=False) for n in names]
+        trained = train_configs(data, [(cfg, seeds) for _, cfg, _ in group], device="cpu",
+                                log=lambda s: None, saves=runs, provenance=origin_data,
+                                names=names)
+        for (name, cfg, origin), run, (summary, table) in zip(group, runs, trained):
+            write_run_metrics(run, summary, table, config=cfg, data=ctx.data,
+                              provenance=origin_data, trained_with=names)
+            ctx.pretrained[name] = Pretrained(cfg, origin, summary, run.path)
         ctx.log(f"   trained together in {time.time() - start:.0f}s")
 
 
@@ -204,9 +184,7 @@ def train_variant(ctx: Context, v: dict) -> dict:
         cfg, origin, summary, heavy = pre.config, pre.origin, pre.summary, pre.models
     else:
         cfg, origin = variant_config(ctx, v)
-        heavy = ctx.scratch / v["name"]
-        if heavy.exists():
-            shutil.rmtree(heavy)
+        heavy = clear(ctx.scratch / v["name"])
         summary = api.train(ctx.data, config=cfg, seeds=ctx.seeds, out=heavy,
                             log=lambda s: None)
     folder = variant_dir(ctx, v["name"])
@@ -305,7 +283,7 @@ def search_variant(ctx: Context, v: dict) -> dict:
         r["models"] = heavy
         r["summary"] = summary
     table = pd.concat(tables, ignore_index=True)
-    pooled = _pool(table)
+    pooled = pool(table)
     pooled["seeds"] = ctx.seeds
     pooled["search_seeds"] = search_seeds
     write_metrics(folder, pooled, table, variant=v["name"], kind="search")
@@ -373,19 +351,6 @@ def _train_quiet(ctx: Context, cfg: RunConfig, heavy: Path) -> dict:
     from evo_msa import api
 
     return api.train(ctx.data, config=cfg, seeds=ctx.seeds, out=heavy, log=lambda s: None)
-
-
-def _pool(table: pd.DataFrame) -> dict:
-    out: dict = {}
-    for col in table.columns:
-        split, _, metric = col.partition("_")
-        if split in ("train", "valid", "test") and metric:
-            vals = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
-            vals = vals[np.isfinite(vals)]
-            out.setdefault(split, {})[metric] = {
-                "mean": float(vals.mean()) if len(vals) else math.nan,
-                "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
-    return out
 
 
 def _best_so_far(run: Path) -> list[float]:

@@ -1,11 +1,11 @@
 """Training: a population of HAEMSA networks at once (trainer), AdamW per member (optim),
-several seeds of one config (multiseed), saved models (saved).
+configs x seeds as one population (multiseed), saved models (saved).
 
 The names below load on first use (PEP 562), so `import evo_msa` stays cheap (no torch)."""
 from importlib import import_module
 
-_EXPORTS = {"format_summary": "multiseed", "train_seeds": "multiseed",
-            "MemberStatus": "trainer", "PopulationTrainer": "trainer",
+_EXPORTS = {"format_summary": "multiseed", "train_configs": "multiseed",
+            "train_seeds": "multiseed", "MemberStatus": "trainer", "PopulationTrainer": "trainer",
             "TrainingDiverged": "trainer", "TrainResult": "trainer", "resolve_device": "trainer",
             "train_model": "trainer", "train_population": "trainer"}
 __all__ = list(_EXPORTS)
