@@ -58,7 +58,7 @@ def baseline_variant(ctx: Context, v: dict, name: str | None = None,
            + (f" --modalities {','.join(mods)}" if mods else "")
            + f" --seeds {' '.join(map(str, ctx.seeds))} --out DIR")
     write_provenance(ctx, folder, {**v, "name": name, "model": model, "modalities": mods},
-                {"equivalent": cmd})
+                     {"equivalent": cmd})
     log_result(ctx, name, summary)
     return {"kind": "baseline", "folder": folder, "summary": summary}
 
@@ -76,9 +76,6 @@ def baselines_variant(ctx: Context, v: dict) -> dict:
             name = f"{model}_{''.join(m[0] for m in subset)}"
             records[name] = baseline_variant(ctx, v, name, model, subset)
     return {"kind": "baselines", "records": records}
-
-
-# ---- train -----------------------------------------------------------------------------
 
 
 # ---- train -----------------------------------------------------------------------------
@@ -208,17 +205,54 @@ def train_variant(ctx: Context, v: dict) -> dict:
 # ---- search ----------------------------------------------------------------------------
 
 def search_variant(ctx: Context, v: dict) -> dict:
-    from evo_msa import api
+    """One search per search seed; the winner by search fitness; the best genomes retrained
+    with the study's seeds and pooled; the curves; the winner's files (published with
+    `publish`)."""
+    space = _search_space(ctx, v)
+    opts, search_seeds = _search_options(ctx, v)
+    folder = variant_dir(ctx, v["name"])
+    runs = [_search(ctx, v["name"], folder, space, opts, s) for s in search_seeds]
+    win = _winner(runs)
+    tables, finals = [], []
+    for r in runs:  # retrain: all (every search's best genome) or best (the winner's only)
+        if v.get("retrain", "all") == "best" and r is not win:
+            r["models"], r["summary"] = None, None
+            continue
+        table, final = _retrain(ctx, v["name"], folder, r)
+        tables.append(table)
+        finals.append(final)
+    pooled = _write_pooled(ctx, v["name"], folder, tables, search_seeds)
+    pd.DataFrame(finals).to_csv(folder / "fitness_vs_final.csv", index=False)
+    curves = _write_curves(folder, runs)
+    best, space_copy = _copy_winner(folder, win)
+    write_provenance(ctx, folder, v, {"space": space, "search_seeds": str(search_seeds)})
+    if v.get("publish"):
+        _publish(ctx, v["name"], best, space_copy)
+    log_result(ctx, v["name"], pooled)
+    return {"kind": "search", "folder": folder, "best_genome": str(best),
+            "space": str(space_copy), "models": win["models"], "summary": win["summary"],
+            "curves": curves, "runs": runs}
+
+
+def _search_space(ctx: Context, v: dict) -> str:
+    """The space file a search variant searches: the study's, or a copy with the variant's
+    `space_overrides` (and with --quick, the fitness trainings cut to the quick epochs)."""
     from evo_msa.space import load_space
 
     space = expand(v["space"], ctx)
-    load_space(space)
+    load_space(space)  # a bad space fails here, before anything runs
     overrides = dict(v.get("space_overrides") or {})
     if ctx.quick:  # toy size: the fitness budget too
         overrides["fixed"] = {**(overrides.get("fixed") or {}),
                               "train.epochs": ctx.quick_value("epochs", 2)}
     if overrides:  # e.g. {fitness: {seeds: 1}}: a variant of a shipped space
-        space = _override_space(ctx, {**v, "space_overrides": overrides}, space)
+        space = _override_space(ctx, v["name"], space, overrides)
+    return space
+
+
+def _search_options(ctx: Context, v: dict) -> tuple[dict, list[int]]:
+    """A search variant's options (as `evo-msa search` takes them) and search seeds; --quick
+    sizes them down."""
     opts = dict(v.get("options") or {})
     search_seeds = list(v.get("search_seeds", [opts.pop("seed", 0)]))
     if ctx.quick:
@@ -229,103 +263,121 @@ def search_variant(ctx: Context, v: dict) -> dict:
         opts["evolution"] = {**opts.get("evolution", {}), "elites": min(
             opts.get("evolution", {}).get("elites", 2), opts["pop"] - 1)}
     opts.setdefault("cpus_per_trial", 1.0)
-    folder = variant_dir(ctx, v["name"])
-    runs = []
-    for s in search_seeds:
-        heavy = ctx.scratch / v["name"] / f"search_seed{s}"
-        if heavy.exists():
-            shutil.rmtree(heavy)
-        heavy.parent.mkdir(parents=True, exist_ok=True)
-        run_opts = {**opts, "seed": s, "final_seeds": []}
-        if ctx.quick:
-            run_opts["evolution"] = opts["evolution"]
-        ctx.log(f"   search seed {s}: {space}, {json.dumps(run_opts)}")
-        run = api.search(space, ctx.data, out=heavy, log=_quiet(ctx), **run_opts)
-        copy_small(Path(run), folder / f"search_seed{s}")
-        best = json.loads((Path(run) / "best_genome.json").read_text())
-        runs.append({"seed": s, "dir": Path(run), "best": best,
-                     "space": str(next(Path(run).glob("*.yaml"))) if not
-                     (Path(run) / Path(space).name).is_file() else str(Path(run) / Path(space).name)})
-        flags = " ".join(f"--{k.replace('_', '-')} {val}" for k, val in run_opts.items()
-                         if k not in ("evolution", "final_seeds"))
-        (folder / f"search_seed{s}" / "command.txt").write_text(
-            f"{ctx.command}\n# equivalent: evo-msa search --space {space} --data {ctx.data} "
-            f"{flags} --final-seeds --out DIR\n")
-    # the best genome of each search, retrained like `evo-msa train --genome --space`
-    tables, finals = [], []
-    # retrain: all (every search's best genome) or best (only the best over search seeds)
-    # the best over search seeds (by search fitness, never by test)
-    win = min(runs, key=lambda r: _loss_of(r["best"]))
-    for r in runs:
-        if v.get("retrain", "all") == "best" and r is not win:
-            r["models"], r["summary"] = None, None
-            continue
-        heavy = ctx.scratch / v["name"] / f"final_seed{r['seed']}"
-        if heavy.exists():
-            shutil.rmtree(heavy)
-        cfg = RunConfig.from_dict(r["best"]["run_config"], "best_genome.json")
-        if ctx.quick:
-            cfg.train.epochs = min(cfg.train.epochs, ctx.quick_value("epochs", 2))
-        summary = _train_quiet(ctx, cfg, heavy)
-        table = pd.read_csv(heavy / "metrics.csv")
-        table.insert(0, "search_seed", r["seed"])
-        tables.append(table)
-        fitness = r["best"].get("fitness")
-        metric = r["best"].get("metric", "loss")
-        final_fit = summary["valid"].get(metric, {"mean": math.nan, "std": math.nan})
-        finals.append({"search_seed": r["seed"], "fitness_metric": metric,
-                       "search_fitness": fitness, "final_valid_fitness_mean": final_fit["mean"],
-                       "final_valid_fitness_std": final_fit["std"],
-                       "final_valid_loss_mean": summary["valid"]["loss"]["mean"],
-                       "final_valid_loss_std": summary["valid"]["loss"]["std"],
-                       **{f"test_{k}": x["mean"] for k, x in summary["test"].items()}})
-        write_json(folder / f"search_seed{r['seed']}" / "retrained.json", summary)
-        r["models"] = heavy
-        r["summary"] = summary
+    return opts, search_seeds
+
+
+def _search(ctx: Context, name: str, folder: Path, space: str, opts: dict, seed: int) -> dict:
+    """One search, without final training (the study retrains), its small files copied to
+    folder/search_seed<s>/: its seed, run directory, best genome and space file."""
+    from evo_msa import api
+
+    heavy = clear(ctx.scratch / name / f"search_seed{seed}")
+    heavy.parent.mkdir(parents=True, exist_ok=True)
+    run_opts = {**opts, "seed": seed, "final_seeds": []}
+    ctx.log(f"   search seed {seed}: {space}, {json.dumps(run_opts)}")
+    run = Path(api.search(space, ctx.data, out=heavy, log=_quiet(ctx), **run_opts))
+    copy_small(run, folder / f"search_seed{seed}")
+    flags = " ".join(f"--{k.replace('_', '-')} {val}" for k, val in run_opts.items()
+                     if k not in ("evolution", "final_seeds"))
+    (folder / f"search_seed{seed}" / "command.txt").write_text(
+        f"{ctx.command}\n# equivalent: evo-msa search --space {space} --data {ctx.data} "
+        f"{flags} --final-seeds --out DIR\n")
+    beside = run / Path(space).name
+    return {"seed": seed, "dir": run, "best": json.loads((run / "best_genome.json").read_text()),
+            "space": str(beside) if beside.is_file() else str(next(run.glob("*.yaml")))}
+
+
+def _winner(runs: list[dict]) -> dict:
+    """The search whose best genome has the best search fitness (on valid; never test)."""
+    return min(runs, key=lambda r: _loss_of(r["best"]))
+
+
+def _retrain(ctx: Context, name: str, folder: Path, r: dict) -> tuple[pd.DataFrame, dict]:
+    """A search's best genome retrained like `evo-msa train --genome --space` with the study's
+    seeds: its per-seed table and its row of fitness_vs_final.csv (search fitness against the
+    retraining's); the models and summary go into the search's record `r`."""
+    from evo_msa import api
+
+    heavy = clear(ctx.scratch / name / f"final_seed{r['seed']}")
+    cfg = RunConfig.from_dict(r["best"]["run_config"], "best_genome.json")
+    if ctx.quick:
+        cfg.train.epochs = min(cfg.train.epochs, ctx.quick_value("epochs", 2))
+    summary = api.train(ctx.data, config=cfg, seeds=ctx.seeds, out=heavy, log=lambda s: None)
+    table = pd.read_csv(heavy / "metrics.csv")
+    table.insert(0, "search_seed", r["seed"])
+    metric = r["best"].get("metric", "loss")
+    final_fit = summary["valid"].get(metric, {"mean": math.nan, "std": math.nan})
+    final = {"search_seed": r["seed"], "fitness_metric": metric,
+             "search_fitness": r["best"].get("fitness"),
+             "final_valid_fitness_mean": final_fit["mean"],
+             "final_valid_fitness_std": final_fit["std"],
+             "final_valid_loss_mean": summary["valid"]["loss"]["mean"],
+             "final_valid_loss_std": summary["valid"]["loss"]["std"],
+             **{f"test_{k}": x["mean"] for k, x in summary["test"].items()}}
+    write_json(folder / f"search_seed{r['seed']}" / "retrained.json", summary)
+    r["models"], r["summary"] = heavy, summary
+    return table, final
+
+
+def _write_pooled(ctx: Context, name: str, folder: Path, tables: list[pd.DataFrame],
+                  search_seeds: list[int]) -> dict:
+    """metrics.json/csv of a search variant: the seeds of every retraining pooled."""
     table = pd.concat(tables, ignore_index=True)
     pooled = pool(table)
     pooled["seeds"] = ctx.seeds
     pooled["search_seeds"] = search_seeds
-    write_metrics(folder, pooled, table, variant=v["name"], kind="search")
-    pd.DataFrame(finals).to_csv(folder / "fitness_vs_final.csv", index=False)
+    write_metrics(folder, pooled, table, variant=name, kind="search")
+    return pooled
+
+
+def _write_curves(folder: Path, runs: list[dict]) -> list[list[float]]:
+    """best_so_far.csv: every search's best-so-far fitness against evaluations; the curves."""
     curves = [_best_so_far(r["dir"]) for r in runs]
     pd.DataFrame({f"search_seed{r['seed']}": pd.Series(c) for r, c in zip(runs, curves)}
                  ).rename_axis("evaluations").to_csv(folder / "best_so_far.csv")
-    shutil.copy2(r_space := win["space"], folder / Path(r_space).name)
-    best_path = folder / "best_genome.json"
-    shutil.copy2(win["dir"] / "best_genome.json", best_path)
-    write_provenance(ctx, folder, v, {"space": space, "search_seeds": str(search_seeds)})
-    if v.get("publish"):  # <study>/<dataset>/best_genome.json with its space beside it
-        shutil.copy2(best_path, ctx.out / "best_genome.json")
-        shutil.copy2(folder / Path(r_space).name, ctx.out / Path(r_space).name)
-        (ctx.out / "README.md").write_text(
-            f"Best genome of `{ctx.study.name}/{ctx.dataset.name}/{v['name']}` (selected on "
-            f"valid only). Retrain it from scratch:\n\n    evo-msa train --data "
-            f"{ctx.data if ctx.quick else Path(DEFAULT_DATA_DIR) / ctx.dataset.path} --genome "
-            f"{ctx.out / 'best_genome.json'} --space {ctx.out / Path(r_space).name} "
-            f"--seeds {' '.join(map(str, ctx.seeds))} --out DIR\n")
-    log_result(ctx, v["name"], pooled)
-    return {"kind": "search", "folder": folder, "best_genome": str(best_path),
-            "space": str(folder / Path(r_space).name), "models": win["models"],
-            "summary": win["summary"], "curves": curves, "runs": runs}
+    return curves
 
 
-def _override_space(ctx: Context, v: dict, space: str) -> str:
+def _copy_winner(folder: Path, win: dict) -> tuple[Path, Path]:
+    """The winning search's best_genome.json and space file, copied into the variant folder."""
+    space = folder / Path(win["space"]).name
+    shutil.copy2(win["space"], space)
+    best = folder / "best_genome.json"
+    shutil.copy2(win["dir"] / "best_genome.json", best)
+    return best, space
+
+
+def _publish(ctx: Context, name: str, best: Path, space: Path) -> None:
+    """<study>/<dataset>/best_genome.json with its space beside it (what other studies'
+    `genome:` names) and a README saying how to retrain it."""
+    shutil.copy2(best, ctx.out / "best_genome.json")
+    shutil.copy2(space, ctx.out / space.name)
+    (ctx.out / "README.md").write_text(
+        f"Best genome of `{ctx.study.name}/{ctx.dataset.name}/{name}` (selected on "
+        f"valid only). Retrain it from scratch:\n\n    evo-msa train --data "
+        f"{ctx.data if ctx.quick else Path(DEFAULT_DATA_DIR) / ctx.dataset.path} --genome "
+        f"{ctx.out / 'best_genome.json'} --space {ctx.out / space.name} "
+        f"--seeds {' '.join(map(str, ctx.seeds))} --out DIR\n")
+
+
+def _override_space(ctx: Context, name: str, space: str, overrides: dict) -> str:
+    """A copy of `space` in the scratch folder with `overrides` on top (mappings merge, null
+    removes a key), named after the variant."""
     import yaml
 
     from evo_msa.space import load_space
 
     raw = read_yaml(space, "search space")
-    for key, value in v["space_overrides"].items():  # mappings merge; null removes a key
+    for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):
             merged = {**raw[key], **value}
             raw[key] = {k: x for k, x in merged.items() if x is not None}
         else:
             raw[key] = value
-    raw["name"] = f"{raw.get('name', Path(space).stem)}_{v['name']}"
+    raw["name"] = f"{raw.get('name', Path(space).stem)}_{name}"
     path = ctx.scratch / "spaces" / f"{raw['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# {space} with {v['space_overrides']}\n" + yaml.safe_dump(raw, sort_keys=False))
+    path.write_text(f"# {space} with {overrides}\n" + yaml.safe_dump(raw, sort_keys=False))
     load_space(path)
     return str(path)
 
@@ -345,12 +397,6 @@ def _quiet(ctx: Context):
         if line.startswith(("gen ", "generation", "search finished")):
             ctx.log("     " + line)
     return log
-
-
-def _train_quiet(ctx: Context, cfg: RunConfig, heavy: Path) -> dict:
-    from evo_msa import api
-
-    return api.train(ctx.data, config=cfg, seeds=ctx.seeds, out=heavy, log=lambda s: None)
 
 
 def _best_so_far(run: Path) -> list[float]:
