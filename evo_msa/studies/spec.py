@@ -1,6 +1,7 @@
 """The study file and the context a variant runs in (see evo_msa.studies for the format)."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -14,11 +15,9 @@ from evo_msa.errors import UserError
 from evo_msa.io import write_json
 
 KINDS = ("baseline", "baselines", "train", "search", "missing", "tsne")
-RESULTS = Path("experiments/results")
 SUMMARY = "summary.csv"
-RESULTS_MD = Path("experiments/RESULTS.md")
-NOTES_DIR = Path("experiments/notes")  # hand-written commentary, one <study>.md per study
-DEFAULT_DATA_DIR = "../shared/data"
+RESULTS_MD = "RESULTS.md"
+DEFAULT_DATA_DIR = "../shared/data"  # relative to the repository root (see Layout)
 SMALL = (".csv", ".json", ".png", ".yaml", ".txt", ".md")
 QUICK_DEFAULTS = {"seeds": [0, 1], "epochs": 2, "pop": 3, "generations": 2, "search_seeds": [0],
                   "n": 160}
@@ -26,6 +25,46 @@ QUICK_DEFAULTS = {"seeds": [0, 1], "epochs": 2, "pop": 3, "generations": 2, "sea
 
 class Skip(Exception):
     """A variant that cannot run here (its genome is not made yet): one line, and on."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where studies keep what they write, beside their study files: in the studies folder
+    (experiments/), results/<study>/<dataset>/<variant>/, summary.csv in results/, RESULTS.md
+    with the commentary of notes/<study>.md; its parent is the repository root, where the
+    default data dir lies (../shared/data). Paths stay as relative as the folder is given."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, study_file: str | Path) -> Layout:
+        """The layout of the folder holding `study_file`; of the folder above it when only
+        that one has a RESULTS.md (a study in experiments/extra/ adds to experiments/)."""
+        folder = Path(study_file).parent
+        if not (folder / RESULTS_MD).is_file() and (_up(folder) / RESULTS_MD).is_file():
+            folder = _up(folder)
+        return cls(folder)
+
+    @property
+    def results(self) -> Path:
+        return self.folder / "results"
+
+    @property
+    def results_md(self) -> Path:
+        return self.folder / RESULTS_MD
+
+    @property
+    def notes(self) -> Path:  # hand-written commentary, one <study>.md per study
+        return self.folder / "notes"
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(os.path.normpath(_up(self.folder) / DEFAULT_DATA_DIR))
+
+
+def _up(folder: Path) -> Path:
+    """The folder above `folder`, also when it is given as "." or ".."."""
+    return Path(os.path.normpath(folder / ".."))
 
 
 # ---- the study file -----------------------------------------------------------------------
