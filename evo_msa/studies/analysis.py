@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evo_msa.studies.spec import Context, Skip, variant_dir, write_provenance
+from evo_msa.studies.spec import (
+    Context,
+    Skip,
+    study_path,
+    variant_dir,
+    write_provenance,
+)
 
 # ---- model internals: missing modalities, fused representation -------------------------
 
@@ -16,7 +22,7 @@ def _trained(ctx: Context, name: str, models: str | None = None) -> dict:
     """A variant's saved models: trained earlier in this invocation, or (`models:` in the
     variant) the seed_* folders another run left in a scratch folder."""
     if models:
-        path = Path(models.format(dataset=ctx.dataset.name, study=ctx.study.name))
+        path = Path(study_path(models, ctx))
         if list(path.glob("seed_*/model.pt")):
             return {"models": path}
     rec = ctx.done.get(name)

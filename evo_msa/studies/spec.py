@@ -58,8 +58,12 @@ class Layout:
         return self.folder / "notes"
 
     @property
+    def root(self) -> Path:  # study files name spaces and genomes relative to it
+        return _up(self.folder)
+
+    @property
     def data_dir(self) -> Path:
-        return Path(os.path.normpath(_up(self.folder) / DEFAULT_DATA_DIR))
+        return Path(os.path.normpath(self.root / DEFAULT_DATA_DIR))
 
 
 def _up(folder: Path) -> Path:
@@ -157,6 +161,7 @@ class Context:
     quick: bool
     command: str
     log: Callable[[str], None]
+    root: Path  # the repository root, which the study file's paths are relative to
     done: dict = field(default_factory=dict)  # variant name -> its record
     pretrained: dict[str, Pretrained] = field(default_factory=dict)  # variant name -> it
     data_info: DataInfo | None = None  # see describe_data
@@ -232,8 +237,12 @@ def write_metrics(folder: Path, summary: dict, table: pd.DataFrame | None, **ext
         table.to_csv(folder / "metrics.csv", index=False)
 
 
-def expand(text: str | None, ctx: Context) -> str | None:
-    return text.format(dataset=ctx.dataset.name, study=ctx.study.name) if text else text
+def study_path(text: str | None, ctx: Context) -> str | None:
+    """A path the study file names ({dataset} and {study} filled in), relative to the
+    repository root unless absolute."""
+    if not text:
+        return text
+    return str(ctx.root / text.format(dataset=ctx.dataset.name, study=ctx.study.name))
 
 
 def to_yaml(d: dict) -> str:

@@ -73,7 +73,8 @@ def run_study(path: str | Path, *, quick: bool = False, data_dir: str | Path | N
                 log(f"skipped {ds.name}: {data_dir / ds.path} not found")
                 continue
             _run_dataset(Context(study, ds, spec, root / study.name / ds.name,
-                                 scratch_root / study.name / ds.name, quick, command, log),
+                                 scratch_root / study.name / ds.name, quick, command, log,
+                                 layout.root),
                          only)
     if summarize:
         _summarize(root, layout, quick)

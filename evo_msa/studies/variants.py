@@ -23,8 +23,8 @@ from evo_msa.studies.spec import (
     Skip,
     clear,
     copy_small,
-    expand,
     log_result,
+    study_path,
     to_yaml,
     variant_dir,
     write_metrics,
@@ -93,13 +93,13 @@ def variant_config(ctx: Context, v: dict) -> tuple[RunConfig, dict]:
                             "is not a search variant run before it")
         genome, space = rec["best_genome"], rec["space"]
     else:
-        genome, space = expand(v.get("genome"), ctx), expand(v.get("space"), ctx)
+        genome, space = study_path(v.get("genome"), ctx), study_path(v.get("space"), ctx)
         if genome and not space:  # the space file published beside the genome
             beside = sorted(Path(genome).parent.glob("*.yaml"))
             if not beside:
                 if not ctx.quick:
                     raise Skip(f"{genome}: no genome with a space beside it yet")
-                beside = [Path("search_spaces/haemsa.yaml")]
+                beside = [ctx.root / "search_spaces/haemsa.yaml"]
             space = str(beside[0])
     if genome:
         loaded = load_space(space)
@@ -117,7 +117,7 @@ def variant_config(ctx: Context, v: dict) -> tuple[RunConfig, dict]:
             raise Skip(f"{genome}: no such genome file (run the study that makes it first)")
         cfg = loaded.to_config(values, available=ctx.describe_data().modalities)
     elif v.get("arch"):
-        cfg = api.run_config(arch=expand(v["arch"], ctx))
+        cfg = api.run_config(arch=study_path(v["arch"], ctx))
         origin = {"arch": v["arch"]}
     else:
         cfg = RunConfig()
@@ -239,7 +239,7 @@ def _search_space(ctx: Context, v: dict) -> str:
     `space_overrides` (and with --quick, the fitness trainings cut to the quick epochs)."""
     from evo_msa.space import load_space
 
-    space = expand(v["space"], ctx)
+    space = study_path(v["space"], ctx)
     load_space(space)  # a bad space fails here, before anything runs
     overrides = dict(v.get("space_overrides") or {})
     if ctx.quick:  # toy size: the fitness budget too
