@@ -38,6 +38,7 @@ def run_config(*, arch: str | None = None, genome: str | None = None, space: str
 
 
 def read_genome(path: str | Path, size: int) -> list[float]:
+    """The genome of a best_genome.json (or a bare list) for a space of `size` genes."""
     try:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -119,6 +120,7 @@ def search(space: str, data: str = "synthetic:mosi", *, out: str | Path | None =
 
 
 def resume(run_dir: str | Path, log: Callable[[str], None] = print) -> Path:
+    """Continue an interrupted search from its checkpoint; returns the run directory."""
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search as run_search
 

@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("experiment", formatter_class=fmt, help="run a study (experiments/*.yaml)",
                         description="Run a study's baselines, trainings and searches; write "
-                                    "CSV/PNG/JSON and the command into experiments/results/ and "
-                                    "regenerate summary.csv and RESULTS.md.")
+                                    "CSV/PNG/JSON and the command into results/ beside the study "
+                                    "file (experiments/results/) and regenerate summary.csv and "
+                                    "RESULTS.md.")
     from evo_msa.studies import add_arguments as experiment_arguments
     experiment_arguments(ex)
     return parser

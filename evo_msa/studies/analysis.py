@@ -34,6 +34,7 @@ def _trained(ctx: Context, name: str, models: str | None = None) -> dict:
 
 
 def load_seed_models(folder: Path) -> list:
+    """The saved model of every seed_<s>/ under `folder`."""
     from evo_msa.training.saved import load_model, model_folders
 
     return [load_model(f) for f in model_folders(folder)]
@@ -60,6 +61,8 @@ def forward_split(saved, split, zero: tuple[str, ...] = ()):
 
 
 def missing_variant(ctx: Context, v: dict) -> dict:
+    """Test metrics of a trained variant's models with each modality (and with three or
+    more, all but each) zeroed at test time: missing.csv, per_seed.csv, missing.png."""
     from evo_msa.data import load_data
     from evo_msa.metrics import compute_metrics
 
@@ -113,6 +116,8 @@ def _missing_figure(agg: pd.DataFrame, path: Path, task: str, title: str) -> Non
 
 
 def tsne_variant(ctx: Context, v: dict) -> dict:
+    """A t-SNE panel of the fused test representation per trained variant (its first seed),
+    coloured by class, and its silhouette: tsne.png, silhouette.csv."""
     from sklearn.manifold import TSNE
 
     from evo_msa.data import load_data

@@ -47,22 +47,27 @@ class Layout:
 
     @property
     def results(self) -> Path:
+        """results/<study>/<dataset>/<variant>/ and summary.csv."""
         return self.folder / "results"
 
     @property
     def results_md(self) -> Path:
+        """The Markdown page of every result."""
         return self.folder / RESULTS_MD
 
     @property
-    def notes(self) -> Path:  # hand-written commentary, one <study>.md per study
+    def notes(self) -> Path:
+        """Hand-written commentary: _header.md, and one <study>.md per study."""
         return self.folder / "notes"
 
     @property
-    def root(self) -> Path:  # study files name spaces and genomes relative to it
+    def root(self) -> Path:
+        """The repository root: study files name spaces and genomes relative to it."""
         return _up(self.folder)
 
     @property
     def data_dir(self) -> Path:
+        """The default data dir: ../shared/data from the repository root."""
         return Path(os.path.normpath(self.root / DEFAULT_DATA_DIR))
 
 
@@ -75,6 +80,8 @@ def _up(folder: Path) -> Path:
 
 @dataclass
 class Dataset:
+    """A dataset of a study: its name, path under the data dir, and --quick stand-in."""
+
     name: str
     path: str  # relative to the data dir (or a synthetic spec)
     quick: str  # the synthetic stand-in of --quick
@@ -82,6 +89,8 @@ class Dataset:
 
 @dataclass
 class Study:
+    """A study file, checked: its datasets, variants (as written), seeds and quick sizes."""
+
     name: str
     description: str
     datasets: list[Dataset]
@@ -92,6 +101,7 @@ class Study:
 
 
 def load_study(path: str | Path) -> Study:
+    """The study file at `path`; a UserError names what is wrong with it."""
     raw = read_yaml(path, "study")
     where = str(path)
     if not isinstance(raw, dict):
@@ -168,9 +178,11 @@ class Context:
 
     @property
     def seeds(self) -> list[int]:
+        """The training seeds of every train, baseline and retraining (--quick: fewer)."""
         return list(self.quick_value("seeds", self.study.seeds))
 
     def quick_value(self, key: str, full: Any) -> Any:
+        """`full`, or with --quick the study's (or the default) quick size for `key`."""
         if not self.quick:
             return full
         q = {**QUICK_DEFAULTS, **self.study.quick}
@@ -195,6 +207,7 @@ def argv() -> list[str]:
 
 
 def variant_dir(ctx: Context, name: str) -> Path:
+    """A variant's result folder, empty (its previous results removed)."""
     folder = ctx.out / name
     if folder.exists():
         shutil.rmtree(folder)
@@ -203,6 +216,8 @@ def variant_dir(ctx: Context, name: str) -> Path:
 
 
 def write_provenance(ctx: Context, folder: Path, variant: dict, extra: dict | None = None) -> None:
+    """provenance.json (the variant, the command, git commit, data and versions) and
+    command.txt (the command, and `extra`'s text such as the equivalent evo-msa call)."""
     from evo_msa.provenance import provenance
 
     info = {"study": ctx.study.name, "dataset": ctx.dataset.name, "variant": variant,
@@ -221,6 +236,8 @@ def clear(path: Path) -> Path:
 
 
 def copy_small(src: Path, dst: Path, skip: tuple[str, ...] = ("ray",)) -> None:
+    """The small files of a run (CSV, JSON, PNG, YAML, text; no weights, checkpoints or Ray
+    folders) copied into a result folder."""
     for p in src.rglob("*"):
         rel = p.relative_to(src)
         if p.is_dir() or rel.parts[0] in skip or p.suffix not in SMALL or p.name.startswith("."):
@@ -232,6 +249,7 @@ def copy_small(src: Path, dst: Path, skip: tuple[str, ...] = ("ray",)) -> None:
 
 
 def write_metrics(folder: Path, summary: dict, table: pd.DataFrame | None, **extra) -> None:
+    """A variant's metrics.json (the summary and `extra`) and metrics.csv (the table)."""
     write_json(folder / "metrics.json", {**summary, **extra})
     if table is not None:
         table.to_csv(folder / "metrics.csv", index=False)
@@ -246,12 +264,14 @@ def study_path(text: str | None, ctx: Context) -> str | None:
 
 
 def to_yaml(d: dict) -> str:
+    """`d` as YAML, keys in their order."""
     import yaml
 
     return yaml.safe_dump(d, sort_keys=False)
 
 
 def log_result(ctx: Context, name: str, summary: dict) -> None:
+    """One line of a variant's main test metrics, mean +- std over seeds."""
     test = summary.get("test", {})
     keys = [k for k in ("mae", "corr", "non0_acc2", "acc7", "weighted_f1", "acc") if k in test]
     ctx.log("   " + name + ": " + ", ".join(

@@ -43,6 +43,8 @@ def _baseline_models(ctx: Context, models) -> list[str]:
 
 def baseline_variant(ctx: Context, v: dict, name: str | None = None,
                      model: str | None = None, mods: list[str] | None = None) -> dict:
+    """One baseline model on one modality subset, like `evo-msa baseline`, with the study's
+    seeds (`name`, `model` and `mods` as baselines_variant gives them, else the variant's)."""
     from evo_msa import api
 
     name = name or v["name"]
@@ -64,10 +66,13 @@ def baseline_variant(ctx: Context, v: dict, name: str | None = None,
 
 
 def baselines_variant(ctx: Context, v: dict) -> dict:
+    """Every baseline model (`models`, auto: by task) on every modality subset (`subsets`,
+    all: every combination the data has), each its own <model>_<subset> folder."""
     models = _baseline_models(ctx, v.get("models"))
     mods = ctx.describe_data().modalities
     if v.get("subsets", "all") == "all":
-        subsets = [list(c) for k in range(1, len(mods) + 1) for c in itertools.combinations(mods, k)]
+        subsets = [list(c) for k in range(1, len(mods) + 1)
+                   for c in itertools.combinations(mods, k)]
     else:
         subsets = [s if isinstance(s, list) else s.split(",") for s in v["subsets"]]
     records = {}
@@ -174,6 +179,8 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
 
 
 def train_variant(ctx: Context, v: dict) -> dict:
+    """A HAEMSA config trained with the study's seeds like `evo-msa train` (or taken from
+    train_together): its small files, metrics and the equivalent command."""
     from evo_msa import api
 
     pre = ctx.pretrained.get(v["name"])
