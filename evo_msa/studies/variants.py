@@ -157,12 +157,13 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
     by_batch: dict[int, list] = {}  # one population trains with one batch size
     for job in jobs:
         by_batch.setdefault(job[1].train.batch_size, []).append(job)
+    groups = [group for group in by_batch.values() if len(group) > 1]
+    if not groups:  # a variant alone trains in its turn
+        return
     seeds = ctx.seeds
     data = load_data(ctx.data)
     origin_data = provenance(ctx.data)
-    for group in by_batch.values():
-        if len(group) < 2:
-            continue
+    for group in groups:
         names = [n for n, _, _ in group]
         start = time.time()
         ctx.log(f"   training {len(group)} variants x {len(seeds)} seeds together: "
