@@ -121,6 +121,21 @@ def test_study_writes_beside_its_file(tmp_path, monkeypatch):
         "run_config"]["train"]["epochs"] == 1
 
 
+def test_summarize_a_study_folder_runs_nothing(tmp_path, capsys):
+    variant = tmp_path / "results" / "s" / "d" / "v"
+    variant.mkdir(parents=True)
+    (variant / "metrics.json").write_text(json.dumps({
+        "seeds": [0], "kind": "train", "test": {"mae": {"mean": 0.9, "std": 0.0}}}))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "s.md").write_text("What s found.")
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\ndatasets: [{path: nowhere.pkl}]\nvariants: []\n")
+    assert main(["experiment", "--summarize", str(study)]) == 0
+    assert pd.read_csv(tmp_path / "results" / "summary.csv").loc[0, "test_mae_mean"] == 0.9
+    assert "What s found." in (tmp_path / "RESULTS.md").read_text()
+    assert "wrote" in capsys.readouterr().out
+
+
 def test_bad_study_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndatasets: [{path: a.pkl}]\nvariants: [{name: a, kind: nope}]\n")
