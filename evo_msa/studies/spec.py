@@ -1,4 +1,5 @@
-"""The study file and the context a variant runs in (see evo_msa.studies for the format)."""
+"""The study file, where its results go, and the context a variant runs in (see
+evo_msa.studies for the format)."""
 from __future__ import annotations
 
 import os
@@ -29,10 +30,11 @@ class Skip(Exception):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where studies keep what they write, beside their study files: in the studies folder
-    (experiments/), results/<study>/<dataset>/<variant>/, summary.csv in results/, RESULTS.md
-    with the commentary of notes/<study>.md; its parent is the repository root, where the
-    default data dir lies (../shared/data). Paths stay as relative as the folder is given."""
+    """A studies folder (experiments/) and what studies write there, beside their files:
+    results/<study>/<dataset>/<variant>/, results/summary.csv, RESULTS.md with the commentary
+    of notes/. Its parent is the repository root: study files name spaces and genomes
+    relative to it, and the default data dir is ../shared/data from it. Paths stay as
+    relative as the folder is given."""
 
     folder: Path
 
