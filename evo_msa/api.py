@@ -38,6 +38,7 @@ def run_config(*, arch: str | None = None, genome: str | None = None, space: str
 
 
 def read_genome(path: str | Path, size: int) -> list[float]:
+    """The genome of a best_genome.json (or a bare list) for a space of `size` genes."""
     try:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -59,7 +60,7 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
     """Train one configuration with several seeds (as one population); return the summary
     (metrics per split, mean and std over seeds) and, with `out`, write metrics.json/.csv."""
     from evo_msa.data import load_data
-    from evo_msa.training import format_summary, train_seeds
+    from evo_msa.training.multiseed import format_summary, train_seeds, write_run_metrics
 
     seeds = _seeds(seeds)
     dataset = load_data(data)
@@ -77,12 +78,7 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
     origin = provenance(data)
     summary, table = train_seeds(dataset, cfg, seeds, device=device, log=log, save=run,
                                  provenance=origin)
-    summary["run_config"] = cfg.to_dict()
-    summary["data"] = data
-    summary["provenance"] = origin
-    if run is not None:
-        run.write_json(rundir.METRICS_JSON, summary)
-        run.write_csv(rundir.METRICS_CSV, table)
+    write_run_metrics(run, summary, table, config=cfg, data=data, provenance=origin)
     log(format_summary(summary))
     if run is not None:
         log(f"wrote {run.path}: {rundir.METRICS_JSON}, {rundir.METRICS_CSV} and a saved model "
@@ -96,7 +92,7 @@ def baseline(data: str = "synthetic:mosi", *, model: str, modalities: Sequence[s
     """A simple model on the same data (ridge, softmax or MLP); the same files as `train`."""
     from evo_msa.baselines import run_baseline
     from evo_msa.data import load_data
-    from evo_msa.training import format_summary
+    from evo_msa.training.multiseed import format_summary, write_run_metrics
 
     seeds = _seeds(seeds)
     dataset = load_data(data)
@@ -104,11 +100,7 @@ def baseline(data: str = "synthetic:mosi", *, model: str, modalities: Sequence[s
     log(dataset.describe())
     summary, table = run_baseline(dataset, model, list(modalities) if modalities else None,
                                   seeds, device=device, log=log)
-    summary["data"] = data
-    summary["provenance"] = provenance(data)
-    if run is not None:
-        run.write_json(rundir.METRICS_JSON, summary)
-        run.write_csv(rundir.METRICS_CSV, table)
+    write_run_metrics(run, summary, table, data=data, provenance=provenance(data))
     log(format_summary(summary))
     return summary
 

@@ -114,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("experiment", formatter_class=fmt, help="run a study (experiments/*.yaml)",
                         description="Run a study's baselines, trainings and searches; write "
-                                    "CSV/PNG/JSON and the command into experiments/results/ and "
-                                    "regenerate summary.csv and RESULTS.md.")
+                                    "CSV/PNG/JSON and the command into results/ beside the study "
+                                    "file (experiments/results/) and regenerate summary.csv and "
+                                    "RESULTS.md.")
     from evo_msa.studies import add_arguments as experiment_arguments
     experiment_arguments(ex)
     return parser
@@ -200,10 +201,10 @@ def cmd_data(args) -> int:
     import json
 
     from evo_msa import api
-    from evo_msa.data.describe import format_summary
+    from evo_msa.data.describe import format_description
 
     info = api.describe_data(args.data)
-    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    print(json.dumps(info, indent=2) if args.json else format_description(info))
     return 0
 
 

@@ -111,7 +111,7 @@ def _grid(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def format_summary(info: dict) -> str:
+def format_description(info: dict) -> str:
     """The summary as readable text: a header, the splits, the features, the notes."""
     splits = info["splits"]
     if info["task"] == "regression":

@@ -9,10 +9,10 @@ import pandas as pd
 from evo_msa import rundir
 from evo_msa.config import RunConfig, TrainConfig
 from evo_msa.data.dataset import MSAData
-from evo_msa.provenance import provenance
-from evo_msa.rundir import RunDir
 from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.references import reference, reference_line
+from evo_msa.provenance import provenance
+from evo_msa.rundir import RunDir
 from evo_msa.space import SearchSpace
 from evo_msa.training.multiseed import format_summary, train_seeds
 from evo_msa.training.trainer import resolve_device
@@ -37,7 +37,7 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
         log(f"final  #{ev.id} (rank {rank}): seeds {seeds}, up to {cfg.train.epochs} epochs, "
             f"on {device}")
         summary, table = train_seeds(data, cfg, seeds, device=device, log=log, save=run,
-                                     folder=f"final/rank{rank}-id{ev.id}/",
+                                     folder=rundir.final_folder(rank, ev.id),
                                      provenance=provenance(opts.data))
         log(format_summary(summary))
         if baseline is not None:

@@ -132,7 +132,7 @@ def claim(s: Search, log: Callable[[str], None]) -> RunDir:
     """A new run directory with the options, their provenance and a copy of the space."""
     run = RunDir.create(s.opts.out).lock(log)
     run.write_json(rundir.SEARCH, {**s.options, "provenance": provenance(s.opts.data)})
-    s.space_file = run.copy_in(s.space_file, f"{s.space.name}.yaml")
+    s.space_file = run.copy_in(s.space_file, rundir.space_copy(s.space.name))
     s.engine.fingerprint = fingerprint(s.space_file, s.opts.data, s.options)
     return run
 
@@ -226,13 +226,14 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
     run.write_csv(rundir.LEADERBOARD, board)
     top = ranked(engine.evaluations, fitness, 1)
     if not top:
-        raise UserError("every evaluation failed: no best genome (see leaderboard.csv notes)")
+        raise UserError(f"every evaluation failed: no best genome (see the notes in "
+                        f"{rundir.LEADERBOARD})")
     best = top[0]
     run.write_json(rundir.BEST, {
         "id": best.id, "generation": best.generation, "fitness": best.fitness[0],
         "metric": fitness.metric, "direction": fitness.direction,
         "objectives": fitness.to_dict()["objectives"], "fitness_values": list(best.fitness),
-        "space": f"{space.name}.yaml", "genome": best.genome, "decoded": best.genes,
+        "space": rundir.space_copy(space.name), "genome": best.genome, "decoded": best.genes,
         "params": best.params, "run_config": best.config})
     run.write_figure(rundir.PROGRESS, progress_figure(engine.evaluations, fitness))
     if fitness.multi:
@@ -259,7 +260,8 @@ def _final_genomes(engine: SearchEngine, space: SearchSpace, opts: SearchOptions
 
 def _space_copy(run: RunDir) -> Path:
     """The run's own copy of the space: a resume never depends on the original file."""
-    copies = sorted(run.path.glob("*.yaml"))
+    copies = run.space_copies()
     if not copies:
-        raise UserError(f"{run.path}: the copy of the search space (*.yaml) is missing")
+        raise UserError(f"{run.path}: the copy of the search space "
+                        f"({rundir.space_copy(rundir.ANY)}) is missing")
     return copies[0]

@@ -21,6 +21,7 @@ from ray.tune import Callback
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators.base import Outcome
+from evo_msa.rundir import tensorboard_folder
 
 TRACKERS = ("tensorboard",)
 
@@ -36,7 +37,7 @@ class TensorBoardTracker(Callback):
         from tensorboardX import SummaryWriter
 
         if eval_id not in self.writers:
-            self.writers[eval_id] = SummaryWriter(str(self.folder / f"eval_{eval_id:05d}"))
+            self.writers[eval_id] = SummaryWriter(str(self.folder.parent / tensorboard_folder(eval_id)))
         return self.writers[eval_id]
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

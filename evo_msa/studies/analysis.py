@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evo_msa.studies.spec import Context, Skip, write_provenance, variant_dir
+from evo_msa.rundir import ANY, MODEL_PT, seed_folder
+from evo_msa.studies.spec import (
+    Context,
+    Skip,
+    study_path,
+    variant_dir,
+    write_provenance,
+)
 
 # ---- model internals: missing modalities, fused representation -------------------------
 
@@ -16,11 +23,11 @@ def _trained(ctx: Context, name: str, models: str | None = None) -> dict:
     """A variant's saved models: trained earlier in this invocation, or (`models:` in the
     variant) the seed_* folders another run left in a scratch folder."""
     if models:
-        path = Path(models.format(dataset=ctx.dataset.name, study=ctx.study.name))
-        if list(path.glob("seed_*/model.pt")):
+        path = Path(study_path(models, ctx))
+        if list(path.glob(f"{seed_folder(ANY)}/{MODEL_PT}")):
             return {"models": path}
     rec = ctx.done.get(name)
-    if (rec is None or "models" not in rec) and list((ctx.scratch / name).glob("seed_*/model.pt")):
+    if (rec is None or "models" not in rec) and list((ctx.scratch / name).glob(f"{seed_folder(ANY)}/{MODEL_PT}")):
         return {"models": ctx.scratch / name}  # an earlier invocation with the same --scratch
     if rec is None or "models" not in rec:
         raise Skip(f"{name!r} is not a train or search variant that ran before this one")
@@ -28,6 +35,7 @@ def _trained(ctx: Context, name: str, models: str | None = None) -> dict:
 
 
 def load_seed_models(folder: Path) -> list:
+    """The saved model of every seed_<s>/ under `folder`."""
     from evo_msa.training.saved import load_model, model_folders
 
     return [load_model(f) for f in model_folders(folder)]
@@ -53,7 +61,9 @@ def forward_split(saved, split, zero: tuple[str, ...] = ()):
     return out.main[0].float().numpy(), out.embedding[0].float().numpy()
 
 
-def run_missing(ctx: Context, v: dict) -> dict:
+def missing_variant(ctx: Context, v: dict) -> dict:
+    """Test metrics of a trained variant's models with each modality (and with three or
+    more, all but each) zeroed at test time: missing.csv, per_seed.csv, missing.png."""
     from evo_msa.data import load_data
     from evo_msa.metrics import compute_metrics
 
@@ -106,7 +116,9 @@ def _missing_figure(agg: pd.DataFrame, path: Path, task: str, title: str) -> Non
     plt.close(fig)
 
 
-def run_tsne(ctx: Context, v: dict) -> dict:
+def tsne_variant(ctx: Context, v: dict) -> dict:
+    """A t-SNE panel of the fused test representation per trained variant (its first seed),
+    coloured by class, and its silhouette: tsne.png, silhouette.csv."""
     from sklearn.manifold import TSNE
 
     from evo_msa.data import load_data
@@ -167,8 +179,7 @@ def run_tsne(ctx: Context, v: dict) -> dict:
 def study_figures(ctx: Context) -> None:
     """best_so_far.png: every search variant's best-so-far validation fitness against the
     number of evaluations, mean over search seeds with min-max spread."""
-    searches = {n: r for n, r in ctx.done.items() if isinstance(r, dict) and
-                r.get("kind") == "search"}
+    searches = {n: r for n, r in ctx.done.items() if r.get("kind") == "search"}
     if not searches:
         return
     from evo_msa.report.plots import _pyplot

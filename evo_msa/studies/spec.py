@@ -1,6 +1,8 @@
-"""The study file and the context a variant runs in (see evo_msa.studies for the format)."""
+"""The study file, where its results go, and the context a variant runs in (see
+evo_msa.studies for the format)."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -9,16 +11,15 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from evo_msa.config import read_yaml
+from evo_msa import rundir
+from evo_msa.config import RunConfig, read_yaml
 from evo_msa.errors import UserError
 from evo_msa.io import write_json
 
 KINDS = ("baseline", "baselines", "train", "search", "missing", "tsne")
-RESULTS = Path("experiments/results")
 SUMMARY = "summary.csv"
-RESULTS_MD = Path("experiments/RESULTS.md")
-NOTES_DIR = Path("experiments/notes")  # hand-written commentary, one <study>.md per study
-DEFAULT_DATA_DIR = "../shared/data"
+RESULTS_MD = "RESULTS.md"
+DEFAULT_DATA_DIR = "../shared/data"  # relative to the repository root (see Layout)
 SMALL = (".csv", ".json", ".png", ".yaml", ".txt", ".md")
 QUICK_DEFAULTS = {"seeds": [0, 1], "epochs": 2, "pop": 3, "generations": 2, "search_seeds": [0],
                   "n": 160}
@@ -28,10 +29,62 @@ class Skip(Exception):
     """A variant that cannot run here (its genome is not made yet): one line, and on."""
 
 
+@dataclass(frozen=True)
+class Layout:
+    """A studies folder (experiments/) and what studies write there, beside their files:
+    results/<study>/<dataset>/<variant>/, results/summary.csv, RESULTS.md with the commentary
+    of notes/. Its parent is the repository root: study files name spaces and genomes
+    relative to it, and the default data dir is ../shared/data from it. Paths stay as
+    relative as the folder is given."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, study_file: str | Path) -> Layout:
+        """The layout of the folder holding `study_file`; of the folder above it when only
+        that one has a RESULTS.md (a study in experiments/extra/ adds to experiments/)."""
+        folder = Path(study_file).parent
+        if not (folder / RESULTS_MD).is_file() and (_up(folder) / RESULTS_MD).is_file():
+            folder = _up(folder)
+        return cls(folder)
+
+    @property
+    def results(self) -> Path:
+        """results/<study>/<dataset>/<variant>/ and summary.csv."""
+        return self.folder / "results"
+
+    @property
+    def results_md(self) -> Path:
+        """The Markdown page of every result."""
+        return self.folder / RESULTS_MD
+
+    @property
+    def notes(self) -> Path:
+        """Hand-written commentary: _header.md, and one <study>.md per study."""
+        return self.folder / "notes"
+
+    @property
+    def root(self) -> Path:
+        """The repository root: study files name spaces and genomes relative to it."""
+        return _up(self.folder)
+
+    @property
+    def data_dir(self) -> Path:
+        """The default data dir: ../shared/data from the repository root."""
+        return Path(os.path.normpath(self.root / DEFAULT_DATA_DIR))
+
+
+def _up(folder: Path) -> Path:
+    """The folder above `folder`, also when it is given as "." or ".."."""
+    return Path(os.path.normpath(folder / ".."))
+
+
 # ---- the study file -----------------------------------------------------------------------
 
 @dataclass
 class Dataset:
+    """A dataset of a study: its name, path under the data dir, and --quick stand-in."""
+
     name: str
     path: str  # relative to the data dir (or a synthetic spec)
     quick: str  # the synthetic stand-in of --quick
@@ -39,6 +92,8 @@ class Dataset:
 
 @dataclass
 class Study:
+    """A study file, checked: its datasets, variants (as written), seeds and quick sizes."""
+
     name: str
     description: str
     datasets: list[Dataset]
@@ -49,6 +104,7 @@ class Study:
 
 
 def load_study(path: str | Path) -> Study:
+    """The study file at `path`; a UserError names what is wrong with it."""
     raw = read_yaml(path, "study")
     where = str(path)
     if not isinstance(raw, dict):
@@ -89,7 +145,27 @@ def _guess_quick(path: str) -> str:
 
 
 @dataclass
+class DataInfo:
+    """What variants need to know of a dataset before they train: its task and modalities."""
+
+    task: str
+    modalities: list[str]
+
+
+@dataclass
+class Pretrained:
+    """A train variant trained before its turn, together with others (variants.train_together)."""
+
+    config: RunConfig
+    origin: dict
+    summary: dict
+    models: Path  # its metrics and seed_<s>/ models, in the scratch folder
+
+
+@dataclass
 class Context:
+    """One dataset of a study: where its variants read data and write results, what ran."""
+
     study: Study
     dataset: Dataset
     data: str  # the data spec handed to the API
@@ -98,17 +174,31 @@ class Context:
     quick: bool
     command: str
     log: Callable[[str], None]
+    root: Path  # the repository root, which the study file's paths are relative to
     done: dict = field(default_factory=dict)  # variant name -> its record
+    pretrained: dict[str, Pretrained] = field(default_factory=dict)  # variant name -> it
+    data_info: DataInfo | None = None  # see describe_data
 
     @property
     def seeds(self) -> list[int]:
+        """The training seeds of every train, baseline and retraining (--quick: fewer)."""
         return list(self.quick_value("seeds", self.study.seeds))
 
     def quick_value(self, key: str, full: Any) -> Any:
+        """`full`, or with --quick the study's (or the default) quick size for `key`."""
         if not self.quick:
             return full
         q = {**QUICK_DEFAULTS, **self.study.quick}
         return q.get(key, full) if q.get(key) is not None else full
+
+    def describe_data(self) -> DataInfo:
+        """The dataset's task and modalities, loaded once."""
+        if self.data_info is None:
+            from evo_msa.data import load_data
+
+            d = load_data(self.data)
+            self.data_info = DataInfo(d.task, list(d.modalities))
+        return self.data_info
 
 
 # ---- what every variant writes ----------------------------------------------------------
@@ -120,6 +210,7 @@ def argv() -> list[str]:
 
 
 def variant_dir(ctx: Context, name: str) -> Path:
+    """A variant's result folder, empty (its previous results removed)."""
     folder = ctx.out / name
     if folder.exists():
         shutil.rmtree(folder)
@@ -128,6 +219,8 @@ def variant_dir(ctx: Context, name: str) -> Path:
 
 
 def write_provenance(ctx: Context, folder: Path, variant: dict, extra: dict | None = None) -> None:
+    """provenance.json (the variant, the command, git commit, data and versions) and
+    command.txt (the command, and `extra`'s text such as the equivalent evo-msa call)."""
     from evo_msa.provenance import provenance
 
     info = {"study": ctx.study.name, "dataset": ctx.dataset.name, "variant": variant,
@@ -138,34 +231,50 @@ def write_provenance(ctx: Context, folder: Path, variant: dict, extra: dict | No
         f"# {k}: {v}\n" for k, v in (extra or {}).items() if isinstance(v, str)))
 
 
-def copy_small(src: Path, dst: Path, skip: tuple[str, ...] = ("ray",)) -> None:
+def clear(path: Path) -> Path:
+    """`path` gone (an earlier invocation's scratch outputs), for a run to create it anew."""
+    if path.exists():
+        shutil.rmtree(path)
+    return path
+
+
+def copy_small(src: Path, dst: Path, skip: tuple[str, ...] = (rundir.RAY,)) -> None:
+    """The small files of a run (CSV, JSON, PNG, YAML, text; no weights, checkpoints or Ray
+    folders) copied into a result folder."""
     for p in src.rglob("*"):
         rel = p.relative_to(src)
         if p.is_dir() or rel.parts[0] in skip or p.suffix not in SMALL or p.name.startswith("."):
             continue
-        if p.name in ("state.json", "state.prev.json"):
+        if p.name in (rundir.STATE, rundir.STATE_PREV):
             continue
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(p, dst / rel)
 
 
 def write_metrics(folder: Path, summary: dict, table: pd.DataFrame | None, **extra) -> None:
-    write_json(folder / "metrics.json", {**summary, **extra})
+    """A variant's metrics.json (the summary and `extra`) and metrics.csv (the table)."""
+    write_json(folder / rundir.METRICS_JSON, {**summary, **extra})
     if table is not None:
-        table.to_csv(folder / "metrics.csv", index=False)
+        table.to_csv(folder / rundir.METRICS_CSV, index=False)
 
 
-def expand(text: str | None, ctx: Context) -> str | None:
-    return text.format(dataset=ctx.dataset.name, study=ctx.study.name) if text else text
+def study_path(text: str | None, ctx: Context) -> str | None:
+    """A path the study file names ({dataset} and {study} filled in), relative to the
+    repository root unless absolute."""
+    if not text:
+        return text
+    return str(ctx.root / text.format(dataset=ctx.dataset.name, study=ctx.study.name))
 
 
 def to_yaml(d: dict) -> str:
+    """`d` as YAML, keys in their order."""
     import yaml
 
     return yaml.safe_dump(d, sort_keys=False)
 
 
 def log_result(ctx: Context, name: str, summary: dict) -> None:
+    """One line of a variant's main test metrics, mean +- std over seeds."""
     test = summary.get("test", {})
     keys = [k for k in ("mae", "corr", "non0_acc2", "acc7", "weighted_f1", "acc") if k in test]
     ctx.log("   " + name + ": " + ", ".join(

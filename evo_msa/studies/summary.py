@@ -1,5 +1,6 @@
-"""summary.csv and RESULTS.md: every variant's metrics.json under experiments/results, as one
-table and one Markdown page (commentary from experiments/notes)."""
+"""summary.csv and RESULTS.md: every variant's metrics.json under a results root
+(experiments/results), as one table and one Markdown page (commentary from experiments/notes
+when the page is the studies folder's own; see spec.Layout)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evo_msa.studies.spec import NOTES_DIR, RESULTS, RESULTS_MD, SUMMARY
+from evo_msa.studies.spec import RESULTS_MD, SUMMARY
 
 # ---- summary.csv and RESULTS.md ----------------------------------------------------------
 
@@ -36,16 +37,17 @@ def collect(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_summary(root: Path | str = RESULTS, *, quick: bool = False,
-                  markdown: Path | str | None = None) -> tuple[Path, Path]:
+def write_summary(root: Path | str, *, markdown: Path | str | None = None,
+                  notes: Path | str | None = None) -> tuple[Path, Path]:
+    """root/summary.csv and the Markdown page (default root/RESULTS.md), with the commentary
+    of notes/_header.md and notes/<study>.md when `notes` is given; both paths."""
     root = Path(root)
     frame = collect(root)
     root.mkdir(parents=True, exist_ok=True)
     summary = root / SUMMARY
     frame.to_csv(summary, index=False)
-    md = Path(markdown) if markdown else (root / "RESULTS.md" if quick or root != RESULTS
-                                          else RESULTS_MD)
-    md.write_text(render_markdown(frame, root, md.parent))
+    md = Path(markdown) if markdown else root / RESULTS_MD
+    md.write_text(render_markdown(frame, root, md.parent, Path(notes) if notes else None))
     return summary, md
 
 
@@ -62,7 +64,10 @@ def _cell(row, metric: str) -> str:
     return f"{mean:.3f}" if std is None or math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def render_markdown(frame: pd.DataFrame, root: Path, md_dir: Path) -> str:
+def render_markdown(frame: pd.DataFrame, root: Path, md_dir: Path,
+                    notes: Path | None = None) -> str:
+    """RESULTS.md: a table per study and dataset, the analysis tables and figures (linked
+    relative to md_dir), and the commentary from `notes` when given."""
     import os
 
     lines = ["# Measured results", "",
@@ -70,16 +75,14 @@ def render_markdown(frame: pd.DataFrame, root: Path, md_dir: Path) -> str:
              "metrics.json` (do not edit by hand; commentary lives in `experiments/notes/`). "
              "Test metrics are mean ± std over the training seeds (MMSA definitions); every "
              "selection used the valid split only.", ""]
-    header = NOTES_DIR / "_header.md"
-    if header.is_file() and root.resolve() == RESULTS.resolve():
-        lines += [header.read_text().strip(), ""]
+    if notes and (notes / "_header.md").is_file():
+        lines += [(notes / "_header.md").read_text().strip(), ""]
     if frame.empty:
         return "\n".join(lines + ["No results yet.", ""])
     for study in sorted(frame["study"].unique()):
         lines += [f"## {study}", ""]
-        note = NOTES_DIR / f"{study}.md"
-        if note.is_file() and root.resolve() == RESULTS.resolve():
-            lines += [note.read_text().strip(), ""]
+        if notes and (notes / f"{study}.md").is_file():
+            lines += [(notes / f"{study}.md").read_text().strip(), ""]
         sub = frame[frame["study"] == study]
         for dataset in sorted(sub["dataset"].unique()):
             part = sub[sub["dataset"] == dataset]

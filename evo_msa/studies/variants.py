@@ -11,78 +11,78 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evo_msa import rundir
 from evo_msa.config import RunConfig, read_yaml
 from evo_msa.errors import UserError
-from evo_msa.studies.spec import (DEFAULT_DATA_DIR, Context, Skip, copy_small, expand,
-                                      log_result, write_provenance, variant_dir, write_metrics,
-                                      to_yaml)
 from evo_msa.io import write_json
 from evo_msa.metrics import Objective
+from evo_msa.rundir import RunDir
 from evo_msa.status import Status
+from evo_msa.studies.spec import (
+    DEFAULT_DATA_DIR,
+    Context,
+    Pretrained,
+    Skip,
+    clear,
+    copy_small,
+    log_result,
+    study_path,
+    to_yaml,
+    variant_dir,
+    write_metrics,
+    write_provenance,
+)
+from evo_msa.training.multiseed import pool
 
 # ---- baseline --------------------------------------------------------------------------
 
 def _baseline_models(ctx: Context, models) -> list[str]:
     if models in (None, "auto"):
-        task = _task(ctx)
+        task = ctx.describe_data().task
         return ["ridge", "mlp"] if task == "regression" else ["softmax", "mlp"]
     return list(models) if isinstance(models, list) else [models]
 
 
-def _task(ctx: Context) -> str:
-    if "task" not in ctx.done.get("__data__", {}):
-        from evo_msa.data import load_data
-
-        d = load_data(ctx.data)
-        ctx.done["__data__"] = {"task": d.task, "modalities": list(d.modalities)}
-    return ctx.done["__data__"]["task"]
-
-
-def _modalities(ctx: Context) -> list[str]:
-    _task(ctx)
-    return ctx.done["__data__"]["modalities"]
-
-
-def run_baseline(ctx: Context, v: dict, name: str | None = None,
-                 model: str | None = None, mods: list[str] | None = None) -> dict:
+def baseline_variant(ctx: Context, v: dict, name: str | None = None,
+                     model: str | None = None, mods: list[str] | None = None) -> dict:
+    """One baseline model on one modality subset, like `evo-msa baseline`, with the study's
+    seeds (`name`, `model` and `mods` as baselines_variant gives them, else the variant's)."""
     from evo_msa import api
 
     name = name or v["name"]
     model = model or v["model"]
     mods = mods if mods is not None else v.get("modalities")
     folder = variant_dir(ctx, name)
-    heavy = ctx.scratch / name
-    if heavy.exists():
-        shutil.rmtree(heavy)
+    heavy = clear(ctx.scratch / name)
     summary = api.baseline(ctx.data, model=model, modalities=mods, seeds=ctx.seeds,
                            out=heavy, log=lambda s: None)
-    table = pd.read_csv(heavy / "metrics.csv")
+    table = pd.read_csv(heavy / rundir.METRICS_CSV)
     write_metrics(folder, summary, table, variant=name, kind="baseline")
     cmd = (f"evo-msa baseline --data {ctx.data} --model {model}"
            + (f" --modalities {','.join(mods)}" if mods else "")
            + f" --seeds {' '.join(map(str, ctx.seeds))} --out DIR")
     write_provenance(ctx, folder, {**v, "name": name, "model": model, "modalities": mods},
-                {"equivalent": cmd})
+                     {"equivalent": cmd})
     log_result(ctx, name, summary)
     return {"kind": "baseline", "folder": folder, "summary": summary}
 
 
-def run_baselines(ctx: Context, v: dict) -> dict:
+def baselines_variant(ctx: Context, v: dict) -> dict:
+    """Every baseline model (`models`, auto: by task) on every modality subset (`subsets`,
+    all: every combination the data has), each its own <model>_<subset> folder."""
     models = _baseline_models(ctx, v.get("models"))
-    mods = _modalities(ctx)
+    mods = ctx.describe_data().modalities
     if v.get("subsets", "all") == "all":
-        subsets = [list(c) for k in range(1, len(mods) + 1) for c in itertools.combinations(mods, k)]
+        subsets = [list(c) for k in range(1, len(mods) + 1)
+                   for c in itertools.combinations(mods, k)]
     else:
         subsets = [s if isinstance(s, list) else s.split(",") for s in v["subsets"]]
     records = {}
     for model in models:
         for subset in subsets:
             name = f"{model}_{''.join(m[0] for m in subset)}"
-            records[name] = run_baseline(ctx, v, name, model, subset)
+            records[name] = baseline_variant(ctx, v, name, model, subset)
     return {"kind": "baselines", "records": records}
-
-
-# ---- train -----------------------------------------------------------------------------
 
 
 # ---- train -----------------------------------------------------------------------------
@@ -100,13 +100,13 @@ def variant_config(ctx: Context, v: dict) -> tuple[RunConfig, dict]:
                             "is not a search variant run before it")
         genome, space = rec["best_genome"], rec["space"]
     else:
-        genome, space = expand(v.get("genome"), ctx), expand(v.get("space"), ctx)
+        genome, space = study_path(v.get("genome"), ctx), study_path(v.get("space"), ctx)
         if genome and not space:  # the space file published beside the genome
             beside = sorted(Path(genome).parent.glob("*.yaml"))
             if not beside:
                 if not ctx.quick:
                     raise Skip(f"{genome}: no genome with a space beside it yet")
-                beside = [Path("search_spaces/haemsa.yaml")]
+                beside = [ctx.root / "search_spaces/haemsa.yaml"]
             space = str(beside[0])
     if genome:
         loaded = load_space(space)
@@ -122,9 +122,9 @@ def variant_config(ctx: Context, v: dict) -> tuple[RunConfig, dict]:
                       "space": str(space)}
         else:
             raise Skip(f"{genome}: no such genome file (run the study that makes it first)")
-        cfg = loaded.to_config(values, available=_modalities(ctx))
+        cfg = loaded.to_config(values, available=ctx.describe_data().modalities)
     elif v.get("arch"):
-        cfg = api.run_config(arch=expand(v["arch"], ctx))
+        cfg = api.run_config(arch=study_path(v["arch"], ctx))
         origin = {"arch": v["arch"]}
     else:
         cfg = RunConfig()
@@ -144,11 +144,7 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
     train it alone, for the price of about one training."""
     from evo_msa.data import load_data
     from evo_msa.provenance import provenance
-    from evo_msa.rundir import RunDir
-    from evo_msa.training.multiseed import per_seed_table, summarise
-    from evo_msa.training.saved import save_member
-    from evo_msa.status import Status
-    from evo_msa.training.trainer import PopulationTrainer, TrainingDiverged
+    from evo_msa.training.multiseed import train_configs, write_run_metrics
 
     jobs = []
     for v in variants:
@@ -159,55 +155,42 @@ def train_together(ctx: Context, variants: list[dict]) -> None:
         except Skip:
             continue
         jobs.append((v["name"], cfg, origin))
-    by_batch: dict[int, list] = {}
+    by_batch: dict[int, list] = {}  # one population trains with one batch size
     for job in jobs:
         by_batch.setdefault(job[1].train.batch_size, []).append(job)
+    groups = [group for group in by_batch.values() if len(group) > 1]
+    if not groups:  # a variant alone trains in its turn
+        return
     seeds = ctx.seeds
     data = load_data(ctx.data)
     origin_data = provenance(ctx.data)
-    for group in by_batch.values():
-        if len(group) < 2:
-            continue
-        configs = [cfg for _, cfg, _ in group for _ in seeds]
+    for group in groups:
+        names = [n for n, _, _ in group]
         start = time.time()
         ctx.log(f"   training {len(group)} variants x {len(seeds)} seeds together: "
-                + ", ".join(n for n, _, _ in group))
-        trainer = PopulationTrainer(data, configs, seeds * len(group), device="cpu")
-        results = trainer.fit()
-        for k, (name, cfg, origin) in enumerate(group):
-            members = list(range(k * len(seeds), (k + 1) * len(seeds)))
-            rs = [results[i] for i in members]
-            for seed, r in zip(seeds, rs):
-                if r.status is not Status.OK:
-                    raise TrainingDiverged(f"{name} seed {seed}: {r.error}")
-            heavy = ctx.scratch / name
-            if heavy.exists():
-                shutil.rmtree(heavy)
-            run = RunDir.create(heavy, resume_hint=False)
-            for i, seed, r in zip(members, seeds, rs):
-                save_member(run, f"seed_{seed}", trainer.model, i, seed, r, data.signature(),
-                            data.normalization, origin_data)
-            summary = summarise(rs, seeds)
-            summary.update({"run_config": cfg.to_dict(), "data": ctx.data,
-                            "provenance": origin_data,
-                            "trained_with": [n for n, _, _ in group]})
-            write_json(heavy / "metrics.json", summary)
-            per_seed_table(rs, seeds).to_csv(heavy / "metrics.csv", index=False)
-            ctx.done.setdefault("__pretrained__", {})[name] = (cfg, origin, summary, heavy)
+                + ", ".join(names))
+        runs = [RunDir.create(clear(ctx.scratch / n), resume_hint=False) for n in names]
+        trained = train_configs(data, [(cfg, seeds) for _, cfg, _ in group], device="cpu",
+                                log=lambda s: None, saves=runs, provenance=origin_data,
+                                names=names)
+        for (name, cfg, origin), run, (summary, table) in zip(group, runs, trained):
+            write_run_metrics(run, summary, table, config=cfg, data=ctx.data,
+                              provenance=origin_data, trained_with=names)
+            ctx.pretrained[name] = Pretrained(cfg, origin, summary, run.path)
         ctx.log(f"   trained together in {time.time() - start:.0f}s")
 
 
-def run_train(ctx: Context, v: dict) -> dict:
+def train_variant(ctx: Context, v: dict) -> dict:
+    """A HAEMSA config trained with the study's seeds like `evo-msa train` (or taken from
+    train_together): its small files, metrics and the equivalent command."""
     from evo_msa import api
 
-    pre = ctx.done.get("__pretrained__", {}).get(v["name"])
+    pre = ctx.pretrained.get(v["name"])
     if pre is not None:
-        cfg, origin, summary, heavy = pre
+        cfg, origin, summary, heavy = pre.config, pre.origin, pre.summary, pre.models
     else:
         cfg, origin = variant_config(ctx, v)
-        heavy = ctx.scratch / v["name"]
-        if heavy.exists():
-            shutil.rmtree(heavy)
+        heavy = clear(ctx.scratch / v["name"])
         summary = api.train(ctx.data, config=cfg, seeds=ctx.seeds, out=heavy,
                             log=lambda s: None)
     folder = variant_dir(ctx, v["name"])
@@ -219,7 +202,7 @@ def run_train(ctx: Context, v: dict) -> dict:
         (folder / "run_config.yaml").write_text(to_yaml(cfg.to_dict()))
         cmd = (f"evo-msa train --data {ctx.data} --arch run_config.yaml --seeds "
                f"{' '.join(map(str, ctx.seeds))} --out DIR")
-    write_json(folder / "metrics.json", {**json.loads((folder / "metrics.json").read_text()),
+    write_json(folder / rundir.METRICS_JSON, {**json.loads((folder / rundir.METRICS_JSON).read_text()),
                                          "variant": v["name"], "kind": "train",
                                          "origin": origin})
     write_provenance(ctx, folder, v, {"equivalent": cmd, **{k: str(x) for k, x in origin.items()}})
@@ -230,18 +213,55 @@ def run_train(ctx: Context, v: dict) -> dict:
 
 # ---- search ----------------------------------------------------------------------------
 
-def run_search(ctx: Context, v: dict) -> dict:
-    from evo_msa import api
+def search_variant(ctx: Context, v: dict) -> dict:
+    """One search per search seed; the winner by search fitness; the best genomes retrained
+    with the study's seeds and pooled; the curves; the winner's files (published with
+    `publish`)."""
+    space = _search_space(ctx, v)
+    opts, search_seeds = _search_options(ctx, v)
+    folder = variant_dir(ctx, v["name"])
+    runs = [_search(ctx, v["name"], folder, space, opts, s) for s in search_seeds]
+    win = _winner(runs)
+    tables, finals = [], []
+    for r in runs:  # retrain: all (every search's best genome) or best (the winner's only)
+        if v.get("retrain", "all") == "best" and r is not win:
+            r["models"], r["summary"] = None, None
+            continue
+        table, final = _retrain(ctx, v["name"], folder, r)
+        tables.append(table)
+        finals.append(final)
+    pooled = _write_pooled(ctx, v["name"], folder, tables, search_seeds)
+    pd.DataFrame(finals).to_csv(folder / "fitness_vs_final.csv", index=False)
+    curves = _write_curves(folder, runs)
+    best, space_copy = _copy_winner(folder, win)
+    write_provenance(ctx, folder, v, {"space": space, "search_seeds": str(search_seeds)})
+    if v.get("publish"):
+        _publish(ctx, v["name"], best, space_copy)
+    log_result(ctx, v["name"], pooled)
+    return {"kind": "search", "folder": folder, "best_genome": str(best),
+            "space": str(space_copy), "models": win["models"], "summary": win["summary"],
+            "curves": curves, "runs": runs}
+
+
+def _search_space(ctx: Context, v: dict) -> str:
+    """The space file a search variant searches: the study's, or a copy with the variant's
+    `space_overrides` (and with --quick, the fitness trainings cut to the quick epochs)."""
     from evo_msa.space import load_space
 
-    space = expand(v["space"], ctx)
-    load_space(space)
+    space = study_path(v["space"], ctx)
+    load_space(space)  # a bad space fails here, before anything runs
     overrides = dict(v.get("space_overrides") or {})
     if ctx.quick:  # toy size: the fitness budget too
         overrides["fixed"] = {**(overrides.get("fixed") or {}),
                               "train.epochs": ctx.quick_value("epochs", 2)}
     if overrides:  # e.g. {fitness: {seeds: 1}}: a variant of a shipped space
-        space = _override_space(ctx, {**v, "space_overrides": overrides}, space)
+        space = _override_space(ctx, v["name"], space, overrides)
+    return space
+
+
+def _search_options(ctx: Context, v: dict) -> tuple[dict, list[int]]:
+    """A search variant's options (as `evo-msa search` takes them) and search seeds; --quick
+    sizes them down."""
     opts = dict(v.get("options") or {})
     search_seeds = list(v.get("search_seeds", [opts.pop("seed", 0)]))
     if ctx.quick:
@@ -252,103 +272,121 @@ def run_search(ctx: Context, v: dict) -> dict:
         opts["evolution"] = {**opts.get("evolution", {}), "elites": min(
             opts.get("evolution", {}).get("elites", 2), opts["pop"] - 1)}
     opts.setdefault("cpus_per_trial", 1.0)
-    folder = variant_dir(ctx, v["name"])
-    runs = []
-    for s in search_seeds:
-        heavy = ctx.scratch / v["name"] / f"search_seed{s}"
-        if heavy.exists():
-            shutil.rmtree(heavy)
-        heavy.parent.mkdir(parents=True, exist_ok=True)
-        run_opts = {**opts, "seed": s, "final_seeds": []}
-        if ctx.quick:
-            run_opts["evolution"] = opts["evolution"]
-        ctx.log(f"   search seed {s}: {space}, {json.dumps(run_opts)}")
-        run = api.search(space, ctx.data, out=heavy, log=_quiet(ctx), **run_opts)
-        copy_small(Path(run), folder / f"search_seed{s}")
-        best = json.loads((Path(run) / "best_genome.json").read_text())
-        runs.append({"seed": s, "dir": Path(run), "best": best,
-                     "space": str(next(Path(run).glob("*.yaml"))) if not
-                     (Path(run) / Path(space).name).is_file() else str(Path(run) / Path(space).name)})
-        flags = " ".join(f"--{k.replace('_', '-')} {val}" for k, val in run_opts.items()
-                         if k not in ("evolution", "final_seeds"))
-        (folder / f"search_seed{s}" / "command.txt").write_text(
-            f"{ctx.command}\n# equivalent: evo-msa search --space {space} --data {ctx.data} "
-            f"{flags} --final-seeds --out DIR\n")
-    # the best genome of each search, retrained like `evo-msa train --genome --space`
-    tables, finals = [], []
-    # retrain: all (every search's best genome) or best (only the best over search seeds)
-    # the best over search seeds (by search fitness, never by test)
-    win = min(runs, key=lambda r: _loss_of(r["best"]))
-    for r in runs:
-        if v.get("retrain", "all") == "best" and r is not win:
-            r["models"], r["summary"] = None, None
-            continue
-        heavy = ctx.scratch / v["name"] / f"final_seed{r['seed']}"
-        if heavy.exists():
-            shutil.rmtree(heavy)
-        cfg = RunConfig.from_dict(r["best"]["run_config"], "best_genome.json")
-        if ctx.quick:
-            cfg.train.epochs = min(cfg.train.epochs, ctx.quick_value("epochs", 2))
-        summary = _train_quiet(ctx, cfg, heavy)
-        table = pd.read_csv(heavy / "metrics.csv")
-        table.insert(0, "search_seed", r["seed"])
-        tables.append(table)
-        fitness = r["best"].get("fitness")
-        metric = r["best"].get("metric", "loss")
-        final_fit = summary["valid"].get(metric, {"mean": math.nan, "std": math.nan})
-        finals.append({"search_seed": r["seed"], "fitness_metric": metric,
-                       "search_fitness": fitness, "final_valid_fitness_mean": final_fit["mean"],
-                       "final_valid_fitness_std": final_fit["std"],
-                       "final_valid_loss_mean": summary["valid"]["loss"]["mean"],
-                       "final_valid_loss_std": summary["valid"]["loss"]["std"],
-                       **{f"test_{k}": x["mean"] for k, x in summary["test"].items()}})
-        write_json(folder / f"search_seed{r['seed']}" / "retrained.json", summary)
-        r["models"] = heavy
-        r["summary"] = summary
+    return opts, search_seeds
+
+
+def _search(ctx: Context, name: str, folder: Path, space: str, opts: dict, seed: int) -> dict:
+    """One search, without final training (the study retrains), its small files copied to
+    folder/search_seed<s>/: its seed, run directory, best genome and space file."""
+    from evo_msa import api
+
+    heavy = clear(ctx.scratch / name / f"search_seed{seed}")
+    heavy.parent.mkdir(parents=True, exist_ok=True)
+    run_opts = {**opts, "seed": seed, "final_seeds": []}
+    ctx.log(f"   search seed {seed}: {space}, {json.dumps(run_opts)}")
+    run = Path(api.search(space, ctx.data, out=heavy, log=_quiet(ctx), **run_opts))
+    copy_small(run, folder / f"search_seed{seed}")
+    flags = " ".join(f"--{k.replace('_', '-')} {val}" for k, val in run_opts.items()
+                     if k not in ("evolution", "final_seeds"))
+    (folder / f"search_seed{seed}" / "command.txt").write_text(
+        f"{ctx.command}\n# equivalent: evo-msa search --space {space} --data {ctx.data} "
+        f"{flags} --final-seeds --out DIR\n")
+    beside = run / Path(space).name
+    return {"seed": seed, "dir": run, "best": json.loads((run / rundir.BEST).read_text()),
+            "space": str(beside) if beside.is_file() else str(RunDir(run).space_copies()[0])}
+
+
+def _winner(runs: list[dict]) -> dict:
+    """The search whose best genome has the best search fitness (on valid; never test)."""
+    return min(runs, key=lambda r: _loss_of(r["best"]))
+
+
+def _retrain(ctx: Context, name: str, folder: Path, r: dict) -> tuple[pd.DataFrame, dict]:
+    """A search's best genome retrained like `evo-msa train --genome --space` with the study's
+    seeds: its per-seed table and its row of fitness_vs_final.csv (search fitness against the
+    retraining's); the models and summary go into the search's record `r`."""
+    from evo_msa import api
+
+    heavy = clear(ctx.scratch / name / f"final_seed{r['seed']}")
+    cfg = RunConfig.from_dict(r["best"]["run_config"], rundir.BEST)
+    if ctx.quick:
+        cfg.train.epochs = min(cfg.train.epochs, ctx.quick_value("epochs", 2))
+    summary = api.train(ctx.data, config=cfg, seeds=ctx.seeds, out=heavy, log=lambda s: None)
+    table = pd.read_csv(heavy / rundir.METRICS_CSV)
+    table.insert(0, "search_seed", r["seed"])
+    metric = r["best"].get("metric", "loss")
+    final_fit = summary["valid"].get(metric, {"mean": math.nan, "std": math.nan})
+    final = {"search_seed": r["seed"], "fitness_metric": metric,
+             "search_fitness": r["best"].get("fitness"),
+             "final_valid_fitness_mean": final_fit["mean"],
+             "final_valid_fitness_std": final_fit["std"],
+             "final_valid_loss_mean": summary["valid"]["loss"]["mean"],
+             "final_valid_loss_std": summary["valid"]["loss"]["std"],
+             **{f"test_{k}": x["mean"] for k, x in summary["test"].items()}}
+    write_json(folder / f"search_seed{r['seed']}" / "retrained.json", summary)
+    r["models"], r["summary"] = heavy, summary
+    return table, final
+
+
+def _write_pooled(ctx: Context, name: str, folder: Path, tables: list[pd.DataFrame],
+                  search_seeds: list[int]) -> dict:
+    """metrics.json/csv of a search variant: the seeds of every retraining pooled."""
     table = pd.concat(tables, ignore_index=True)
-    pooled = _pool(table)
+    pooled = pool(table)
     pooled["seeds"] = ctx.seeds
     pooled["search_seeds"] = search_seeds
-    write_metrics(folder, pooled, table, variant=v["name"], kind="search")
-    pd.DataFrame(finals).to_csv(folder / "fitness_vs_final.csv", index=False)
+    write_metrics(folder, pooled, table, variant=name, kind="search")
+    return pooled
+
+
+def _write_curves(folder: Path, runs: list[dict]) -> list[list[float]]:
+    """best_so_far.csv: every search's best-so-far fitness against evaluations; the curves."""
     curves = [_best_so_far(r["dir"]) for r in runs]
     pd.DataFrame({f"search_seed{r['seed']}": pd.Series(c) for r, c in zip(runs, curves)}
                  ).rename_axis("evaluations").to_csv(folder / "best_so_far.csv")
-    shutil.copy2(r_space := win["space"], folder / Path(r_space).name)
-    best_path = folder / "best_genome.json"
-    shutil.copy2(win["dir"] / "best_genome.json", best_path)
-    write_provenance(ctx, folder, v, {"space": space, "search_seeds": str(search_seeds)})
-    if v.get("publish"):  # <study>/<dataset>/best_genome.json with its space beside it
-        shutil.copy2(best_path, ctx.out / "best_genome.json")
-        shutil.copy2(folder / Path(r_space).name, ctx.out / Path(r_space).name)
-        (ctx.out / "README.md").write_text(
-            f"Best genome of `{ctx.study.name}/{ctx.dataset.name}/{v['name']}` (selected on "
-            f"valid only). Retrain it from scratch:\n\n    evo-msa train --data "
-            f"{ctx.data if ctx.quick else Path(DEFAULT_DATA_DIR) / ctx.dataset.path} --genome "
-            f"{ctx.out / 'best_genome.json'} --space {ctx.out / Path(r_space).name} "
-            f"--seeds {' '.join(map(str, ctx.seeds))} --out DIR\n")
-    log_result(ctx, v["name"], pooled)
-    return {"kind": "search", "folder": folder, "best_genome": str(best_path),
-            "space": str(folder / Path(r_space).name), "models": win["models"],
-            "summary": win["summary"], "curves": curves, "runs": runs}
+    return curves
 
 
-def _override_space(ctx: Context, v: dict, space: str) -> str:
+def _copy_winner(folder: Path, win: dict) -> tuple[Path, Path]:
+    """The winning search's best_genome.json and space file, copied into the variant folder."""
+    space = folder / Path(win["space"]).name
+    shutil.copy2(win["space"], space)
+    best = folder / rundir.BEST
+    shutil.copy2(win["dir"] / rundir.BEST, best)
+    return best, space
+
+
+def _publish(ctx: Context, name: str, best: Path, space: Path) -> None:
+    """<study>/<dataset>/best_genome.json with its space beside it (what other studies'
+    `genome:` names) and a README saying how to retrain it."""
+    shutil.copy2(best, ctx.out / rundir.BEST)
+    shutil.copy2(space, ctx.out / space.name)
+    (ctx.out / "README.md").write_text(
+        f"Best genome of `{ctx.study.name}/{ctx.dataset.name}/{name}` (selected on "
+        f"valid only). Retrain it from scratch:\n\n    evo-msa train --data "
+        f"{ctx.data if ctx.quick else Path(DEFAULT_DATA_DIR) / ctx.dataset.path} --genome "
+        f"{ctx.out / 'best_genome.json'} --space {ctx.out / space.name} "
+        f"--seeds {' '.join(map(str, ctx.seeds))} --out DIR\n")
+
+
+def _override_space(ctx: Context, name: str, space: str, overrides: dict) -> str:
+    """A copy of `space` in the scratch folder with `overrides` on top (mappings merge, null
+    removes a key), named after the variant."""
     import yaml
 
     from evo_msa.space import load_space
 
     raw = read_yaml(space, "search space")
-    for key, value in v["space_overrides"].items():  # mappings merge; null removes a key
+    for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(raw.get(key), dict):
             merged = {**raw[key], **value}
             raw[key] = {k: x for k, x in merged.items() if x is not None}
         else:
             raw[key] = value
-    raw["name"] = f"{raw.get('name', Path(space).stem)}_{v['name']}"
+    raw["name"] = f"{raw.get('name', Path(space).stem)}_{name}"
     path = ctx.scratch / "spaces" / f"{raw['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# {space} with {v['space_overrides']}\n" + yaml.safe_dump(raw, sort_keys=False))
+    path.write_text(f"# {space} with {overrides}\n" + yaml.safe_dump(raw, sort_keys=False))
     load_space(path)
     return str(path)
 
@@ -370,28 +408,9 @@ def _quiet(ctx: Context):
     return log
 
 
-def _train_quiet(ctx: Context, cfg: RunConfig, heavy: Path) -> dict:
-    from evo_msa import api
-
-    return api.train(ctx.data, config=cfg, seeds=ctx.seeds, out=heavy, log=lambda s: None)
-
-
-def _pool(table: pd.DataFrame) -> dict:
-    out: dict = {}
-    for col in table.columns:
-        split, _, metric = col.partition("_")
-        if split in ("train", "valid", "test") and metric:
-            vals = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
-            vals = vals[np.isfinite(vals)]
-            out.setdefault(split, {})[metric] = {
-                "mean": float(vals.mean()) if len(vals) else math.nan,
-                "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
-    return out
-
-
 def _best_so_far(run: Path) -> list[float]:
-    frame = pd.read_csv(run / "leaderboard.csv")
-    sign = _objective(json.loads((run / "best_genome.json").read_text())).sign
+    frame = pd.read_csv(run / rundir.LEADERBOARD)
+    sign = _objective(json.loads((run / rundir.BEST).read_text())).sign
     vals = pd.to_numeric(frame["fitness"], errors="coerce").to_numpy(dtype=float)
     usable = [Status(x).usable for x in frame["status"]]
     losses = np.where(np.array(usable) & np.isfinite(vals), sign * vals, np.inf)

@@ -1,13 +1,13 @@
 """Training: a population of HAEMSA networks at once (trainer), built with its losses by one
-factory (population), AdamW per member (optim), several seeds of one config (multiseed), saved
-models (saved).
+factory (population), AdamW per member (optim), configs x seeds as one population (multiseed),
+saved models (saved).
 
 The names below load on first use (PEP 562), so `import evo_msa` stays cheap (no torch)."""
 from importlib import import_module
 
-_EXPORTS = {"format_summary": "multiseed", "train_seeds": "multiseed",
-            "Population": "population", "build_population": "population",
-            "PopulationTrainer": "trainer",
+_EXPORTS = {"format_summary": "multiseed", "train_configs": "multiseed",
+            "train_seeds": "multiseed", "Population": "population",
+            "build_population": "population", "PopulationTrainer": "trainer",
             "TrainingDiverged": "trainer", "TrainResult": "trainer", "resolve_device": "trainer",
             "train_model": "trainer", "train_population": "trainer"}
 __all__ = list(_EXPORTS)

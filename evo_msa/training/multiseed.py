@@ -1,33 +1,43 @@
-"""Train one configuration with several seeds and summarise: `evo-msa train` and the final trainer."""
+"""Train configurations with several seeds each, as one population; summarise and write the
+metrics: `evo-msa train`, the final trainer of a search, a study's train variants."""
 from __future__ import annotations
 
 import math
 import posixpath
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from evo_msa import rundir
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData
 from evo_msa.rundir import RunDir, seed_folder
 from evo_msa.status import Status
 from evo_msa.training.trainer import PopulationTrainer, TrainingDiverged, TrainResult
 
+SPLITS = ("train", "valid", "test")
+
+
+def pool(table: pd.DataFrame) -> dict:
+    """Mean and std over the rows of a per-seed table, of every <split>_<metric> column:
+    {"test": {"mae": {"mean": m, "std": s}, ...}, "valid": {...}} (NaN and inf left out)."""
+    out: dict = {}
+    for col in table.columns:
+        split, _, metric = col.partition("_")
+        if split in SPLITS and metric:
+            vals = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+            vals = vals[np.isfinite(vals)]
+            out.setdefault(split, {})[metric] = {
+                "mean": float(vals.mean()) if len(vals) else math.nan,
+                "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
+    return out
+
 
 def summarise(results: list[TrainResult], seeds: list[int]) -> dict:
-    """{"test": {"mae": {"mean": m, "std": s}, ...}, "valid": {...}, "seeds": [...]}"""
-    summary: dict = {}
-    for split in results[0].metrics:
-        names = results[0].metrics[split]
-        summary[split] = {}
-        for name in names:
-            values = np.array([r.metrics[split][name] for r in results], dtype=float)
-            finite = values[np.isfinite(values)]
-            summary[split][name] = {
-                "mean": float(finite.mean()) if len(finite) else math.nan,
-                "std": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0}
+    """{"test": {"mae": {"mean": m, "std": s}, ...}, "valid": {...}, "seeds": [...], ...}"""
+    summary = pool(per_seed_table(results, seeds))
     summary["seeds"] = list(seeds)
     summary["params"] = results[0].params
     summary["epochs"] = [r.epochs for r in results]
@@ -37,6 +47,7 @@ def summarise(results: list[TrainResult], seeds: list[int]) -> dict:
 
 
 def per_seed_table(results: list[TrainResult], seeds: list[int]) -> pd.DataFrame:
+    """One row per seed: its epochs, parameters, time and every split's metrics."""
     rows = []
     for seed, r in zip(seeds, results):
         row = {"seed": seed, "params": r.params, "epochs": r.epochs, "best_epoch": r.best_epoch,
@@ -47,26 +58,68 @@ def per_seed_table(results: list[TrainResult], seeds: list[int]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def train_configs(data: MSAData, jobs: Sequence[tuple[RunConfig, Sequence[int]]], *,
+                  device: str = "auto", log: Callable[[str], None] = print,
+                  saves: Sequence[RunDir | None] | None = None, folder: str = "",
+                  provenance: dict | None = None, names: Sequence[str] | None = None,
+                  ) -> list[tuple[dict, pd.DataFrame]]:
+    """Train every (config, seeds) job as one population of configs x seeds members, each with
+    its own seed's data order, initialisation and dropout noise; per job, its summary and
+    per-seed table. With `saves` (a run directory per job, or None), every seed's model is
+    written to <folder>/seed_<s>/ of its job's run (see training.saved); `names` label the jobs
+    in the log and in errors."""
+    from evo_msa.training.saved import save_member
+
+    configs = [cfg for cfg, seeds in jobs for _ in seeds]
+    member_seeds = [s for _, seeds in jobs for s in seeds]
+    trainer = PopulationTrainer(data, configs, member_seeds, device=device)
+    results = trainer.fit(on_epoch=_progress(log, max(c.train.epochs for c in configs)))
+    head = "mae" if data.task == "regression" else "weighted_f1"
+    out, start = [], 0
+    for k, (cfg, seeds) in enumerate(jobs):
+        seeds = list(seeds)
+        label = f"{names[k]} " if names else ""
+        save = saves[k] if saves else None
+        rs = results[start:start + len(seeds)]
+        for p, (seed, r) in enumerate(zip(seeds, rs), start):
+            if r.status is not Status.OK:
+                raise TrainingDiverged(f"{label}seed {seed}: {r.error}")
+            log(f"  {label}seed {seed}: {r.epochs} epochs (best {r.best_epoch}), valid loss "
+                f"{r.metrics['valid']['loss']:.4f}, test {head} {r.metrics['test'][head]:.4f}")
+            if save is not None:
+                save_member(save, posixpath.join(folder, seed_folder(seed)), trainer.model, p,
+                            seed, r, data.signature(), data.normalization, provenance or {})
+        out.append((summarise(rs, seeds), per_seed_table(rs, seeds)))
+        start += len(seeds)
+    what = (f"{len(member_seeds)} seed(s)" if len(jobs) == 1
+            else f"{len(jobs)} configs x their seeds ({len(member_seeds)} members)")
+    log(f"  {what} trained together in {results[0].seconds:.1f}s")
+    return out
+
+
 def train_seeds(data: MSAData, cfg: RunConfig, seeds: list[int], *, device: str = "auto",
                 log: Callable[[str], None] = print, save: RunDir | None = None,
                 folder: str = "", provenance: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """Train one config with several seeds, as one population; summary and per-seed table.
     With `save`, every seed's model is written to <folder>/seed_<s>/ (see training.saved)."""
-    from evo_msa.training.saved import save_member
+    return train_configs(data, [(cfg, seeds)], device=device, log=log, saves=[save],
+                         folder=folder, provenance=provenance)[0]
 
-    trainer = PopulationTrainer(data, [cfg] * len(seeds), seeds, device=device)
-    results = trainer.fit(on_epoch=_progress(log, cfg.train.epochs))
-    head = "mae" if data.task == "regression" else "weighted_f1"
-    for p, (seed, r) in enumerate(zip(seeds, results)):
-        if r.status is not Status.OK:
-            raise TrainingDiverged(f"seed {seed}: {r.error}")
-        log(f"  seed {seed}: {r.epochs} epochs (best {r.best_epoch}), valid loss "
-            f"{r.metrics['valid']['loss']:.4f}, test {head} {r.metrics['test'][head]:.4f}")
-        if save is not None:
-            save_member(save, posixpath.join(folder, seed_folder(seed)), trainer.model, p, seed,
-                        r, data.signature(), data.normalization, provenance or {})
-    log(f"  {len(seeds)} seed(s) trained together in {results[0].seconds:.1f}s")
-    return summarise(results, seeds), per_seed_table(results, seeds)
+
+def write_run_metrics(run: RunDir | None, summary: dict, table: pd.DataFrame, *, data: str,
+                      provenance: dict, config: RunConfig | None = None, **extra) -> dict:
+    """Complete a training's summary with what was trained on what (the run config, the data
+    spec and its provenance, `extra`), and write it and the per-seed table into `run` as
+    metrics.json and metrics.csv (nothing without a run); the summary."""
+    if config is not None:
+        summary["run_config"] = config.to_dict()
+    summary["data"] = data
+    summary["provenance"] = provenance
+    summary.update(extra)
+    if run is not None:
+        run.write_json(rundir.METRICS_JSON, summary)
+        run.write_csv(rundir.METRICS_CSV, table)
+    return summary
 
 
 def format_summary(summary: dict, split: str = "test") -> str:

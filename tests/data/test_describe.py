@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from evo_msa.cli import main
-from evo_msa.data.describe import format_summary, summary
+from evo_msa.data.describe import format_description, summary
 from evo_msa.errors import UserError
 
 SIZES = {"train": 6, "valid": 3, "test": 4}
@@ -58,7 +58,7 @@ def test_pickle_counts_missing_values_as_stored(tmp_path):
     assert info["splits"]["train"]["not_read"] == ["raw_text"]
     assert any("train/text: 1 NaN and 1 infinite" in n for n in info["notes"])
     assert any("train/audio: 1 of 6 sequences have length 0" in n for n in info["notes"])
-    text_out = format_summary(info)
+    text_out = format_description(info)
     assert "not read    raw_text" in text_out and "(6, 1, 4)" in text_out
 
 

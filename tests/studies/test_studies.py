@@ -8,6 +8,7 @@ import pytest
 
 from evo_msa.studies import add_arguments, load_study, write_summary
 from evo_msa.studies import main as experiment_main
+from evo_msa.studies.spec import Layout
 
 
 def main(argv):
@@ -83,6 +84,56 @@ def test_summarize_only_reads_results(tmp_path):
     frame = pd.read_csv(summary)
     assert frame.loc[0, "test_mae_mean"] == 0.9 and frame.loc[0, "seeds"] == 2
     assert "0.900 ± 0.010" in md.read_text()
+
+
+def test_layout_follows_the_study_file(tmp_path):
+    experiments = ROOT / "experiments"
+    assert Layout.of(experiments / "main_table.yaml") == Layout(experiments)
+    # a study in a subfolder without its own RESULTS.md adds to the folder above
+    assert Layout.of(experiments / "extra" / "missing_from_main_table.yaml") == Layout(experiments)
+    assert Layout(experiments).results == experiments / "results"
+    assert Layout(experiments).notes == experiments / "notes"
+    assert Layout(Path("experiments")).data_dir == Path("../shared/data")
+    assert Layout.of(tmp_path / "s.yaml").results_md == tmp_path / "RESULTS.md"
+
+
+def test_study_writes_beside_its_file(tmp_path, monkeypatch):
+    """From any working directory: results, RESULTS.md and notes beside the study file, its
+    paths (here an --arch YAML) relative to the folder above it."""
+    repo = tmp_path / "repo"
+    (repo / "studies" / "notes").mkdir(parents=True)
+    (repo / "studies" / "notes" / "tiny.md").write_text("Commentary of tiny.")
+    (repo / "arch.yaml").write_text("train: {epochs: 1}\n")
+    (repo / "studies" / "tiny.yaml").write_text(
+        "name: tiny\nseeds: [0]\ndatasets: [{name: syn, path: 'synthetic:mosi?n=120'}]\n"
+        "variants:\n  - {name: ridge, kind: baseline, model: ridge}\n"
+        "  - {name: small, kind: train, arch: arch.yaml}\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["experiment", "../repo/studies/tiny.yaml", "--scratch",
+                 str(tmp_path / "scratch")]) == 0
+    results = repo / "studies" / "results"
+    for variant in ("ridge", "small"):
+        assert (results / "tiny" / "syn" / variant / "metrics.json").is_file()
+    assert (results / "summary.csv").is_file()
+    assert "Commentary of tiny." in (repo / "studies" / "RESULTS.md").read_text()
+    assert json.loads((results / "tiny" / "syn" / "small" / "metrics.json").read_text())[
+        "run_config"]["train"]["epochs"] == 1
+
+
+def test_summarize_a_study_folder_runs_nothing(tmp_path, capsys):
+    variant = tmp_path / "results" / "s" / "d" / "v"
+    variant.mkdir(parents=True)
+    (variant / "metrics.json").write_text(json.dumps({
+        "seeds": [0], "kind": "train", "test": {"mae": {"mean": 0.9, "std": 0.0}}}))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "s.md").write_text("What s found.")
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\ndatasets: [{path: nowhere.pkl}]\nvariants: []\n")
+    assert main(["experiment", "--summarize", str(study)]) == 0
+    assert pd.read_csv(tmp_path / "results" / "summary.csv").loc[0, "test_mae_mean"] == 0.9
+    assert "What s found." in (tmp_path / "RESULTS.md").read_text()
+    assert "wrote" in capsys.readouterr().out
 
 
 def test_bad_study_is_one_line(tmp_path, capsys):

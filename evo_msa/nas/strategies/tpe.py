@@ -80,8 +80,7 @@ class TPESearch(Strategy):
 
 
 def _parameters(space):
-    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
-                                      IntDistribution)
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     out, slot = [], 0
     for g in space.genes:
