@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from evo_msa.data.dataset import MODALITIES, SHORT_NAMES
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 
 MAX_DEPTH = 4
 ENCODERS = ("mean", "gru", "conv")
@@ -96,7 +96,7 @@ class RunConfig:
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = [k for k in raw if k not in sections]
         if unknown:
-            raise UserError(f"{source}: unknown section {_first(unknown)!r:.60} "
+            raise UserError(f"{source}: unknown section {brief(_first(unknown))} "
                             f"(expected {', '.join(sections)})")
         parts = {name: _build(_SECTION_TYPES[name], raw.get(name), f"{source}: {name}")
                  for name in sections}
@@ -110,7 +110,7 @@ class RunConfig:
         for path, value in flat.items():
             section, _, key = path.partition(".")
             if section not in nested or key not in nested[section]:
-                raise UserError(f"{source}: {path!r} is not a config field "
+                raise UserError(f"{source}: {brief(path)} is not a config field "
                                 f"(expected section.field, e.g. model.depth)")
             nested[section][key] = value
         return RunConfig.from_dict(nested, source)
@@ -218,7 +218,7 @@ def _build(kind: type, raw: dict[str, Any] | None, source: str):
     fields = {f.name: f for f in dataclasses.fields(kind)}
     unknown = [k for k in raw if k not in fields]
     if unknown:
-        raise UserError(f"{source}: unknown field {_first(unknown)!r:.60} "
+        raise UserError(f"{source}: unknown field {brief(_first(unknown))} "
                         f"(expected one of {', '.join(fields)})")
     values = {}
     default = kind()
@@ -278,7 +278,7 @@ def _coerce(value: Any, like: Any, where: str) -> Any:
     expected = type(like).__name__
     if isinstance(like, (int, float)) and not isinstance(like, bool):
         expected = f"a finite {'integer' if isinstance(like, int) else 'number'}"
-    raise UserError(f"{where}: got {given!r:.80} ({type(given).__name__}), expected {expected}"
+    raise UserError(f"{where}: got {brief(given)} ({type(given).__name__}), expected {expected}"
                     + (f" like {like!r}" if isinstance(like, list) else ""))
 
 

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 
 
 def option(default: Any, help: str, *, check: Callable[[Any], bool] | None = None,
@@ -86,7 +86,7 @@ class SearchOptions:
             optional = value is None and f.default is None
             if meta.get("choices") and value not in meta["choices"] and not optional:
                 raise UserError(f"{flag} must be one of {', '.join(meta['choices'])}, "
-                                f"got {value!r}")
+                                f"got {brief(value)}")
             if meta.get("check") and not meta["check"](value):
                 raise UserError(f"{flag} must be {meta['expected']}")
         if self.device == "cuda" and self.gpus_per_trial == 0:
@@ -135,7 +135,7 @@ class SearchOptions:
         known = {f.name for f in dataclasses.fields(cls)} | {"provenance"}
         unknown = [k for k in raw if k not in known]
         if unknown:
-            raise UserError(f"{source}: unknown option {unknown[0]!r:.60}")
+            raise UserError(f"{source}: unknown option {brief(unknown[0])}")
         raw = {k: v for k, v in raw.items() if k != "provenance"}  # a record, not an option
         if isinstance(raw.get("final_seeds"), int):
             raw["final_seeds"] = list(range(raw["final_seeds"]))

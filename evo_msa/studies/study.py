@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 from evo_msa.studies.analysis import run_missing, run_tsne, study_figures
 from evo_msa.studies.spec import (DEFAULT_DATA_DIR, QUICK_DEFAULTS, RESULTS, Context, Skip,
                                       argv, load_study)
@@ -35,7 +35,7 @@ def run_study(path: str | Path, *, quick: bool = False, data_dir: str | None = N
     if only:
         missing = [n for n in only if n not in {v["name"] for v in study.variants}]
         if missing:
-            raise UserError(f"{path}: no variant {missing[0]!r}")
+            raise UserError(f"{path}: no variant {brief(missing[0])}")
     root = Path(out) if out else (Path(tempfile.mkdtemp(prefix="evo-msa-quick-")) if quick
                                   else RESULTS)
     scratch_root = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="evo-msa-scratch-"))

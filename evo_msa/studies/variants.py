@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from evo_msa.config import RunConfig, read_yaml
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 from evo_msa.studies.spec import (DEFAULT_DATA_DIR, Context, Skip, copy_small, expand,
                                       log_result, write_provenance, variant_dir, write_metrics,
                                       to_yaml)
@@ -96,7 +96,7 @@ def variant_config(ctx: Context, v: dict) -> tuple[RunConfig, dict]:
     if v.get("genome_from"):
         rec = ctx.done.get(v["genome_from"])
         if rec is None or "best_genome" not in rec:
-            raise UserError(f"{ctx.study.source}: {v['name']}: genome_from {v['genome_from']!r} "
+            raise UserError(f"{ctx.study.source}: {v['name']}: genome_from {brief(v['genome_from'])} "
                             "is not a search variant run before it")
         genome, space = rec["best_genome"], rec["space"]
     else:
