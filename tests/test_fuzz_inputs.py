@@ -877,3 +877,60 @@ def test_cli_train_fails_in_one_line(tmp_path, capsys, make):
     assert len(lines) == 1 and lines[0].startswith("evo-msa train: error: "), captured.err
     assert key in lines[0]
     assert not out.exists()
+
+
+# =================================================================================================
+# Hostile YAML: alias bombs, recursive anchors, deep nesting, huge files (fast, one line)
+# =================================================================================================
+
+@pytest.mark.parametrize("field", ["model.encoder", "train.select_metric", "model.modalities"])
+def test_yaml_alias_bomb_is_refused_fast(tmp_path, field):
+    import time
+
+    from tests.hostile_files import yaml_alias_bomb
+
+    path = yaml_alias_bomb(tmp_path / CONFIG_SOURCE, field)
+    assert path.stat().st_size < 1024
+    start = time.perf_counter()
+    msg = _expect_user_error("alias bomb", lambda: load_run_config(path), str(path), None)
+    assert time.perf_counter() - start < 5
+    assert "alias" in msg
+
+
+@pytest.mark.parametrize("loader", ["space", "study"])
+def test_yaml_alias_bomb_in_spaces_and_studies(tmp_path, loader):
+    from evo_msa.studies import load_study
+    from tests.hostile_files import yaml_alias_bomb
+
+    path = yaml_alias_bomb(tmp_path / "bomb.yaml", "x.name")
+    load = load_space if loader == "space" else load_study
+    _expect_user_error(loader, lambda: load(path), str(path), "alias")
+
+
+@pytest.mark.parametrize("name, text, key", [
+    ("recursive anchor", "model: &a [*a]\n", "recursive"),
+    ("deep nesting", "model: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
+    ("huge integer", "train: {epochs: " + "9" * 5000 + "}\n", "usable"),
+    ("not utf-8", "train: {lr: \xff}\n", "UTF-8"),
+])
+def test_hostile_yaml_is_one_line(tmp_path, name, text, key):
+    path = tmp_path / CONFIG_SOURCE
+    path.write_bytes(text.encode("latin-1"))
+    _expect_user_error(name, lambda: load_run_config(path), str(path), key)
+
+
+def test_huge_yaml_file_is_refused_before_reading(tmp_path):
+    from evo_msa.config import MAX_YAML_BYTES
+
+    path = tmp_path / CONFIG_SOURCE
+    with open(path, "wb") as fh:
+        fh.truncate(MAX_YAML_BYTES + 1)  # sparse: no disk used
+    _expect_user_error("huge", lambda: load_run_config(path), str(path), "bytes")
+
+
+def test_a_few_yaml_aliases_still_work(tmp_path):
+    path = tmp_path / CONFIG_SOURCE
+    path.write_text("model: {level_widths: &w [16, 16, 8, 8], expert_dim: &d 16}\n"
+                    "train: {batch_size: *d}\n")
+    cfg = load_run_config(path)
+    assert cfg.model.level_widths == [16, 16, 8, 8] and cfg.train.batch_size == 16
