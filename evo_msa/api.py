@@ -13,8 +13,11 @@ from typing import Callable, Sequence
 
 from evo_msa import rundir
 from evo_msa.config import RunConfig, load_run_config
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 from evo_msa.provenance import provenance
+
+
+MAX_ROWS = 100_000  # rows of a printed table (--top)
 
 
 def run_config(*, arch: str | None = None, genome: str | None = None, space: str | None = None,
@@ -61,13 +64,17 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
     from evo_msa.data import load_data
     from evo_msa.training import format_summary, train_seeds
 
+    from evo_msa.config import MAX_COUNT
+
     seeds = _seeds(seeds)
+    if epochs is not None:
+        _count("--epochs", epochs, MAX_COUNT)
     dataset = load_data(data)
     if config is not None:
         cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config, "config")
     else:
         cfg = run_config(arch=arch, genome=genome, space=space, available=dataset.modalities)
-    if epochs:
+    if epochs is not None:
         cfg.train.epochs = epochs
     run = rundir.RunDir.create(out, resume_hint=False) if out else None
     log(dataset.describe())
@@ -222,12 +229,21 @@ def export(model: str | Path, out: str | Path, *, device: str = "cpu",
 
 
 def _seeds(seeds: Sequence[int]) -> list[int]:
-    seeds = list(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise UserError("--seeds must be one or more integers")
-    if len(set(seeds)) < len(seeds):
-        raise UserError(f"--seeds must be distinct, got {seeds}")
-    return seeds
+    from evo_msa.nas.options import seeds_problem
+
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+        raise UserError(f"--seeds must be a list of integers, got {brief(seeds)}")
+    problem = seeds_problem(list(seeds)) if seeds else "one or more integers"
+    if problem:
+        raise UserError(f"--seeds must be {problem}")
+    return list(seeds)
+
+
+def _count(flag: str, value, high: int, low: int = 1) -> int:
+    """An integer option in low..high (a typo such as --epochs 1000000000 fails here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UserError(f"{flag} must be an integer in {low}..{high}, got {brief(value)}")
+    return value
 
 
 def report(run_dir: str | Path, out: str | Path | None = None, *, top: int = 10,
@@ -235,7 +251,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, *, top: int = 10,
     """Write the run's self-contained HTML report (default RUN_DIR/report.html); its path."""
     from evo_msa.report.html import write_report
 
-    path = write_report(run_dir, out, top=top)
+    path = write_report(run_dir, out, top=_count("--top", top, MAX_ROWS))
     log(f"wrote {path}")
     return path
 

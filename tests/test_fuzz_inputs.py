@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-import yaml
 
 from evo_msa.config import RunConfig, load_run_config
 from evo_msa.data import load_data
@@ -934,3 +933,26 @@ def test_a_few_yaml_aliases_still_work(tmp_path):
                     "train: {batch_size: *d}\n")
     cfg = load_run_config(path)
     assert cfg.model.level_widths == [16, 16, 8, 8] and cfg.train.batch_size == 16
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["train", "--epochs", str(10 ** 9)], "--epochs must be an integer in 1..100000"),
+    (["train", "--seeds", *map(str, range(101))], "--seeds must be at most 100 seeds"),
+    (["train", "--seeds", "-1"], "--seeds must be a list of integers in 0..4294967295"),
+    (["train", "--seeds", "3", "3"], "--seeds must be distinct"),
+    (["baseline", "--model", "ridge", "--seeds", str(2 ** 40)], "--seeds must be"),
+    (["leaderboard", "RUN", "--top", "-5"], "--top must be an integer in 1..100000"),
+    (["report", "RUN", "--top", str(10 ** 9)], "--top must be an integer in 1..100000"),
+], ids=["epochs", "seed-count", "negative-seed", "same-seed", "baseline-seed", "lb-top",
+        "report-top"])
+def test_cli_counts_have_upper_bounds(tmp_path, capsys, argv, key):
+    from evo_msa.cli import main
+
+    out = tmp_path / "o"
+    argv = [a.replace("RUN", str(tmp_path)) for a in argv]
+    if argv[0] in ("train", "baseline"):
+        argv += ["--out", str(out)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and key in err, err
+    assert not out.exists()
