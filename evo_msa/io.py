@@ -61,7 +61,8 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a stat mode is, in words: 'a directory', 'a FIFO (named pipe)'..."""
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISSOCK, "a socket")):
@@ -81,7 +82,7 @@ def input_file(path: str | Path, what: str, max_bytes: int | None = None) -> Pat
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(info.st_mode):
-        raise UserError(f"{path}: is {_file_kind(info.st_mode)}, not a {what} file")
+        raise UserError(f"{path}: is {file_kind(info.st_mode)}, not a {what} file")
     if max_bytes is not None and info.st_size > max_bytes:
         raise UserError(f"{path}: {info.st_size:,} bytes; a {what} file has at most "
                         f"{max_bytes:,}")
