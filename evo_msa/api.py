@@ -7,7 +7,6 @@ Every function validates its input before it creates any output directory, and r
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,12 +40,9 @@ def run_config(*, arch: str | None = None, genome: str | None = None, space: str
 
 
 def read_genome(path: str | Path, size: int) -> list[float]:
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such genome file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    from evo_msa.io import read_json
+
+    raw = read_json(path, "genome", 16 << 20)  # a best_genome.json is a few KB
     genome = raw.get("genome") if isinstance(raw, dict) else raw
     if (not isinstance(genome, list) or len(genome) != size
             or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in genome)):

@@ -956,3 +956,44 @@ def test_cli_counts_have_upper_bounds(tmp_path, capsys, argv, key):
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1 and key in err, err
     assert not out.exists()
+
+
+# =================================================================================================
+# File arguments that exist but are no regular file: say what they are (a FIFO is never opened)
+# =================================================================================================
+
+def _not_a_file(tmp_path, kind):
+    import os
+
+    path = tmp_path / f"arg-{kind}"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+@pytest.mark.parametrize("argv", [
+    ["data", "{p}"],
+    ["train", "--data", "{p}", "--out", "{out}"],
+    ["train", "--arch", "{p}", "--out", "{out}"],
+    ["train", "--genome", "{p}", "--space", "search_spaces/tiny.yaml", "--out", "{out}"],
+    ["train", "--genome", "{g}", "--space", "{p}", "--out", "{out}"],
+    ["predict", "--model", "{p}", "--data", "synthetic:mosi"],
+    ["export", "--model", "{p}", "--out", "{out}"],
+], ids=["data", "train-data", "arch", "genome", "space", "predict-model", "export-model"])
+def test_file_arguments_say_what_they_are(tmp_path, capsys, argv, kind):
+    from evo_msa.cli import main
+
+    path = _not_a_file(tmp_path, kind)
+    genome = tmp_path / "g.json"
+    genome.write_text("[0.5]")
+    out = tmp_path / "o"
+    argv = [a.format(p=path, out=out, g=genome) for a in argv]
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert path in err and "no such" not in err
+    assert ("directory" if kind == "directory" else "FIFO") in err, err
+    assert not out.exists()
