@@ -69,7 +69,7 @@ def pickle_shared_array(path: Path, rows: int = 20_000) -> Path:
 def yaml_alias_bomb(path: Path, field: str = "model.encoder") -> Path:
     """Billion laughs (< 1 KB): 9 levels of 9 aliases, all of it the value of `field` (a
     string is expected there); its full repr would be ~1e9 strings."""
-    section, key = field.split(".")
+    section, key = field.split(".", 1)
     lines = [f"{section}:", f"  {key}:",
              '    - &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     prev = "a"
