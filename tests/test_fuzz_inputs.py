@@ -149,7 +149,15 @@ BAD_ARRAYS: dict[str, Callable[[int], Any]] = {
     "four_d": lambda n: np.zeros((n, 1, 1, 1), np.float32),
     "self_referential": _self_ref,
     "huge_ints": lambda n: [2 ** 80] * n,
+    "object_scalar": lambda n: np.array(5, dtype=object),
+    "nested_deeply": lambda n: _nest([1.0] * n, 40),
 }
+
+
+def _nest(value, depth: int):
+    for _ in range(depth):
+        value = [value]
+    return value
 ARRAY_KEYS = ("regression_labels", "text", "audio", "audio_lengths", "vision", "vision_lengths")
 LABEL_LIKE = ("regression_labels", "audio_lengths", "vision_lengths")  # 1-D (N,)
 FEATURES = ("text", "audio", "vision")
@@ -982,7 +990,10 @@ def _not_a_file(tmp_path, kind):
     ["train", "--genome", "{g}", "--space", "{p}", "--out", "{out}"],
     ["predict", "--model", "{p}", "--data", "synthetic:mosi"],
     ["export", "--model", "{p}", "--out", "{out}"],
-], ids=["data", "train-data", "arch", "genome", "space", "predict-model", "export-model"])
+    ["report", "{p}", "--out", "{out}"],
+    ["leaderboard", "{p}", "--out", "{out}"],
+], ids=["data", "train-data", "arch", "genome", "space", "predict-model", "export-model",
+        "report", "leaderboard"])
 def test_file_arguments_say_what_they_are(tmp_path, capsys, argv, kind):
     from evo_msa.cli import main
 

@@ -136,7 +136,7 @@ def _check_expansion(path: Path, where: str, value) -> None:
             if depth >= MAX_NESTING:
                 raise UserError(f"{path}: {where} is nested more than {MAX_NESTING} levels deep "
                                 "(expected a numeric array)")
-            count += len(item)
+            count += item.size if isinstance(item, np.ndarray) else len(item)
             if count <= limit:
                 stack.extend((x, depth + 1) for x in (item.flat if isinstance(item, np.ndarray)
                                                       else item))
