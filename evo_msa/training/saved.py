@@ -200,11 +200,12 @@ def _signature(path: Path, sig) -> tuple[dict, DataInfo]:
 
 
 def _normalization(path: Path, raw, info: DataInfo, modalities: list[str]):
-    """Mean and std per modality the model reads: finite, as wide as the signature says."""
+    """Mean and std per modality the model reads (and any other of the signature's that is
+    there): finite, as wide as the signature says."""
     if not isinstance(raw, dict):
         raise UserError(f"{path}: normalization must be a mapping, got {brief(raw)}")
     stats = {}
-    for m in modalities:
+    for m in [x for x in info.modalities if x in modalities or x in raw]:
         entry = raw.get(m)
         where = f"{path}: normalization.{m}"
         if not isinstance(entry, dict) or not {"mean", "std"} <= set(entry):
