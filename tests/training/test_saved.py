@@ -297,3 +297,31 @@ def test_model_argument_that_is_not_a_folder_says_what_it_is(tmp_path, kind):
              "fifo": "is a FIFO"}[kind]
     with pytest.raises(UserError, match=words):
         api.load_model(path)
+
+
+def test_the_size_lower_bound_never_refuses_a_genuine_model():
+    """_check_shapes refuses weights fewer than a lower bound of what model.json describes:
+    it must hold for every kind of config (else genuine models would be refused)."""
+    import random
+    from pathlib import Path
+
+    from evo_msa.config import RunConfig
+    from evo_msa.models import HAEMSA, DataInfo
+    from evo_msa.training.saved import _check_shapes
+
+    rng = random.Random(0)
+    for _ in range(40):
+        cfg = RunConfig.from_dict({"model": {
+            "depth": rng.randint(0, 4), "expert_dim": rng.choice([1, 4, 40]),
+            "unified_dim": rng.choice([1, 8, 32]), "tower_dim": rng.choice([1, 8]),
+            "level_widths": [rng.choice([1, 8, 64]) for _ in range(4)],
+            "encoder": rng.choice(["mean", "gru", "conv"]), "unified": rng.random() < 0.5,
+            "task_attention": rng.random() < 0.5,
+            "modalities": rng.sample(["text", "audio", "vision"], rng.randint(1, 3))}})
+        classes = rng.choice([0, 4])
+        info = DataInfo(dims={m: rng.randint(1, 50) for m in ("text", "audio", "vision")},
+                        seq_lens={"text": rng.choice([1, 5]), "audio": 3, "vision": 1},
+                        task="classification" if classes else "regression",
+                        num_classes=classes, modalities=("text", "audio", "vision"))
+        state = {e.name: torch.zeros(e.shape) for e in HAEMSA([cfg], info).store.entries}
+        _check_shapes(Path("seed_0/model.pt"), state, cfg, info)
