@@ -7,14 +7,16 @@ Every function validates its input before it creates any output directory, and r
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Sequence
 
 from evo_msa import rundir
 from evo_msa.config import RunConfig, load_run_config
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 from evo_msa.provenance import provenance
+
+
+MAX_ROWS = 100_000  # rows of a printed table (--top)
 
 
 def run_config(*, arch: str | None = None, genome: str | None = None, space: str | None = None,
@@ -39,12 +41,9 @@ def run_config(*, arch: str | None = None, genome: str | None = None, space: str
 
 def read_genome(path: str | Path, size: int) -> list[float]:
     """The genome of a best_genome.json (or a bare list) for a space of `size` genes."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such genome file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    from evo_msa.io import read_json
+
+    raw = read_json(path, "genome", 16 << 20)  # a best_genome.json is a few KB
     genome = raw.get("genome") if isinstance(raw, dict) else raw
     if (not isinstance(genome, list) or len(genome) != size
             or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in genome)):
@@ -62,13 +61,17 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
     from evo_msa.data import load_data
     from evo_msa.training.multiseed import format_summary, train_seeds, write_run_metrics
 
+    from evo_msa.config import MAX_COUNT
+
     seeds = _seeds(seeds)
+    if epochs is not None:
+        _count("--epochs", epochs, MAX_COUNT)
     dataset = load_data(data)
     if config is not None:
         cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config, "config")
     else:
         cfg = run_config(arch=arch, genome=genome, space=space, available=dataset.modalities)
-    if epochs:
+    if epochs is not None:
         cfg.train.epochs = epochs
     run = rundir.RunDir.create(out, resume_hint=False) if out else None
     log(dataset.describe())
@@ -217,12 +220,21 @@ def export(model: str | Path, out: str | Path, *, device: str = "cpu",
 
 
 def _seeds(seeds: Sequence[int]) -> list[int]:
-    seeds = list(seeds)
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise UserError("--seeds must be one or more integers")
-    if len(set(seeds)) < len(seeds):
-        raise UserError(f"--seeds must be distinct, got {seeds}")
-    return seeds
+    from evo_msa.nas.options import seeds_problem
+
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+        raise UserError(f"--seeds must be a list of integers, got {brief(seeds)}")
+    problem = seeds_problem(list(seeds)) if seeds else "one or more integers"
+    if problem:
+        raise UserError(f"--seeds must be {problem}")
+    return list(seeds)
+
+
+def _count(flag: str, value, high: int, low: int = 1) -> int:
+    """An integer option in low..high (a typo such as --epochs 1000000000 fails here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UserError(f"{flag} must be an integer in {low}..{high}, got {brief(value)}")
+    return value
 
 
 def report(run_dir: str | Path, out: str | Path | None = None, *, top: int = 10,
@@ -230,7 +242,7 @@ def report(run_dir: str | Path, out: str | Path | None = None, *, top: int = 10,
     """Write the run's self-contained HTML report (default RUN_DIR/report.html); its path."""
     from evo_msa.report.html import write_report
 
-    path = write_report(run_dir, out, top=top)
+    path = write_report(run_dir, out, top=_count("--top", top, MAX_ROWS))
     log(f"wrote {path}")
     return path
 

@@ -176,6 +176,9 @@ def cmd_leaderboard(args) -> int:
 
     from evo_msa.report.leaderboard import read_leaderboards, run_objective, top_rows
 
+    from evo_msa.api import MAX_ROWS, _count
+
+    _count("--top", args.top, MAX_ROWS)
     frame = read_leaderboards(args.runs)
     shown = top_rows(frame, args.top, run_objective(args.runs))
     cols = [c for c in ["run", "generation", "id", "status", "fitness", "params", "seconds"]

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from evo_msa.data.dataset import MODALITIES, SHORT_NAMES
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 
 MAX_DEPTH = 4
 ENCODERS = ("mean", "gru", "conv")
@@ -104,7 +104,7 @@ class RunConfig:
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = [k for k in raw if k not in sections]
         if unknown:
-            raise UserError(f"{source}: unknown section {_first(unknown)!r:.60} "
+            raise UserError(f"{source}: unknown section {brief(_first(unknown))} "
                             f"(expected {', '.join(sections)})")
         parts = {name: _build(_SECTION_TYPES[name], raw.get(name), f"{source}: {name}")
                  for name in sections}
@@ -118,7 +118,7 @@ class RunConfig:
         for path, value in flat.items():
             section, _, key = path.partition(".")
             if section not in nested or key not in nested[section]:
-                raise UserError(f"{source}: {path!r} is not a config field "
+                raise UserError(f"{source}: {brief(path)} is not a config field "
                                 f"(expected section.field, e.g. model.depth)")
             nested[section][key] = value
         return RunConfig.from_dict(nested, source)
@@ -226,7 +226,7 @@ def _build(kind: type, raw: dict[str, Any] | None, source: str):
     fields = {f.name: f for f in dataclasses.fields(kind)}
     unknown = [k for k in raw if k not in fields]
     if unknown:
-        raise UserError(f"{source}: unknown field {_first(unknown)!r:.60} "
+        raise UserError(f"{source}: unknown field {brief(_first(unknown))} "
                         f"(expected one of {', '.join(fields)})")
     values = {}
     default = kind()
@@ -286,7 +286,7 @@ def _coerce(value: Any, like: Any, where: str) -> Any:
     expected = type(like).__name__
     if isinstance(like, (int, float)) and not isinstance(like, bool):
         expected = f"a finite {'integer' if isinstance(like, int) else 'number'}"
-    raise UserError(f"{where}: got {given!r:.80} ({type(given).__name__}), expected {expected}"
+    raise UserError(f"{where}: got {brief(given)} ({type(given).__name__}), expected {expected}"
                     + (f" like {like!r}" if isinstance(like, list) else ""))
 
 
@@ -295,15 +295,63 @@ def _parse_mask(text: str) -> list[str]:
     return [SHORT_NAMES.get(p, p) for p in parts if p]
 
 
+# Run configs, search spaces and study files are a few KB: these limits only stop abuse.
+MAX_YAML_BYTES = 4 << 20
+MAX_YAML_NODES = 200_000  # values after expanding aliases ("billion laughs" expands to 1e9)
+
+
+class _TooBig(yaml.YAMLError):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.safe_load that refuses documents whose aliases expand to more than MAX_YAML_NODES
+    values, or refer to themselves: whatever reads the result may walk all of it."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        _expanded_size(node, {}, set())
+        return node
+
+
+def _expanded_size(node, sizes: dict[int, int], open_: set[int]) -> int:
+    """Values `node` stands for once every alias is expanded (each distinct node once)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise _TooBig("an alias refers to the collection that holds it (a recursive anchor)")
+    open_.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, sizes, open_) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_)
+                     for k, v in node.value)
+    if total > MAX_YAML_NODES:
+        raise _TooBig(f"its aliases expand to more than {MAX_YAML_NODES:,} values")
+    open_.discard(key)
+    sizes[key] = total
+    return total
+
+
 def read_yaml(path: str | Path, what: str = "config") -> Any:
-    """Parse a YAML file; a missing file or bad YAML is a one-line UserError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such {what} file")
+    """Parse a YAML file; a missing file, bad YAML or an alias bomb is a one-line UserError
+    naming it."""
+    from evo_msa.io import read_text
+
+    text = read_text(path, what, MAX_YAML_BYTES)
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except _TooBig as exc:
+        raise UserError(f"{path}: refused: {exc}") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise UserError(f"{path}: not a usable {what} file (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise UserError(f"{path}: not a usable {what} file "
+                        f"({str(exc).splitlines()[0].split(':')[0][:100]})") from None
 
 
 def load_run_config(path: str | Path) -> RunConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,6 +59,62 @@ def _default(x):
 def write_json(path: str | Path, obj: Any) -> Path:
     text = to_json(obj)
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def file_kind(mode: int) -> str:
+    """What a stat mode is, in words: 'a directory', 'a FIFO (named pipe)'..."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def input_file(path: str | Path, what: str, max_bytes: int | None = None) -> Path:
+    """`path` if it is a regular file (of at most `max_bytes`), else a one-line UserError that
+    says what it is instead. Checked before any open: opening a FIFO would block."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise UserError(f"{path}: no such {what} file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path}: is {file_kind(info.st_mode)}, not a {what} file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise UserError(f"{path}: {info.st_size:,} bytes; a {what} file has at most "
+                        f"{max_bytes:,}")
+    return path
+
+
+def read_text(path: str | Path, what: str, max_bytes: int) -> str:
+    """The UTF-8 text of a small input file (see `input_file`), or a one-line UserError."""
+    path = input_file(path, what, max_bytes)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)  # the file may have grown since the check
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise UserError(f"{path}: more than {max_bytes:,} bytes; a {what} file has fewer")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); expected a {what} "
+                        "file") from None
+
+
+def read_json(path: str | Path, what: str, max_bytes: int) -> object:
+    """A small JSON input file, parsed; a damaged or too deeply nested one is a UserError."""
+    text = read_text(path, what, max_bytes)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise UserError(f"{path}: not a usable {what} file (nested too deeply)") from None
 
 
 def finite_or_none(x: float | None) -> float | None:

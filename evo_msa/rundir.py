@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evo_msa.errors import UserError
-from evo_msa.io import atomic_write, to_json
+from evo_msa.io import atomic_write, input_file, to_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -229,12 +229,15 @@ class RunDir:
     # ---- reading -------------------------------------------------------------------------
     def read_json(self, name: str, what: str) -> Any:
         path = self.file(name)
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"{path}: missing ({what})")
+        input_file(path, what)  # a directory or FIFO there: say so (a FIFO would block)
         try:
             return json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: damaged, not valid JSON ({_reason(exc)})") from None
+        except RecursionError:
+            raise UserError(f"{path}: damaged, not usable JSON (nested too deeply)") from None
 
     def read_checkpoint(self) -> dict:
         """The last checkpoint; a damaged one is an error that says whether the previous

@@ -149,7 +149,15 @@ BAD_ARRAYS: dict[str, Callable[[int], Any]] = {
     "four_d": lambda n: np.zeros((n, 1, 1, 1), np.float32),
     "self_referential": _self_ref,
     "huge_ints": lambda n: [2 ** 80] * n,
+    "object_scalar": lambda n: np.array(5, dtype=object),
+    "nested_deeply": lambda n: _nest([1.0] * n, 40),
 }
+
+
+def _nest(value, depth: int):
+    for _ in range(depth):
+        value = [value]
+    return value
 ARRAY_KEYS = ("regression_labels", "text", "audio", "audio_lengths", "vision", "vision_lengths")
 LABEL_LIKE = ("regression_labels", "audio_lengths", "vision_lengths")  # 1-D (N,)
 FEATURES = ("text", "audio", "vision")
@@ -875,4 +883,128 @@ def test_cli_train_fails_in_one_line(tmp_path, capsys, make):
     assert code == 2, captured
     assert len(lines) == 1 and lines[0].startswith("evo-msa train: error: "), captured.err
     assert key in lines[0]
+    assert not out.exists()
+
+
+# =================================================================================================
+# Hostile YAML: alias bombs, recursive anchors, deep nesting, huge files (fast, one line)
+# =================================================================================================
+
+@pytest.mark.parametrize("field", ["model.encoder", "train.select_metric", "model.modalities"])
+def test_yaml_alias_bomb_is_refused_fast(tmp_path, field):
+    import time
+
+    from tests.hostile_files import yaml_alias_bomb
+
+    path = yaml_alias_bomb(tmp_path / CONFIG_SOURCE, field)
+    assert path.stat().st_size < 1024
+    start = time.perf_counter()
+    msg = _expect_user_error("alias bomb", lambda: load_run_config(path), str(path), None)
+    assert time.perf_counter() - start < 5
+    assert "alias" in msg
+
+
+@pytest.mark.parametrize("loader", ["space", "study"])
+def test_yaml_alias_bomb_in_spaces_and_studies(tmp_path, loader):
+    from evo_msa.studies import load_study
+    from tests.hostile_files import yaml_alias_bomb
+
+    path = yaml_alias_bomb(tmp_path / "bomb.yaml", "x.name")
+    load = load_space if loader == "space" else load_study
+    _expect_user_error(loader, lambda: load(path), str(path), "alias")
+
+
+@pytest.mark.parametrize("name, text, key", [
+    ("recursive anchor", "model: &a [*a]\n", "recursive"),
+    ("deep nesting", "model: " + "[" * 5000 + "]" * 5000 + "\n", "nested"),
+    ("huge integer", "train: {epochs: " + "9" * 5000 + "}\n", "usable"),
+    ("not utf-8", "train: {lr: \xff}\n", "UTF-8"),
+])
+def test_hostile_yaml_is_one_line(tmp_path, name, text, key):
+    path = tmp_path / CONFIG_SOURCE
+    path.write_bytes(text.encode("latin-1"))
+    _expect_user_error(name, lambda: load_run_config(path), str(path), key)
+
+
+def test_huge_yaml_file_is_refused_before_reading(tmp_path):
+    from evo_msa.config import MAX_YAML_BYTES
+
+    path = tmp_path / CONFIG_SOURCE
+    with open(path, "wb") as fh:
+        fh.truncate(MAX_YAML_BYTES + 1)  # sparse: no disk used
+    _expect_user_error("huge", lambda: load_run_config(path), str(path), "bytes")
+
+
+def test_a_few_yaml_aliases_still_work(tmp_path):
+    path = tmp_path / CONFIG_SOURCE
+    path.write_text("model: {level_widths: &w [16, 16, 8, 8], expert_dim: &d 16}\n"
+                    "train: {batch_size: *d}\n")
+    cfg = load_run_config(path)
+    assert cfg.model.level_widths == [16, 16, 8, 8] and cfg.train.batch_size == 16
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["train", "--epochs", str(10 ** 9)], "--epochs must be an integer in 1..100000"),
+    (["train", "--seeds", *map(str, range(101))], "--seeds must be at most 100 seeds"),
+    (["train", "--seeds", "-1"], "--seeds must be a list of integers in 0..4294967295"),
+    (["train", "--seeds", "3", "3"], "--seeds must be distinct"),
+    (["baseline", "--model", "ridge", "--seeds", str(2 ** 40)], "--seeds must be"),
+    (["leaderboard", "RUN", "--top", "-5"], "--top must be an integer in 1..100000"),
+    (["report", "RUN", "--top", str(10 ** 9)], "--top must be an integer in 1..100000"),
+], ids=["epochs", "seed-count", "negative-seed", "same-seed", "baseline-seed", "lb-top",
+        "report-top"])
+def test_cli_counts_have_upper_bounds(tmp_path, capsys, argv, key):
+    from evo_msa.cli import main
+
+    out = tmp_path / "o"
+    argv = [a.replace("RUN", str(tmp_path)) for a in argv]
+    if argv[0] in ("train", "baseline"):
+        argv += ["--out", str(out)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and key in err, err
+    assert not out.exists()
+
+
+# =================================================================================================
+# File arguments that exist but are no regular file: say what they are (a FIFO is never opened)
+# =================================================================================================
+
+def _not_a_file(tmp_path, kind):
+    import os
+
+    path = tmp_path / f"arg-{kind}"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+@pytest.mark.parametrize("argv", [
+    ["data", "{p}"],
+    ["train", "--data", "{p}", "--out", "{out}"],
+    ["train", "--arch", "{p}", "--out", "{out}"],
+    ["train", "--genome", "{p}", "--space", "search_spaces/tiny.yaml", "--out", "{out}"],
+    ["train", "--genome", "{g}", "--space", "{p}", "--out", "{out}"],
+    ["predict", "--model", "{p}", "--data", "synthetic:mosi"],
+    ["export", "--model", "{p}", "--out", "{out}"],
+    ["report", "{p}", "--out", "{out}"],
+    ["leaderboard", "{p}", "--out", "{out}"],
+], ids=["data", "train-data", "arch", "genome", "space", "predict-model", "export-model",
+        "report", "leaderboard"])
+def test_file_arguments_say_what_they_are(tmp_path, capsys, argv, kind):
+    from evo_msa.cli import main
+
+    path = _not_a_file(tmp_path, kind)
+    genome = tmp_path / "g.json"
+    genome.write_text("[0.5]")
+    out = tmp_path / "o"
+    argv = [a.format(p=path, out=out, g=genome) for a in argv]
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert path in err and "no such" not in err
+    assert ("directory" if kind == "directory" else "FIFO") in err, err
     assert not out.exists()

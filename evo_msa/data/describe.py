@@ -13,6 +13,7 @@ import numpy as np
 from evo_msa.data.dataset import MODALITIES, SPLITS, MSAData
 from evo_msa.data.loader import load_data, load_pickle, parse_data_spec
 from evo_msa.data.safe_pickle import safe_load
+from evo_msa.errors import brief
 
 # keys of a split the loader reads; anything else (raw_text, text_bert, annotations) is ignored
 READ_KEYS = (set(MODALITIES) | {f"{m}_lengths" for m in MODALITIES} | {"id"}
@@ -66,7 +67,8 @@ def summary(spec: str) -> dict:
                       "labels": _labels(data, s), "unimodal_labels": sorted(part.unimodal),
                       "features": {}}
         if raw is not None:
-            info["not_read"] = sorted(str(k) for k in stored if k not in READ_KEYS)
+            info["not_read"] = sorted(k if isinstance(k, str) and len(k) <= 60 else brief(k)
+                                      for k in stored if k not in READ_KEYS)
         for m in data.modalities:
             x, lengths = part.features[m], part.lengths[m]
             source = _as_array(stored[m]) if raw is not None else x

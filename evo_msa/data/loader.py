@@ -17,7 +17,7 @@ from evo_msa.data.safe_pickle import safe_load
 from evo_msa.data.synthetic import _SPLIT_SIZES as SYNTHETIC_SIZES
 from evo_msa.data.synthetic import NAMES as SYNTHETIC_NAMES
 from evo_msa.data.synthetic import make_synthetic, noise_modalities
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 
 SYNTHETIC_OPTIONS = ("seed", "n", "noise", "seq")
 _UNIMODAL_KEYS = {"text": "regression_labels_T", "audio": "regression_labels_A",
@@ -87,6 +87,7 @@ def parse_data_spec(spec: str) -> DataSpec:
 MIN_ROWS = {"train": 2, "valid": 1, "test": 1}  # train: a z-score and a batch need 2 rows
 MAX_SCALE = 3.0  # regression labels: [-3, 3] (MOSI/MOSEI) or [-1, 1] (CH-SIMS)
 MAX_CLASSES_UNNAMED = 1000  # classification without label_names: classes 0..K-1, K <= this
+MAX_NAME_CHARS = 1000  # an id or a label name
 _KINDS = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes",
           "M": "dates", "m": "time deltas", "V": "records"}
 
@@ -106,8 +107,44 @@ def _non_numeric(arr: np.ndarray) -> str:
     """What makes an object array non-numeric: its first element that is not a number."""
     for item in arr.flat:
         if isinstance(item, bool) or not isinstance(item, (int, float, np.number)):
-            return f"non-numeric values (e.g. {type(item).__name__} {item!r:.40})"
+            return f"non-numeric values (e.g. {type(item).__name__} {brief(item)})"
     return "integers too large for int64"
+
+
+MAX_NESTING = 32  # numpy arrays have at most 64 dims; features have 3
+
+
+def _check_expansion(path: Path, where: str, value) -> None:
+    """Refuse a list (or object array) that numpy would expand to more values than the file
+    could hold: a pickle can repeat one shared array a million times in a few bytes."""
+    if not isinstance(value, (list, tuple)) and not (
+            isinstance(value, np.ndarray) and value.dtype.kind == "O"):
+        return
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    limit = size + (1 << 20)
+    count, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, np.ndarray) and item.dtype.kind != "O":
+            count += item.size
+        elif isinstance(item, (str, bytes, bytearray)):
+            count += len(item)
+        elif isinstance(item, (list, tuple, np.ndarray)):
+            if depth >= MAX_NESTING:
+                raise UserError(f"{path}: {where} is nested more than {MAX_NESTING} levels deep "
+                                "(expected a numeric array)")
+            count += item.size if isinstance(item, np.ndarray) else len(item)
+            if count <= limit:
+                stack.extend((x, depth + 1) for x in (item.flat if isinstance(item, np.ndarray)
+                                                      else item))
+        else:
+            count += 1
+        if count > limit:
+            raise UserError(f"{path}: {where} expands to more than {limit:,} values, more than "
+                            f"a {size:,}-byte file holds (a list repeating one shared array?)")
 
 
 def _numeric(path: Path, where: str, value, expected: str) -> np.ndarray:
@@ -119,6 +156,7 @@ def _numeric(path: Path, where: str, value, expected: str) -> np.ndarray:
 
     if value is None or isinstance(value, (str, bytes, bytearray, dict, set, frozenset, bool)):
         raise fail(_what(value))
+    _check_expansion(path, where, value)
     try:
         arr = np.asarray(value)
         if arr.dtype.kind == "O" and arr.ndim:  # e.g. an object array of equal-length arrays
@@ -190,8 +228,12 @@ def _str_list(path: Path, where: str, value) -> list[str]:
         raise UserError(f"{path}: {where} must be a list of str, got {_what(value)}")
     bad = [v for v in value if not isinstance(v, str)]
     if bad:
-        raise UserError(f"{path}: {where} must be a list of str, holds {bad[0]!r:.60} "
+        raise UserError(f"{path}: {where} must be a list of str, holds {brief(bad[0])} "
                         f"({type(bad[0]).__name__})")
+    long = next((v for v in value if len(v) > MAX_NAME_CHARS), None)
+    if long is not None:  # they end up in every prediction file, one per row
+        raise UserError(f"{path}: {where} holds a string of {len(long):,} characters "
+                        f"({brief(long, 30)}); at most {MAX_NAME_CHARS} are allowed")
     return [str(v) for v in value]
 
 
@@ -204,7 +246,7 @@ def _label_names(path: Path, raw: dict) -> list[str] | None:
         raise UserError(f"{path}: label_names must name at least 2 classes, got {len(names)}")
     if len(set(names)) < len(names):
         dup = next(n for i, n in enumerate(names) if n in names[:i])
-        raise UserError(f"{path}: label_names must be distinct, {dup!r:.60} appears twice")
+        raise UserError(f"{path}: label_names must be distinct, {brief(dup)} appears twice")
     return names
 
 
@@ -331,8 +373,6 @@ def _replace_non_finite(path: Path, splits: dict[str, Split]) -> None:
 def load_pickle(path: str | Path) -> MSAData:
     """Read and validate an MMSA-layout pickle (see /work/shared/data/README.md)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such data file")
     raw = safe_load(path)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a dict with keys train, valid, test, "
@@ -433,8 +473,6 @@ def load_split(spec: str, split: str) -> tuple[Split, str | None, list[str] | No
             raise UserError(f"{spec}: no split {split!r} (has {', '.join(data.splits)})")
         return data.splits[split], data.task, data.label_names
     path = parsed.path
-    if not path.is_file():
-        raise UserError(f"{path}: no such data file")
     raw = safe_load(path)
     if not isinstance(raw, dict) or split not in raw or not isinstance(raw[split], dict):
         have = ", ".join(k for k in raw if isinstance(raw.get(k), dict)) \

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
+from evo_msa.nas.strategies.base import MAX_GENERATIONS, MAX_POP, MAX_TRAININGS
 
 
 def option(default: Any, help: str, *, check: Callable[[Any], bool] | None = None,
@@ -21,60 +23,116 @@ def option(default: Any, help: str, *, check: Callable[[Any], bool] | None = Non
     return field(default=default, metadata=meta)
 
 
-def _positive(v) -> bool:
-    return v is not None and v > 0
+# Upper bounds: a typo such as --pop 1000000000 (or the same number edited into a run's
+# search.json) fails here in one line instead of allocating for minutes.
+# (pop, generations and trainings: the strategies' own bounds, imported above)
+MAX_FINAL_TOP = 100  # genomes retrained at the end
+MAX_EPOCHS = 100_000  # as config.MAX_COUNT
+MAX_SEEDS = 100  # seeds of one training (final or `evo-msa train`)
+MAX_SEED = 2 ** 32 - 1  # numpy's seed range
+MAX_BATCH_GENOMES = 1024
+MAX_CPUS = 1024.0
+MAX_GPUS = 64.0
+
+
+def _int_in(low: int, high: int, none_ok: bool = False) -> Callable[[Any], bool]:
+    return lambda v: (v is None and none_ok) or (
+        isinstance(v, int) and not isinstance(v, bool) and low <= v <= high)
+
+
+def _number_in(low: float, high: float, low_open: bool = False) -> Callable[[Any], bool]:
+    def check(v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        return (low < v if low_open else low <= v) and v <= high
+    return check
+
+
+def _text(none_ok: bool = False) -> Callable[[Any], bool]:
+    return lambda v: (v is None and none_ok) or (isinstance(v, str) and "\n" not in v)
+
+
+def seeds_problem(seeds: Any) -> str | None:
+    """What is wrong with a list of training seeds, or None."""
+    if not isinstance(seeds, (list, tuple)) or not all(_int_in(0, MAX_SEED)(s) for s in seeds):
+        return f"a list of integers in 0..{MAX_SEED}"
+    if len(seeds) > MAX_SEEDS:
+        return f"at most {MAX_SEEDS} seeds, got {len(seeds)}"
+    if len(set(seeds)) < len(seeds):
+        return f"distinct seeds, got {brief(list(seeds))}"
+    return None
 
 
 @dataclass
 class SearchOptions:
-    space: str = option("", "search-space YAML (e.g. search_spaces/haemsa.yaml)")
+    space: str = option("", "search-space YAML (e.g. search_spaces/haemsa.yaml)", check=_text(),
+                        expected="a path")
     data: str = option("synthetic:mosi", "an MMSA-layout pickle, or synthetic:mosi / "
-                       "synthetic:iemocap / synthetic:sims (e.g. synthetic:mosi?seed=1&noise=vision)")
-    pop: int = option(32, "population size", check=lambda v: v >= 2, expected="an integer >= 2")
+                       "synthetic:iemocap / synthetic:sims (e.g. synthetic:mosi?seed=1&noise=vision)",
+                       check=_text(), expected="a path or synthetic:NAME")
+    pop: int = option(32, "population size", check=_int_in(2, MAX_POP),
+                      expected=f"an integer in 2..{MAX_POP}")
     generations: int = option(6, "budget: pop x generations trainings, for every strategy",
-                              check=lambda v: v >= 1, expected="an integer >= 1")
+                              check=_int_in(1, MAX_GENERATIONS),
+                              expected=f"an integer in 1..{MAX_GENERATIONS}")
     budget: int | None = option(None, "trainings the search may spend (default: pop x "
                                 "generations); a genome answered without training (a known "
-                                "architecture) costs none", check=lambda v: v is None or v >= 1,
-                                expected="an integer >= 1")
+                                "architecture) costs none",
+                                check=_int_in(1, MAX_TRAININGS, True),
+                                expected=f"an integer in 1..{MAX_TRAININGS:,}")
     patience: int | None = option(None, "stop when the best fitness has not improved for this "
-                                  "many generations", check=lambda v: v is None or v >= 1,
-                                  expected="an integer >= 1")
+                                  "many generations", check=_int_in(1, MAX_GENERATIONS, True),
+                                  expected=f"an integer in 1..{MAX_GENERATIONS}")
     strategy: str = option("evolution", "random: uniform samples with the same budget "
                            "(the baseline); tpe: Optuna's TPE (needs evo-msa[bench])",
                            choices=("evolution", "random", "tpe"))
     mode: str = option("generational", "generational (the paper; NSGA-II with several "
                        "objectives) or steady-state (asynchronous aging evolution)",
                        choices=("generational", "steady-state"))
-    seed: int = option(0, "seed of the search and of every trial")
+    seed: int = option(0, "seed of the search and of every trial", check=_int_in(0, MAX_SEED),
+                       expected=f"an integer in 0..{MAX_SEED}")
     device: str = option("auto", "trials use CUDA when --gpus-per-trial > 0 (auto)",
                          choices=("auto", "cpu", "cuda"))
-    cpus_per_trial: float = option(1.0, "CPUs reserved per trial", check=_positive,
-                                   expected="a number > 0")
+    cpus_per_trial: float = option(1.0, "CPUs reserved per trial",
+                                   check=_number_in(0, MAX_CPUS, low_open=True),
+                                   expected=f"a number > 0 and <= {MAX_CPUS:g}")
     gpus_per_trial: float = option(0.0, "GPU share per trial: 0.25 runs four trials on one GPU "
                                    "(a scheduling share, not a memory cap)",
-                                   check=lambda v: v >= 0,
-                                   expected="a number >= 0 (0.25: four trials per GPU)")
+                                   check=_number_in(0, MAX_GPUS),
+                                   expected=f"a number in 0..{MAX_GPUS:g} (0.25: four trials "
+                                   "per GPU)")
     batch_genomes: int = option(0, "genomes one trial trains together as one population "
                                 "(0: from the resources, so that a generation fills them)",
-                                check=lambda v: v >= 0, expected="an integer >= 0 (0 = auto)")
-    asha: bool = option(False, "stop weak trials early (ASHA; a trial is a batch of genomes)")
+                                check=_int_in(0, MAX_BATCH_GENOMES),
+                                expected=f"an integer in 0..{MAX_BATCH_GENOMES} (0 = auto)")
+    asha: bool = option(False, "stop weak trials early (ASHA; a trial is a batch of genomes)",
+                        check=lambda v: isinstance(v, bool), expected="true or false")
     address: str | None = option(None, "Ray cluster to join ('auto' for the running one); "
-                                 "default: a local Ray")
+                                 "default: a local Ray", check=_text(none_ok=True),
+                                 expected="a Ray address such as auto or HOST:PORT")
     data_on_nodes: bool = option(False, "trials read --data themselves, from a path every node "
                                  "sees (a shared filesystem), instead of the driver sending it "
-                                 "through Ray's object store: for data too big for that")
+                                 "through Ray's object store: for data too big for that",
+                                 check=lambda v: isinstance(v, bool), expected="true or false")
     final_seeds: list[int] = option([0, 1, 2, 3, 4], "seeds of the final retraining of the best "
-                                    "genome(s); none skips it", nargs="*", metavar="SEED")
+                                    "genome(s); none skips it", nargs="*", metavar="SEED",
+                                    check=lambda v: seeds_problem(v) is None,
+                                    expected=f"a list of at most {MAX_SEEDS} distinct integers "
+                                    f"in 0..{MAX_SEED}")
     final_top: int = option(0, "retrain the K best genomes on the first objective (0: the best "
                             "one, or the Pareto front when the fitness has several objectives)",
-                            check=lambda v: v >= 0, expected="an integer >= 0 (0 = auto)")
+                            check=_int_in(0, MAX_FINAL_TOP),
+                            expected=f"an integer in 0..{MAX_FINAL_TOP} (0 = auto)")
     final_epochs: int = option(50, "epoch cap of the final retraining (early stopping on valid)",
-                               check=lambda v: v >= 1, expected="an integer >= 1")
+                               check=_int_in(1, MAX_EPOCHS),
+                               expected=f"an integer in 1..{MAX_EPOCHS}")
     track: str | None = option(None, "log every evaluation's curves and genes for TensorBoard "
                                "(<run>/tensorboard)", choices=("tensorboard",))
-    out: str | None = option(None, "run directory (default runs/<timestamp>)", cli=False)
-    evolution: dict = option({}, "EvolutionSettings overrides", cli=False)
+    out: str | None = option(None, "run directory (default runs/<timestamp>)", cli=False,
+                             check=_text(none_ok=True), expected="a path")
+    evolution: dict = option({}, "EvolutionSettings overrides", cli=False,
+                             check=lambda v: isinstance(v, dict),
+                             expected="a mapping of EvolutionSettings fields")
 
     @property
     def strategy_kind(self) -> str:
@@ -87,15 +145,27 @@ class SearchOptions:
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             value, meta = getattr(self, f.name), f.metadata
-            flag = f"--{f.name.replace('_', '-')}"
+            flag = f"--{f.name.replace('_', '-')}" if meta.get("cli", True) else f.name
             optional = value is None and f.default is None
             if meta.get("choices") and value not in meta["choices"] and not optional:
                 raise UserError(f"{flag} must be one of {', '.join(meta['choices'])}, "
-                                f"got {value!r}")
+                                f"got {brief(value)}")
             if meta.get("check") and not meta["check"](value):
-                raise UserError(f"{flag} must be {meta['expected']}")
+                raise UserError(f"{flag} must be {meta['expected']}, got {brief(value)}")
+        if self.budget is None and self.pop * self.generations > MAX_TRAININGS:
+            raise UserError(f"--pop x --generations must be at most {MAX_TRAININGS:,} "
+                            f"evaluations, got {self.pop * self.generations:,}")
         if self.device == "cuda" and self.gpus_per_trial == 0:
             raise UserError("--device cuda needs --gpus-per-trial > 0 (e.g. 0.25)")
+        self.evolution_settings()  # unknown keys and bad values of `evolution`
+
+    def evolution_settings(self):
+        """The strategy's EvolutionSettings: pop, generations, budget and patience with the
+        `evolution` overrides (a UserError for an unknown key or a bad value)."""
+        from evo_msa.nas.strategies import EvolutionSettings
+
+        return EvolutionSettings.from_options(self.pop, self.generations, self.budget,
+                                              self.patience, self.evolution)
 
     # ---- the CLI and search.json -----------------------------------------------------------
     @classmethod
@@ -140,7 +210,7 @@ class SearchOptions:
         known = {f.name for f in dataclasses.fields(cls)} | {"provenance"}
         unknown = [k for k in raw if k not in known]
         if unknown:
-            raise UserError(f"{source}: unknown option {unknown[0]!r:.60}")
+            raise UserError(f"{source}: unknown option {brief(unknown[0])}")
         raw = {k: v for k, v in raw.items() if k != "provenance"}  # a record, not an option
         if isinstance(raw.get("final_seeds"), int):
             raw["final_seeds"] = list(range(raw["final_seeds"]))

@@ -33,7 +33,7 @@ from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.ray_session import ray_session
 from evo_msa.nas.references import fit_references, reference
-from evo_msa.nas.strategies import EvolutionSettings, make_strategy
+from evo_msa.nas.strategies import make_strategy
 from evo_msa.provenance import fingerprint, provenance
 from evo_msa.report.leaderboard import leaderboard_frame, pareto_front, ranked
 from evo_msa.report.plots import pareto_figure, progress_figure
@@ -121,9 +121,7 @@ def build_engine(opts: SearchOptions, evaluator: Evaluator,
                  log: Callable[[str], None] = print) -> SearchEngine:
     """The engine a search runs: the options' strategy over the evaluator's space."""
     space = evaluator.space
-    settings = EvolutionSettings(pop_size=opts.pop, generations=opts.generations,
-                                 budget=opts.budget, patience=opts.patience, **opts.evolution)
-    strategy = make_strategy(opts.strategy_kind, space, settings, seed=opts.seed,
+    strategy = make_strategy(opts.strategy_kind, space, opts.evolution_settings(), seed=opts.seed,
                              objectives=len(space.fitness.objectives))
     return SearchEngine(strategy, EvaluationPolicy(evaluator, trial_seed=opts.seed), log=log)
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from evo_msa import rundir
 from evo_msa.errors import UserError
-from evo_msa.io import atomic_write
+from evo_msa.io import atomic_write, file_kind
 from evo_msa.metrics import Objective
 
 SECTIONS = {"summary": "Run summary", "progress": "Progress", "top": "Top architectures",
@@ -54,6 +54,9 @@ class RunFiles:
     def read(cls, path: str | Path) -> "RunFiles":
         path = Path(path)
         if not path.is_dir():
+            if path.exists():
+                raise UserError(f"{path}: is {file_kind(path.stat().st_mode)}, not a run "
+                                "directory")
             raise UserError(f"{path}: no such run directory")
         run = cls(path, search=_json(path / rundir.SEARCH),
                   metrics=_json(path / rundir.METRICS_JSON), best=_json(path / rundir.BEST),
@@ -84,6 +87,8 @@ def _json(path: Path):
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: damaged, not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    except RecursionError:
+        raise UserError(f"{path}: damaged, not usable JSON (nested too deeply)") from None
 
 
 def _objectives(run: RunFiles) -> list[Objective]:

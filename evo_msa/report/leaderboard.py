@@ -7,6 +7,7 @@ import pandas as pd
 
 from evo_msa import rundir
 from evo_msa.errors import UserError
+from evo_msa.io import file_kind
 from evo_msa.metrics import Objective
 from evo_msa.nas.evaluation import Evaluation
 from evo_msa.status import Status
@@ -56,9 +57,16 @@ def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
     frames = []
     for d in run_dirs:
         path = Path(d) / rundir.LEADERBOARD if Path(d).is_dir() else Path(d)
+        if path.exists() and not path.is_file():  # a FIFO would block read_csv
+            raise UserError(f"{path}: is {file_kind(path.stat().st_mode)}, not a run directory "
+                            "or a " f"{rundir.LEADERBOARD}")
         if not path.is_file():
             raise UserError(f"{d}: no {rundir.LEADERBOARD} there")
-        frame = pd.read_csv(path)
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: damaged, not a readable CSV "
+                            f"({str(exc).splitlines()[0][:120]})") from None
         frame.insert(0, "run", Path(d).name if Path(d).is_dir() else path.parent.name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

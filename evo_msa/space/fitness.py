@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 from evo_msa.metrics import Objective
 
 PENALTY = 1.0e6  # magnitude of a failed, NaN or rejected evaluation's fitness
@@ -107,7 +107,7 @@ class Fitness:
         allowed = {"metric", "direction", "seeds", "objectives"}
         unknown = [k for k in raw if k not in allowed]
         if unknown:
-            raise UserError(f"{where}: unknown key {str(unknown[0])!r:.60} "
+            raise UserError(f"{where}: unknown key {brief(str(unknown[0]))} "
                             f"(expected {', '.join(sorted(allowed))})")
         if "objectives" in raw and ({"metric", "direction"} & set(raw)):
             raise UserError(f"{where}: give either metric/direction or objectives, not both")
@@ -122,7 +122,7 @@ class Fitness:
             raise UserError(f"{where}: an objective is listed twice")
         seeds = raw.get("seeds", 1)
         if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
-            raise UserError(f"{where}.seeds: expected an integer in 1..{MAX_SEEDS}, got {seeds!r:.40}")
+            raise UserError(f"{where}.seeds: expected an integer in 1..{MAX_SEEDS}, got {brief(seeds)}")
         return cls(tuple(objectives), seeds)
 
 
@@ -132,8 +132,8 @@ def _objective(spec: Any, where: str) -> Objective:
     metric = spec.get("metric", "loss")
     if not isinstance(metric, str) or not re.fullmatch(r"[A-Za-z0-9_]+", metric):
         raise UserError(f"{where}.metric: expected a metric name such as loss, mae, corr, "
-                        f"weighted_f1 or params, got {metric!r:.40}")
+                        f"weighted_f1 or params, got {brief(metric)}")
     direction = spec.get("direction", "")
     if direction not in ("", "min", "max"):
-        raise UserError(f"{where}.direction must be 'min' or 'max', got {direction!r:.40}")
+        raise UserError(f"{where}.direction must be 'min' or 'max', got {brief(direction)}")
     return Objective(metric, direction)

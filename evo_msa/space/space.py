@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from evo_msa.config import RunConfig, _first, _is_int, _kind, read_yaml
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 from evo_msa.space.fitness import Fitness
 
 GENE_TYPES = ("int", "float", "log-float", "categorical", "ordinal", "mask")
@@ -169,11 +169,11 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
                         f"got {_kind(raw)}")
     unknown = [k for k in raw if k not in TOP_KEYS]
     if unknown:
-        raise UserError(f"{source}: unknown key {_first(unknown)!r:.60} "
+        raise UserError(f"{source}: unknown key {brief(_first(unknown))} "
                         f"(expected {', '.join(TOP_KEYS)})")
     name = raw.get("name", Path(source).stem or "space")
     if not isinstance(name, str) or not name.strip() or "\n" in name:
-        raise UserError(f"{source}: 'name' must be a one-line string, got {name!r:.60}")
+        raise UserError(f"{source}: 'name' must be a one-line string, got {brief(name)}")
     if not isinstance(raw.get("description", ""), (str, type(None))):
         raise UserError(f"{source}: 'description' must be a string, "
                         f"got {_kind(raw['description'])}")
@@ -189,12 +189,12 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
     fixed = _section(raw, "fixed", source)
     bad = [k for k in fixed if not isinstance(k, str)]
     if bad:
-        raise UserError(f"{source}: fixed: {bad[0]!r:.60} is not "
+        raise UserError(f"{source}: fixed: {brief(bad[0])} is not "
                         + ("a config field (expected section.field, e.g. model.depth)" if haemsa
                            else "a parameter name"))
     overlap = set(fixed) & {g.path for g in genes}
     if overlap:
-        raise UserError(f"{source}: {sorted(overlap)[0]!r} is both a gene and fixed")
+        raise UserError(f"{source}: {brief(sorted(overlap)[0])} is both a gene and fixed")
     if haemsa:
         RunConfig().with_overrides(fixed, f"{source}: fixed")  # validates paths and types
 
@@ -203,12 +203,12 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
     constraints = _section(raw, "constraints", source)
     unknown = [k for k in constraints if k != "max_params"]
     if unknown:
-        raise UserError(f"{source}: constraints: unknown key {_first(unknown)!r:.60} "
+        raise UserError(f"{source}: constraints: unknown key {brief(_first(unknown))} "
                         "(expected max_params)")
     max_params = constraints.get("max_params")
     if max_params is not None and (not _is_int(max_params) or max_params <= 0):
         raise UserError(f"{source}: constraints.max_params must be a positive integer, "
-                        f"got {max_params!r:.60}")
+                        f"got {brief(max_params)}")
 
     space = SearchSpace(name=name, genes=genes, fixed=fixed, fitness=fitness,
                         max_params=max_params, source=source, evaluator=evaluator,
@@ -269,7 +269,7 @@ def _check_decodes(space: SearchSpace) -> None:
                 checked.add(repr(choice))
                 genome = [0.0] * space.size
                 genome[i:i + g.size] = [(j + 0.5) / len(g.choices)] * g.size
-                trials.append((genome, f"decoding gene {g.path!r} as {choice!r:.40}"))
+                trials.append((genome, f"decoding gene {g.path!r} as {brief(choice)}"))
         i += g.size
     for genome, what in trials:
         try:
@@ -305,20 +305,20 @@ _TYPE_KEYS = {"int": {"type", "low", "high", "log", "count"},
 def _bound(where: str, label: str, value: Any) -> float:
     """A gene bound: a finite number (not a bool, not a string)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{where}: {label} must be a number, got {value!r:.60} "
+        raise UserError(f"{where}: {label} must be a number, got {brief(value)} "
                         f"({type(value).__name__})")
     try:
         finite = math.isfinite(float(value))
     except OverflowError:
         finite = False
     if not finite:
-        raise UserError(f"{where}: {label} must be a finite number, got {value!r:.60}")
+        raise UserError(f"{where}: {label} must be a finite number, got {brief(value)}")
     return value
 
 
 def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gene:
     """`defaults`: the run config's fields (HAEMSA spaces); None: plain parameter names."""
-    where = f"{source}: gene {name!r:.60}"
+    where = f"{source}: gene {brief(name)}"
     if defaults is None:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name):
             raise UserError(f"{where}: expected a parameter name (letters, digits, _ . -)")
@@ -330,21 +330,21 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
                         f"got {_kind(spec)}")
     unknown = [k for k in spec if k not in GENE_KEYS]
     if unknown:
-        raise UserError(f"{where}: unknown key {_first(unknown)!r:.60} "
+        raise UserError(f"{where}: unknown key {brief(_first(unknown))} "
                         f"(expected {', '.join(sorted(GENE_KEYS))})")
     kind = spec.get("type")
     if not isinstance(kind, str) or kind not in GENE_TYPES:
         raise UserError(f"{where}: type must be one of {', '.join(GENE_TYPES)}, "
-                        f"got {kind!r:.60}")
+                        f"got {brief(kind)}")
     extra = [k for k in spec if k not in _TYPE_KEYS[kind]]
     if extra:
         hint = " (a log-scaled float is type: log-float)" if extra == ["log"] else ""
-        raise UserError(f"{where}: key {_first(extra)!r} does not apply to a {kind} gene "
+        raise UserError(f"{where}: key {brief(_first(extra))} does not apply to a {kind} gene "
                         f"(it takes {', '.join(sorted(_TYPE_KEYS[kind] - {'type'}))}){hint}")
     count = spec.get("count", 1)
     if not _is_int(count) or not 1 <= count <= MAX_GENE_COUNT:
         raise UserError(f"{where}: count must be an integer in 1..{MAX_GENE_COUNT}, "
-                        f"got {count!r:.60}")
+                        f"got {brief(count)}")
     section, _, key = name.partition(".")
     if count > 1 and defaults is not None and not isinstance(defaults[section][key], list):
         raise UserError(f"{where}: count > 1 needs a list field (e.g. model.level_widths), "
@@ -353,15 +353,15 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
             raise UserError(f"{where}: {kind} needs a non-empty list 'choices', "
-                            f"got {choices!r:.60}")
+                            f"got {brief(choices)}")
         if len(choices) > MAX_CHOICES:
             raise UserError(f"{where}: at most {MAX_CHOICES} choices, got {len(choices)}")
         if kind == "mask":
             bad = [c for c in choices if not isinstance(c, str)]
             if bad:
-                raise UserError(f"{where}: mask choices must be strings, got {bad[0]!r:.60}")
+                raise UserError(f"{where}: mask choices must be strings, got {brief(bad[0])}")
             if len(set(choices)) < len(choices):
-                raise UserError(f"{where}: mask choices must be distinct, got {choices!r:.80}")
+                raise UserError(f"{where}: mask choices must be distinct, got {brief(choices)}")
         return Gene(name, kind, choices=list(choices), count=count)
     low = _bound(where, "low", spec.get("low"))
     high = _bound(where, "high", spec.get("high"))
@@ -371,7 +371,7 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
         raise UserError(f"{where}: low ({low}) > high ({high})")
     log = spec.get("log", False)
     if not isinstance(log, bool):
-        raise UserError(f"{where}: log must be true or false, got {log!r:.60}")
+        raise UserError(f"{where}: log must be true or false, got {brief(log)}")
     log = log or kind == "log-float"
     if log and low <= 0:
         raise UserError(f"{where}: a log scale needs low > 0, got {low}")

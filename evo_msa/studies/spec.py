@@ -12,8 +12,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from evo_msa import rundir
-from evo_msa.config import RunConfig, read_yaml
-from evo_msa.errors import UserError
+from evo_msa.config import RunConfig, _first, read_yaml
+from evo_msa.errors import UserError, brief
 from evo_msa.io import write_json
 
 KINDS = ("baseline", "baselines", "train", "search", "missing", "tsne")
@@ -111,8 +111,10 @@ def load_study(path: str | Path) -> Study:
         raise UserError(f"{where}: expected a mapping with name, datasets, variants")
     unknown = set(raw) - {"name", "description", "datasets", "variants", "seeds", "quick"}
     if unknown:
-        raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        raise UserError(f"{where}: unknown key {brief(_first(list(unknown)))}")
     name = raw.get("name") or Path(path).stem
+    if not isinstance(name, str) or not isinstance(raw.get("description", ""), (str, type(None))):
+        raise UserError(f"{where}: name and description must be strings")
     datasets = []
     for i, d in enumerate(raw.get("datasets") or []):
         if not isinstance(d, dict) or "path" not in d:
@@ -125,18 +127,20 @@ def load_study(path: str | Path) -> Study:
     variants = raw.get("variants") or []
     seen: dict[str, set] = {}
     for i, v in enumerate(variants):
-        if not isinstance(v, dict) or "name" not in v or v.get("kind") not in KINDS:
-            raise UserError(f"{where}: variants[{i}] needs a name and a kind in {list(KINDS)}")
+        if (not isinstance(v, dict) or not isinstance(v.get("name"), str)
+                or v.get("kind") not in KINDS):
+            raise UserError(f"{where}: variants[{i}] needs a name (a string) and a kind in "
+                            f"{list(KINDS)}")
         # one name may appear once per dataset (e.g. a search with a space per dataset)
         on = set(v.get("datasets") or ["*"])
         had = seen.setdefault(v["name"], set())
         if "*" in had or "*" in on and had or had & on:
-            raise UserError(f"{where}: variant {v['name']!r} is listed twice for a dataset")
+            raise UserError(f"{where}: variant {brief(v['name'])} is listed twice for a dataset")
         had |= on
     seeds = raw.get("seeds", [0, 1, 2, 3, 4])
     if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
         raise UserError(f"{where}: seeds must be a list of integers")
-    return Study(name, str(raw.get("description", "")).strip(), datasets, variants, seeds,
+    return Study(name, str(raw.get("description") or "").strip(), datasets, variants, seeds,
                  raw.get("quick") or {}, where)
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 from evo_msa.nas.ray_session import SharedRay
 from evo_msa.studies.analysis import missing_variant, study_figures, tsne_variant
 from evo_msa.studies.spec import (
@@ -56,7 +56,7 @@ def run_study(path: str | Path, *, quick: bool = False, data_dir: str | Path | N
     if only:
         missing = [n for n in only if n not in {v["name"] for v in study.variants}]
         if missing:
-            raise UserError(f"{path}: no variant {missing[0]!r}")
+            raise UserError(f"{path}: no variant {brief(missing[0])}")
     root = Path(out) if out else (Path(tempfile.mkdtemp(prefix="evo-msa-quick-")) if quick
                                   else layout.results)
     scratch_root = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="evo-msa-scratch-"))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from evo_msa import rundir
 from evo_msa.config import RunConfig, read_yaml
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, brief
 from evo_msa.io import write_json
 from evo_msa.metrics import Objective
 from evo_msa.rundir import RunDir
@@ -96,7 +96,7 @@ def variant_config(ctx: Context, v: dict) -> tuple[RunConfig, dict]:
     if v.get("genome_from"):
         rec = ctx.done.get(v["genome_from"])
         if rec is None or "best_genome" not in rec:
-            raise UserError(f"{ctx.study.source}: {v['name']}: genome_from {v['genome_from']!r} "
+            raise UserError(f"{ctx.study.source}: {v['name']}: genome_from {brief(v['genome_from'])} "
                             "is not a search variant run before it")
         genome, space = rec["best_genome"], rec["space"]
     else:

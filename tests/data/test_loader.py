@@ -1,4 +1,5 @@
 """load_data / parse_data_spec: MMSA-layout pickles are validated, cleaned and z-scored on train."""
+import os
 import pickle
 from pathlib import Path
 
@@ -200,3 +201,22 @@ def test_real_iemocap(shared_data):
     data = load_data(str(shared_data / "iemocap-text" / "iemocap_text_minilm.pkl"))
     assert data.task == "classification" and data.modalities == ("text",)
     assert data.label_names == ["happy", "sad", "neutral", "angry", "excited", "frustrated"]
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_data_that_is_not_a_file_says_what_it_is(tmp_path, kind):
+    path = tmp_path / "data.pkl"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)  # opening it would block: it must not be opened
+    with pytest.raises(UserError, match=rf"(?i)is a {kind[:4]}.*, not a data file") as err:
+        load_data(str(path))
+    assert "no such" not in str(err.value)
+
+
+def test_long_ids_are_refused(tmp_path):
+    raw = _raw()
+    raw["train"]["id"] = ["x" * 5000] * len(raw["train"]["regression_labels"])
+    with pytest.raises(UserError, match="train/id holds a string of 5,000 characters"):
+        load_data(str(_write(tmp_path, raw)))

@@ -98,3 +98,90 @@ def test_real_files_load(shared_data):
     for path in sorted(shared_data.glob("*/*.pkl")):
         data = safe_load(path)
         assert {"train", "valid", "test"} <= set(data)
+
+
+# ---- small files that ask for gigabytes ---------------------------------------------------------
+
+_HOSTILE_PICKLES = {  # builder -> words the one-line message must hold
+    "pickle_list_of_range": "builtins.range",
+    "pickle_bytes_of_size": "bytes()",
+    "pickle_declared_array": "16,000,000,000 bytes",
+    "pickle_short_object_array": "object array",
+    "pickle_shared_array": "train/text expands",
+}
+
+# Loads each file in a fresh process (a regression could crash numpy or take GBs) and prints
+# per file: the error, the seconds and the peak RSS so far.
+_PROBE = """
+import json, resource, sys, time
+from evo_msa.data import load_data
+from evo_msa.errors import UserError
+for path in sys.argv[1:]:
+    start, msg = time.perf_counter(), None
+    try:
+        load_data(path)
+    except UserError as exc:
+        msg = str(exc)
+    print(json.dumps({"path": path, "msg": msg, "s": time.perf_counter() - start,
+                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def test_small_pickles_that_ask_for_gigabytes_are_refused_fast(tmp_path):
+    import json
+    import sys
+
+    from tests import hostile_files
+
+    paths = {name: getattr(hostile_files, name)(tmp_path / f"{name}.pkl")
+             for name in _HOSTILE_PICKLES}
+    assert all(p.stat().st_size < 5_000_000 for p in paths.values())
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *map(str, paths.values())],
+                          capture_output=True, text=True, timeout=120, cwd=os.getcwd())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(results) == len(paths)
+    for (name, words), res in zip(_HOSTILE_PICKLES.items(), results):
+        assert res["msg"] is not None, f"{name} loaded"
+        assert words in res["msg"] and res["path"] in res["msg"], res["msg"]
+        assert "\n" not in res["msg"]
+        assert res["s"] < 10, (name, res["s"])
+        assert res["rss_mb"] < 1000, (name, res["rss_mb"])  # the probe itself needs ~100 MB
+
+
+def test_guarded_constructors_still_rebuild_what_pickles_hold(tmp_path):
+    data = {"s": {1, 2}, "f": frozenset({3}), "b": b"", "ba": bytearray(b"ab"),
+            "od": OrderedDict(a=[1, (2, 3)]), "o": np.array([np.zeros(2), None], dtype=object),
+            "u": np.array(["x", "yz"]), "r": np.arange(6, dtype=np.float32).reshape(2, 3).T}
+    for protocol in (2, 4, 5):
+        out = safe_load(_dump(tmp_path, data, protocol))
+        assert out["s"] == {1, 2} and out["f"] == frozenset({3}) and out["b"] == b""
+        assert out["ba"] == bytearray(b"ab") and out["od"] == data["od"]
+        np.testing.assert_array_equal(out["r"], data["r"])
+        np.testing.assert_array_equal(out["u"], data["u"])
+        assert out["o"][1] is None and out["o"][0].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: _Reduce(list, (b"x" * 3,)), None),  # fine: a container the file holds
+    (lambda: _Reduce(bytearray, (10 ** 9,)), "bytearray()"),
+    (lambda: _Reduce(tuple, (range(5),)), "builtins.range"),
+    (lambda: _Reduce(str, ([1] * 3,)), "str() of a list"),
+    (lambda: _Reduce(np.ndarray, ((10 ** 9,), "f4")), "numpy.ndarray(...) called directly"),
+])
+def test_expanding_constructors_are_refused(tmp_path, make, words):
+    path = _dump(tmp_path, {"train": make()})
+    if words is None:
+        assert safe_load(path) == {"train": [120, 120, 120]}
+        return
+    with pytest.raises(UserError) as err:
+        safe_load(path)
+    assert words in str(err.value) and str(path) in str(err.value)
+
+
+class _Reduce:
+    def __init__(self, func, args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args

@@ -123,3 +123,205 @@ def test_export_onnx_matches_pytorch(trained, tmp_path):
     onnx_pred = session.run(None, feed)[0]
     torch_pred, _ = api.predict(out / "seed_3", str(data), log=lambda _: None)
     np.testing.assert_allclose(onnx_pred, torch_pred["prediction"], atol=1e-4)
+
+
+# ---- hostile model folders: one line naming the file, before anything big is built ----------
+
+class _Pwn:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def _edit_json(key_path, value):
+    def edit(folder):
+        meta = json.loads((folder / "model.json").read_text())
+        *parents, last = key_path.split(".")
+        target = meta
+        for k in parents:
+            target = target[k]
+        if value is _DROP:
+            del target[last]
+        else:
+            target[last] = value(target[last]) if callable(value) else value
+        (folder / "model.json").write_text(json.dumps(meta))
+    return edit
+
+
+_DROP = object()
+
+
+def _weights(obj):
+    def edit(folder):
+        torch.save(obj() if callable(obj) else obj, folder / "model.pt")
+    return edit
+
+
+def _write(name, data):
+    def edit(folder):
+        target = folder / name
+        target.unlink()
+        if data == "dir":
+            target.mkdir()
+        else:
+            target.write_bytes(data)
+    return edit
+
+
+def _bloated_zip(folder):
+    import zipfile
+
+    with zipfile.ZipFile(folder / "model.pt", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\0" * 50_000_000)  # 50 MB in ~50 KB
+
+
+HOSTILE_MODELS = {
+    "garbage weights": (_write("model.pt", b"\x00garbage" * 100), "model.pt: not a PyTorch"),
+    "bare tensor": (_weights(lambda: torch.zeros(3)), "model.pt: must hold a dict of float"),
+    "int tensors": (_weights(lambda: {"x": torch.zeros(3, dtype=torch.long)}), "dict of float"),
+    "missing weight": (_weights(lambda: {"x": torch.zeros(3)}), "model.pt: holds 3 weights"),
+    "bloated zip": (_bloated_zip, "more than the file"),
+    "weights dir": (_write("model.pt", "dir"), "model.pt: is a directory"),
+    "json garbage": (_write("model.json", b"{not json"), "model.json: not valid JSON"),
+    "json nested": (_write("model.json", b"[" * 100_000), "model.json"),
+    "json not a dict": (_write("model.json", b"[1, 2]"), "model.json: not an"),
+    "no signature": (_edit_json("signature", _DROP), "model.json: has no 'signature'"),
+    "no run_config": (_edit_json("run_config", _DROP), "model.json: has no 'run_config'"),
+    "signature a list": (_edit_json("signature", [1]), "signature must be a mapping"),
+    "huge dim": (_edit_json("signature.dims.text", 10 ** 10), "signature.dims must be"),
+    "string dim": (_edit_json("signature.dims.text", "64"), "signature.dims must be"),
+    "bad task": (_edit_json("signature.task", "poetry"), "signature.task must be"),
+    "bad modality": (_edit_json("signature.modalities", ["smell"]), "signature.modalities"),
+    "text norm": (_edit_json("normalization.text.mean", lambda v: ["a"] * len(v)),
+                  "normalization.text.mean must be a list of"),
+    "short norm": (_edit_json("normalization.text.std", [1.0]), "normalization.text.std must"),
+    "zero std": (_edit_json("normalization.audio.std", lambda v: [0.0] * len(v)), "> 0"),
+    "norm missing": (_edit_json("normalization", {}), "normalization.text must be a mapping"),
+    "bad seed": (_edit_json("seed", "three"), "seed must be an integer"),
+    "wider tower": (_edit_json("run_config.model.tower_dim", 9), "has shape"),
+    "bad config": (_edit_json("run_config.model.depth", 99), "model.depth must be"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_MODELS)
+def test_hostile_model_folders_are_one_line(trained, tmp_path, name):
+    import shutil
+
+    edit, words = HOSTILE_MODELS[name]
+    folder = tmp_path / "seed_3"
+    shutil.copytree(trained[1] / "seed_3", folder)
+    edit(folder)
+    with pytest.raises(UserError) as err:
+        api.load_model(folder)
+    msg = str(err.value)
+    assert words in msg and "\n" not in msg and str(folder) in msg, msg
+    assert "weights_only" not in msg
+
+
+def test_weights_with_code_are_refused_without_running_it(trained, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "seed_3"
+    shutil.copytree(trained[1] / "seed_3", folder)
+    marker = tmp_path / "pwned"
+    torch.save({"x": _Pwn(marker)}, folder / "model.pt")
+    code = main(["predict", "--model", str(folder), "--data", str(trained[0])])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "model.pt: refused: it holds Python objects (posix.system" in err
+    assert "weights_only" not in err and not marker.exists()
+
+
+# A model.json that lies about sizes: each would declare (not yet allocate) GBs of parameters.
+_LIES = {"text": ("signature.dims.text", 900_000), "widths": ("run_config.model.expert_dim", 8192)}
+_PROBE = """
+import json, resource, sys, time
+from evo_msa.errors import UserError
+from evo_msa.training.saved import load_model
+start, msg = time.perf_counter(), None
+try:
+    load_model(sys.argv[1])
+except UserError as exc:
+    msg = str(exc)
+print(json.dumps({"msg": msg, "s": time.perf_counter() - start,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@pytest.mark.parametrize("lie", _LIES)
+def test_a_model_json_claiming_huge_sizes_is_refused_before_building(trained, tmp_path, lie):
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "seed_3"
+    shutil.copytree(trained[1] / "seed_3", folder)
+    key, value = _LIES[lie]
+    _edit_json(key, value)(folder)
+    if lie == "text":  # consistent statistics, so only the weights can tell
+        _edit_json("normalization.text", {"mean": [0.0] * value, "std": [1.0] * value})(folder)
+    proc = subprocess.run([sys.executable, "-c", _PROBE, str(folder)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout)
+    assert res["msg"] and "model.pt: holds" in res["msg"] and "needs at least" in res["msg"]
+    assert res["s"] < 10 and res["rss_mb"] < 1500, res
+
+
+def test_predict_ignores_modalities_the_model_does_not_read(tmp_path):
+    full = write_mmsa_pickle(make_synthetic("mosi", seed=0, n=120), tmp_path / "m.pkl")
+    raw = pd.read_pickle(full)
+    for part in raw.values():  # trained without vision; the new data has it
+        part.pop("vision"), part.pop("vision_lengths", None)
+    pd.to_pickle(raw, tmp_path / "ta.pkl")
+    api.train(str(tmp_path / "ta.pkl"), config=ARCH, seeds=[0], device="cpu",
+              out=tmp_path / "run", log=lambda _: None)
+    table, _ = api.predict(tmp_path / "run", str(full), log=lambda _: None)
+    assert table["prediction"].notna().all()
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "fifo"])
+def test_model_argument_that_is_not_a_folder_says_what_it_is(tmp_path, kind):
+    import os
+
+    path = tmp_path / "model"
+    if kind == "file":
+        path.write_text("x")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    words = {"missing": "no such model folder", "file": "is a file",
+             "fifo": "is a FIFO"}[kind]
+    with pytest.raises(UserError, match=words):
+        api.load_model(path)
+
+
+def test_the_size_lower_bound_never_refuses_a_genuine_model():
+    """_check_shapes refuses weights fewer than a lower bound of what model.json describes:
+    it must hold for every kind of config (else genuine models would be refused)."""
+    import random
+    from pathlib import Path
+
+    from evo_msa.config import RunConfig
+    from evo_msa.models import HAEMSA, DataInfo
+    from evo_msa.training.saved import _check_shapes
+
+    rng = random.Random(0)
+    for _ in range(40):
+        cfg = RunConfig.from_dict({"model": {
+            "depth": rng.randint(0, 4), "expert_dim": rng.choice([1, 4, 40]),
+            "unified_dim": rng.choice([1, 8, 32]), "tower_dim": rng.choice([1, 8]),
+            "level_widths": [rng.choice([1, 8, 64]) for _ in range(4)],
+            "encoder": rng.choice(["mean", "gru", "conv"]), "unified": rng.random() < 0.5,
+            "task_attention": rng.random() < 0.5,
+            "modalities": rng.sample(["text", "audio", "vision"], rng.randint(1, 3))}})
+        classes = rng.choice([0, 4])
+        info = DataInfo(dims={m: rng.randint(1, 50) for m in ("text", "audio", "vision")},
+                        seq_lens={"text": rng.choice([1, 5]), "audio": 3, "vision": 1},
+                        task="classification" if classes else "regression",
+                        num_classes=classes, modalities=("text", "audio", "vision"))
+        state = {e.name: torch.zeros(e.shape) for e in HAEMSA([cfg], info).store.entries}
+        _check_shapes(Path("seed_0/model.pt"), state, cfg, info)

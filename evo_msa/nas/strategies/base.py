@@ -22,10 +22,12 @@ import contextlib
 import math
 import random
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from deap import base, creator
 
+from evo_msa.errors import UserError, brief
 from evo_msa.space import SearchSpace
 
 
@@ -54,7 +56,8 @@ class Candidate:
 
 @dataclass
 class EvolutionSettings:
-    """The budget and the evolution's knobs (the `evolution` options of a search)."""
+    """The budget and the evolution's knobs (the `evolution` options of a search); every value
+    is checked when it is made (a one-line UserError)."""
 
     pop_size: int = 32
     generations: int = 6
@@ -67,6 +70,74 @@ class EvolutionSettings:
     mut_sigma: float = 0.15  # Gaussian sigma in genome units ([0, 1] per gene)
     mut_indpb: float = 0.3  # per-gene mutation probability
     elites: int = 2  # hall-of-fame members copied into the next generation
+
+    # set by the search options, not by their `evolution` overrides
+    FROM_OPTIONS = {"pop_size": "--pop", "generations": "--generations", "budget": "--budget",
+                    "patience": "--patience"}
+
+    def __post_init__(self):
+        self.validate()
+
+    @classmethod
+    def from_options(cls, pop: int, generations: int, budget: int | None,
+                     patience: int | None, overrides: Any) -> "EvolutionSettings":
+        """Settings from the search options and their `evolution` mapping; an unknown key,
+        a key the options set, or a bad value is a one-line UserError."""
+        if not isinstance(overrides, dict):
+            raise UserError(f"evolution must be a mapping of settings, got {brief(overrides)}")
+        known = [f.name for f in fields(cls) if f.name not in cls.FROM_OPTIONS]
+        for key in overrides:
+            if key in cls.FROM_OPTIONS:
+                raise UserError(f"evolution.{key} is set by {cls.FROM_OPTIONS[key]}, not in "
+                                "evolution")
+            if key not in known:
+                raise UserError(f"evolution: unknown setting {brief(key)} (expected "
+                                f"{', '.join(known)})")
+        return cls(pop_size=pop, generations=generations, budget=budget, patience=patience,
+                   **overrides)
+
+    def validate(self) -> None:
+        def whole(v, low, high):
+            return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+        def number(v, low, high):
+            return (isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v) and low <= v <= high)
+
+        pop = self.pop_size if whole(self.pop_size, 2, MAX_POP) else None
+        checks = [
+            ("pop_size", whole(self.pop_size, 2, MAX_POP), f"an integer in 2..{MAX_POP}"),
+            ("generations", whole(self.generations, 1, MAX_GENERATIONS),
+             f"an integer in 1..{MAX_GENERATIONS}"),
+            ("budget", self.budget is None or whole(self.budget, 1, MAX_TRAININGS),
+             f"an integer in 1..{MAX_TRAININGS:,} or null"),
+            ("patience", self.patience is None or whole(self.patience, 1, MAX_GENERATIONS),
+             f"an integer in 1..{MAX_GENERATIONS} or null"),
+            ("tournament_k", whole(self.tournament_k, 1, MAX_TOURNAMENT),
+             f"an integer in 1..{MAX_TOURNAMENT}"),
+            ("cx_prob", number(self.cx_prob, 0, 1), "a probability in [0, 1]"),
+            ("cx_alpha", number(self.cx_alpha, 0, MAX_SPREAD), f"a number in [0, {MAX_SPREAD}]"),
+            ("mut_prob", number(self.mut_prob, 0, 1), "a probability in [0, 1]"),
+            ("mut_sigma", number(self.mut_sigma, 0, MAX_SPREAD),
+             f"a number in [0, {MAX_SPREAD}] (genome units)"),
+            ("mut_indpb", number(self.mut_indpb, 0, 1), "a probability in [0, 1]"),
+            # a generation keeps `elites` and breeds pop - elites children: none would stall it
+            ("elites", pop is None or whole(self.elites, 0, pop - 1),
+             f"an integer in 0..{(pop or 2) - 1} (fewer than the population of {pop})"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                flag = self.FROM_OPTIONS.get(name, f"evolution.{name}")
+                raise UserError(f"{flag} must be {expected}, got {brief(getattr(self, name))}")
+
+
+# Upper bounds: a typo such as --pop 1000000000 (or the same number edited into a run's
+# search.json) fails in one line instead of allocating for minutes.
+MAX_POP = 10_000
+MAX_GENERATIONS = 10_000
+MAX_TRAININGS = 1_000_000  # a budget: each one is a training
+MAX_TOURNAMENT = 100  # tournament size (DEAP draws it with replacement for every child)
+MAX_SPREAD = 10.0  # cx_alpha, mut_sigma: genes live in [0, 1]
 
 
 EXHAUSTED_AFTER = 100  # at least this many known proposals in a row end a search
