@@ -59,15 +59,15 @@ def run_one(table: str, method: str, budget: int, rep: int, curve: bool) -> dict
     metric, direction = space.fitness.metric, space.fitness.direction
     best = t.best(metric, direction)
 
-    def regret(evaluations) -> float:
-        pick = final_pick(evaluations, space.fitness)
+    def regret(evaluations, strategy=None) -> float:
+        pick = final_pick(evaluations, space.fitness, strategy)
         return abs(t.truth(pick.config, metric) - best) if pick else float("nan")
 
     trained = [e for e in engine.evaluations if e.status.trained]
     row = {"table": table, "method": method, "budget": budget, "rep": rep,
-           "regret": regret(engine.evaluations), "trainings": len(trained),
+           "regret": regret(engine.evaluations, engine.strategy), "trainings": len(trained),
            "seconds": round(seconds, 3)}
-    if curve:  # the pick so far after each training (anytime regret)
+    if curve:  # the best observed so far after each training (anytime regret)
         order, curve_rows, seen = engine.evaluations, [], 0
         for i, e in enumerate(order):
             if e.status.trained:

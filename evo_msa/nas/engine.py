@@ -109,7 +109,7 @@ class SearchEngine:
         return {"strategy": self.strategy.state_dict(),
                 "evaluations": [e.to_dict() for e in self.evaluations],
                 "known": {k: [list(v), cid] for k, (v, cid) in self.policy.known.items()},
-                "seeds": self.policy.seeds,
+                "seeds": self.policy.seeds, "repeats": self.policy.repeats,
                 "elapsed": self.elapsed(), "reported_generations": self.reported_generations,
                 "fingerprint": self.fingerprint}
 
@@ -120,6 +120,7 @@ class SearchEngine:
         self.evaluations = [Evaluation.from_dict(e) for e in state["evaluations"]]
         self.policy.known = {k: (tuple(v), cid) for k, (v, cid) in state["known"].items()}
         self.policy.seeds = list(state.get("seeds", self.policy.seeds))
+        self.policy.repeats = dict(state.get("repeats", {}))
         self.elapsed_before, self.started = state["elapsed"], time.time()
         self.reported_generations = state["reported_generations"]
         self.fingerprint = dict(state.get("fingerprint") or {})

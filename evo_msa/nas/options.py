@@ -86,9 +86,11 @@ class SearchOptions:
     strategy: str = option("evolution", "random: uniform samples with the same budget "
                            "(the baseline); tpe: Optuna's TPE (needs evo-msa[bench])",
                            choices=("evolution", "random", "tpe"))
-    mode: str = option("generational", "generational (the paper; NSGA-II with several "
-                       "objectives) or steady-state (asynchronous aging evolution)",
-                       choices=("generational", "steady-state"))
+    mode: str = option("auto", "auto: surrogate with one objective, generational with several; "
+                       "surrogate (evolution proposes, a predictor picks; re-trains the "
+                       "finalists), generational (the paper; NSGA-II with several objectives) "
+                       "or steady-state (asynchronous aging evolution)",
+                       choices=("auto", "surrogate", "generational", "steady-state"))
     seed: int = option(0, "seed of the search and of every trial", check=_int_in(0, MAX_SEED),
                        expected=f"an integer in 0..{MAX_SEED}")
     device: str = option("auto", "trials use CUDA when --gpus-per-trial > 0 (auto)",
@@ -136,7 +138,14 @@ class SearchOptions:
 
     @property
     def strategy_kind(self) -> str:
+        """The strategy's name (auto: decided by the number of objectives, see kind_for)."""
         return self.mode if self.strategy == "evolution" else self.strategy
+
+    def kind_for(self, objectives: int) -> str:
+        kind = self.strategy_kind
+        if kind == "auto":
+            return "surrogate" if objectives == 1 else "generational"
+        return kind
 
     @property
     def trial_device(self) -> str:

@@ -2,7 +2,8 @@
 
 propose   decode a candidate (the evaluator's describe) into an Evaluation; reject it cheaply
           (it cannot be built, or too many parameters) before any training; reuse the fitness of
-          an architecture already trained (status `cached`)
+          an architecture already trained (status `cached`), unless the strategy asks for a
+          fresh training of it (a repeat: the next seeds, the known fitness becomes the mean)
 seeds     how many trainings one evaluation gets (fitness.seeds): their mean is the fitness
 complete  turn the trainings' outcomes into the evaluation's status and fitness; a failure gets
           the penalty fitness and keeps its reason
@@ -24,6 +25,7 @@ class EvaluationPolicy:
         self.fitness = self.space.fitness
         self.seeds = [trial_seed + k for k in range(self.fitness.seeds)]
         self.known: dict[str, tuple[tuple[float, ...], int]] = {}  # key -> (fitness, id)
+        self.repeats: dict[str, int] = {}  # key -> evaluations of it so far (when > 1)
 
     def propose(self, cand: Candidate) -> Evaluation:
         d = self.evaluator.describe(cand.genome)
@@ -34,6 +36,11 @@ class EvaluationPolicy:
             return self._settle(ev, Status.REJECTED, self.fitness.penalty(), d.rejected)
         if d.key in self.known:
             values, cid = self.known[d.key]
+            if cand.repeat:  # the next seeds of this architecture
+                done = self.repeats.get(d.key, 1)
+                ev.seeds = [s + done * len(self.seeds) for s in self.seeds]
+                ev.note = f"re-evaluation {done + 1} of #{cid}"
+                return ev
             return self._settle(ev, Status.CACHED, values, f"same architecture as #{cid}")
         limit = self.space.max_params
         if limit and ev.params > limit:
@@ -63,11 +70,21 @@ class EvaluationPolicy:
         if not all(v == v and abs(v) != float("inf") for v in values):
             return self._settle(ev, Status.NAN, penalty, "the fitness is not finite")
         partial = any(o.status is Status.EARLY_STOPPED for o in outcomes)
-        self._settle(ev, Status.EARLY_STOPPED if partial else Status.OK, values, "")
+        self._settle(ev, Status.EARLY_STOPPED if partial else Status.OK, values, ev.note)
         if ev.status is Status.OK:
             # only real results are reused; a failure may be transient (e.g. out of memory)
-            self.known.setdefault(ev.key, (values, ev.id))
+            self._remember(ev.key, values, ev.id)
         return ev
+
+    def _remember(self, key: str, values: tuple[float, ...], eval_id: int) -> None:
+        """The fitness a known architecture answers with: the mean over its evaluations."""
+        if key not in self.known:
+            self.known[key] = (values, eval_id)
+            return
+        n = self.repeats.get(key, 1)
+        old, first = self.known[key]
+        self.known[key] = (tuple((o * n + v) / (n + 1) for o, v in zip(old, values)), first)
+        self.repeats[key] = n + 1
 
     @staticmethod
     def _settle(ev: Evaluation, status: Status, values, note: str) -> Evaluation:

@@ -33,6 +33,7 @@ from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.ray_session import ray_session
 from evo_msa.nas.references import fit_references, reference
+from evo_msa.nas.selection import final_pick
 from evo_msa.nas.strategies import make_strategy
 from evo_msa.provenance import fingerprint, provenance
 from evo_msa.report.leaderboard import leaderboard_frame, pareto_front, ranked
@@ -121,8 +122,9 @@ def build_engine(opts: SearchOptions, evaluator: Evaluator,
                  log: Callable[[str], None] = print) -> SearchEngine:
     """The engine a search runs: the options' strategy over the evaluator's space."""
     space = evaluator.space
-    strategy = make_strategy(opts.strategy_kind, space, opts.evolution_settings(), seed=opts.seed,
-                             objectives=len(space.fitness.objectives))
+    objectives = len(space.fitness.objectives)
+    strategy = make_strategy(opts.kind_for(objectives), space, opts.evolution_settings(),
+                             seed=opts.seed, objectives=objectives)
     return SearchEngine(strategy, EvaluationPolicy(evaluator, trial_seed=opts.seed), log=log)
 
 
@@ -210,7 +212,7 @@ def _banner(log, s: Search, run: RunDir, resumed: bool) -> None:
     seeds = f", mean of {f.seeds} seeds" if f.seeds > 1 else ""
     log(f"space  {space.name}: {len(space.genes)} genes, {space.size} genome slots; fitness = "
         f"valid {what}{seeds}")
-    log(f"search {opts.strategy_kind}, pop {opts.pop}, budget {engine.strategy.budget} "
+    log(f"search {engine.strategy.name}, pop {opts.pop}, budget {engine.strategy.budget} "
         f"trainings{f', patience {opts.patience}' if opts.patience else ''}, seed {opts.seed}"
         f" -> {run.path}")
     if resumed:
@@ -222,15 +224,17 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
     fitness = space.fitness
     board = leaderboard_frame(engine.evaluations, fitness)
     run.write_csv(rundir.LEADERBOARD, board)
-    top = ranked(engine.evaluations, fitness, 1)
-    if not top:
+    best = final_pick(engine.evaluations, fitness, engine.strategy)
+    if best is None:
         raise UserError(f"every evaluation failed: no best genome (see the notes in "
                         f"{rundir.LEADERBOARD})")
-    best = top[0]
+    # a genome trained several times (re-trained finalists) stands by its mean
+    values, _ = engine.policy.known.get(best.key, (best.fitness, best.id))
+    evaluated = engine.policy.repeats.get(best.key, 1)
     run.write_json(rundir.BEST, {
-        "id": best.id, "generation": best.generation, "fitness": best.fitness[0],
-        "metric": fitness.metric, "direction": fitness.direction,
-        "objectives": fitness.to_dict()["objectives"], "fitness_values": list(best.fitness),
+        "id": best.id, "generation": best.generation, "fitness": values[0],
+        "evaluations": evaluated, "metric": fitness.metric, "direction": fitness.direction,
+        "objectives": fitness.to_dict()["objectives"], "fitness_values": list(values),
         "space": rundir.space_copy(space.name), "genome": best.genome, "decoded": best.genes,
         "params": best.params, "run_config": best.config})
     run.write_figure(rundir.PROGRESS, progress_figure(engine.evaluations, fitness))
@@ -242,18 +246,22 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
         if f"valid_{fitness.metric}" in ref:
             bar = (f" ({ref['model']} on {ref['modalities']}: "
                    f"{ref[f'valid_{fitness.metric}']:.4f})")
+    mean = f", mean of {evaluated} evaluations" if evaluated > 1 else ""
     log(f"best   #{best.id} (generation {best.generation}): valid {fitness.metric} "
-        f"{best.fitness[0]:.4f}{bar}")
+        f"{values[0]:.4f}{mean}{bar}")
     return best
 
 
 def _final_genomes(engine: SearchEngine, space: SearchSpace, opts: SearchOptions):
-    """What the final trainer retrains: the --final-top K best on the first objective; by
-    default the best one, or with several objectives the Pareto front (best first)."""
-    if opts.final_top or not space.fitness.multi:
-        return ranked(engine.evaluations, space.fitness, opts.final_top or 1)
-    front = pareto_front(engine.evaluations, space.fitness)
-    return front[:MAX_FINAL_FRONT]
+    """What the final trainer retrains: the search's pick and then the best others on the first
+    objective, --final-top K in all (default 1); with several objectives, by default the Pareto
+    front (best first)."""
+    if space.fitness.multi and not opts.final_top:
+        return pareto_front(engine.evaluations, space.fitness)[:MAX_FINAL_FRONT]
+    pick = final_pick(engine.evaluations, space.fitness, engine.strategy)
+    k = opts.final_top or 1
+    others = [e for e in ranked(engine.evaluations, space.fitness, k + 1) if e.key != pick.key]
+    return [pick, *others][:k]
 
 
 def _space_copy(run: RunDir) -> Path:

@@ -1,5 +1,6 @@
 """Search strategies: which genome to evaluate next (ask/tell; see base).
 
+  surrogate      the default: evolution proposes, a predictor picks, finalists re-trained
   generational   HAEMSA's loop (evolution)         steady-state   aging evolution (evolution)
   random         uniform samples (random_search)   tpe            Optuna's TPE (tpe)
 """
@@ -8,12 +9,13 @@ from __future__ import annotations
 from evo_msa.nas.strategies.base import Candidate, EvolutionSettings, Strategy
 from evo_msa.nas.strategies.evolution import GenerationalEvolution, SteadyStateEvolution
 from evo_msa.nas.strategies.random_search import RandomSearch
+from evo_msa.nas.strategies.surrogate import SurrogateEvolution
 from evo_msa.nas.strategies.tpe import TPESearch
 from evo_msa.space import SearchSpace
 
 __all__ = ["Candidate", "EvolutionSettings", "Strategy", "STRATEGIES", "make_strategy"]
 
-STRATEGIES = {"generational": GenerationalEvolution, "steady-state": SteadyStateEvolution,
+STRATEGIES = {"surrogate": SurrogateEvolution, "generational": GenerationalEvolution, "steady-state": SteadyStateEvolution,
               "random": RandomSearch, "tpe": TPESearch}
 
 

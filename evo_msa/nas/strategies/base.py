@@ -52,6 +52,7 @@ class Candidate:
     generation: int
     parents: list[int] = field(default_factory=list)
     score: list[float] | None = None  # one per objective, higher is better; None until told
+    repeat: bool = False  # a fresh training of a known configuration (noise), not a cache hit
 
 
 @dataclass

@@ -1,0 +1,227 @@
+"""Surrogate-assisted evolution, the default strategy: evolution proposes, a predictor picks.
+
+As in BANANAS and NPENAS (mutation plus a predictor), and measured against random search and
+Optuna's TPE on lookup tables (experiments/strategy_bench.py, RESULTS.md):
+
+  1. a random design of new configurations: round(RANDOM_SHARE x budget), clipped to 10..20;
+  2. then, per proposal, CANDIDATES children made with the DEAP toolbox of the space
+     (operators.py: blend + Gaussian on ordered genes, uniform + resampling on unordered ones;
+     each gene mutates with probability 1 / genes, at least one per child): 60% mutants and 30%
+     crossover children (then mutated) of parents drawn from the PARENTS best configurations,
+     10% uniform samples; configurations trained, refused or in flight already are dropped;
+  3. a forest of extremely randomized trees (predictor.py), fitted on every trained
+     configuration's mean score (as Gaussian ranks), scores them by UCB = mean + KAPPA x spread
+     over the trees; the best is proposed (the next best for the next worker in parallel);
+  4. the last FINALIST_SHARE of the budget re-trains, with fresh seeds, the FINALISTS best
+     configurations by their robust estimate, the least trained first: on a small validation
+     split one training is a lottery, and the luckiest draw is not the best model;
+  5. the pick (`pick()`: best_genome.json, the final trainer) is the best robust estimate:
+     the observed mean shrunk towards a smooth forest's prediction from the neighbours
+     (predictor.smoothed_estimates), the less the more trainings it has.
+
+The model in use depends on the history only (it is refitted at fixed numbers of trainings with
+a seed derived from the search seed), and every other draw comes from the strategy's own
+checkpointed generator: a resumed search proposes exactly what the uninterrupted one would.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+
+from evo_msa.errors import UserError
+from evo_msa.nas.strategies.base import Candidate, Strategy
+from evo_msa.nas.strategies.operators import variation_toolbox
+from evo_msa.nas.strategies.predictor import Forest, Slots, gaussian_ranks, smoothed_estimates
+
+RANDOM_SHARE, RANDOM_MIN, RANDOM_MAX = 0.1, 10, 20  # the random design
+CANDIDATES = 1000  # children scored by the predictor per proposal
+MUTANTS, CROSSED = 0.6, 0.3  # of the candidates; the rest are uniform samples
+PARENTS = 10  # candidates descend from the best this many configurations
+TREES = 32
+KAPPA = 0.5  # UCB: larger explores more (1 and 2 lost to TPE on NAS-Bench-201, 0.25 = 0.5)
+REFITS = 25  # the predictor is refitted after every training up to this many, then every n // 25
+FINALIST_SHARE, FINALISTS = 0.1, 5  # re-training at the end
+PICK_LEAF = 3  # leaves of the smoothing forest of the pick
+
+
+class SurrogateEvolution(Strategy):
+    name = "surrogate"
+
+    def __init__(self, space, settings, seed=0, objectives=1):
+        if objectives > 1:
+            raise UserError("surrogate-assisted evolution optimises one objective; with several, "
+                            "use --mode generational (NSGA-II)")
+        super().__init__(space, settings, seed, objectives)
+        self.seed = seed
+        self.slots = Slots(space)
+        per_gene = 1.0 / max(1, len(space.genes))
+        self.toolbox = variation_toolbox(space, dataclasses.replace(settings, mut_indpb=per_gene))
+        self.told_order: list[int] = []  # candidate ids in the order they were told
+        self.trained_ids: set[int] = set()  # told ones that spent a training
+        self._model = None  # (trainings it was fitted on, forest)
+        self._key_of: dict[int, bytes] = {}  # candidate id -> its configuration (a cache)
+
+    # ---- the phases ------------------------------------------------------------------------
+    @property
+    def random_design(self) -> int:
+        return int(min(RANDOM_MAX, max(RANDOM_MIN, round(RANDOM_SHARE * self.budget))))
+
+    @property
+    def finalist_trainings(self) -> int:
+        return int(round(FINALIST_SHARE * self.budget))
+
+    def _refill(self):
+        if self.done or self.room <= 0:
+            return
+        self.generation = self.next_id // self.s.pop_size
+        keys, G, means, counts = self._configurations()
+        if keys and self.budget - self.trained - len(self.pending) <= self.finalist_trainings:
+            self._retrain_a_finalist(keys, G, means, counts)
+        elif len(keys) < self.random_design:
+            self._new_random(set(keys))
+        else:
+            self._new_predicted(keys, G, means)
+
+    def _new_random(self, known: set) -> None:
+        known |= self._busy()
+        for _ in range(1000):
+            genome = self.slots.snap(np.array([self.space.sample(self.rng)]))
+            if self.slots.keys(genome)[0] not in known:
+                break
+        self._new(list(genome[0]))
+
+    def _new_predicted(self, keys, G, means) -> None:
+        forest = self._forest()
+        candidates = self.slots.snap(self._children(G, means))
+        blocked = set(keys) | self._busy()
+        fresh, seen = [], set()
+        for i, key in enumerate(self.slots.keys(candidates)):
+            if key not in blocked and key not in seen:
+                seen.add(key)
+                fresh.append(i)
+        if not fresh:  # every child is known: a uniform sample instead
+            return self._new_random(set(keys))
+        candidates = candidates[fresh]
+        mu, spread = forest.predict(self.slots.features(candidates))
+        best = int(np.argmax(mu + KAPPA * spread))
+        self._new(list(candidates[best]))
+
+    def _retrain_a_finalist(self, keys, G, means, counts) -> None:
+        """A fresh training of one of the FINALISTS best configurations by the robust
+        estimate: the one with the fewest trainings (in flight ones included)."""
+        estimate = self._estimates(G, means, counts)
+        top = list(np.argsort(-estimate, kind="stable")[:FINALISTS])
+        busy = self._busy()
+        load = [counts[j] + (keys[j] in busy) for j in top]
+        j = top[min(range(len(top)), key=lambda r: (load[r], r))]
+        self._new(list(G[j]), parents=[self._first_id(keys[j])]).repeat = True
+
+    # ---- candidates ------------------------------------------------------------------------
+    def _children(self, G: np.ndarray, means: np.ndarray) -> np.ndarray:
+        parents = G[np.argsort(-means, kind="stable")[:PARENTS]]
+        n_mut, n_cx = int(CANDIDATES * MUTANTS), int(CANDIDATES * CROSSED)
+        out = []
+        with self._deap_random():
+            for i in range(n_mut + n_cx):
+                a = self._child(list(parents[random.randrange(len(parents))]))
+                if i >= n_mut:
+                    b = self._child(list(parents[random.randrange(len(parents))]))
+                    self.toolbox.mate(a, b)
+                before = list(a)
+                for _ in range(10):  # at least one gene changes
+                    self.toolbox.mutate(a)
+                    if a != before:
+                        break
+                out.append(a)
+            for _ in range(CANDIDATES - n_mut - n_cx):
+                out.append([random.random() for _ in range(self.slots.n)])
+        # a Gaussian step past a bound comes back in (reflected), instead of piling up on it
+        out = np.abs(np.array(out, dtype=float))
+        return np.clip(np.where(out > 1.0, 2.0 - out, out), 0.0, 1.0)
+
+    # ---- the predictor ---------------------------------------------------------------------
+    def _fit_point(self) -> int:
+        """The predictor in use after n trainings was fitted on the first fit_point of them:
+        after every training up to REFITS, then every n // REFITS (a function of n only)."""
+        n = len(self.trained_ids)
+        step = max(1, n // REFITS)
+        return n - n % step
+
+    def _forest(self) -> Forest:
+        at = self._fit_point()
+        if self._model is None or self._model[0] != at:
+            keys, G, means, _ = self._configurations(limit=at)
+            seed = np.random.default_rng([self.seed, at, 7]).integers(2**31 - 1)
+            forest = Forest(TREES, 1, seed).fit(self.slots.features(G), gaussian_ranks(means))
+            self._model = (at, forest)
+        return self._model[1]
+
+    def _estimates(self, G, means, counts) -> np.ndarray:
+        seed = np.random.default_rng([self.seed, len(means), 11]).integers(2**31 - 1)
+        return smoothed_estimates(self.slots, G, means, counts, seed, leaf=PICK_LEAF, trees=TREES)
+
+    # ---- the history -----------------------------------------------------------------------
+    def _configurations(self, limit: int | None = None):
+        """Trained configurations (of the first `limit` trainings): keys, canonical genomes,
+        mean scores, trainings."""
+        acc: dict[bytes, list] = {}
+        seen = 0
+        for cid in self.told_order:
+            if cid not in self.trained_ids:
+                continue
+            if limit is not None and seen >= limit:
+                break
+            seen += 1
+            key = self._key(cid)
+            entry = acc.setdefault(key, [cid, 0.0, 0])
+            entry[1] += self.candidates[cid].score[0]
+            entry[2] += 1
+        keys = list(acc)
+        G = self.slots.snap(np.array([self.candidates[acc[k][0]].genome for k in keys])
+                            .reshape(len(keys), self.slots.n))
+        means = np.array([acc[k][1] / acc[k][2] for k in keys])
+        counts = np.array([acc[k][2] for k in keys])
+        return keys, G, means, counts
+
+    def _busy(self) -> set:
+        """Configurations proposed and not told yet, and those told without a training (known
+        to the policy, or refused): proposing them again spends nothing."""
+        ids = [*self.pending, *self.queue,
+               *(c for c in self.told_order if c not in self.trained_ids)]
+        return {self._key(i) for i in ids}
+
+    def _key(self, cid: int) -> bytes:
+        if cid not in self._key_of:
+            genome = self.slots.snap(np.array([self.candidates[cid].genome]))
+            self._key_of[cid] = self.slots.keys(genome)[0]
+        return self._key_of[cid]
+
+    def _first_id(self, key: bytes) -> int:
+        return next(c for c in self.told_order if c in self.trained_ids and self._key(c) == key)
+
+    def _on_tell(self, cand: Candidate, trained: bool) -> None:
+        self.told_order.append(cand.id)
+        if trained:
+            self.trained_ids.add(cand.id)
+        self._count_budget()
+
+    # ---- the pick ----------------------------------------------------------------------------
+    def pick(self) -> int | None:
+        """The candidate id of the configuration with the best robust estimate."""
+        keys, G, means, counts = self._configurations()
+        if not keys:
+            return None
+        return self._first_id(keys[int(np.argmax(self._estimates(G, means, counts)))])
+
+    # ---- checkpoint --------------------------------------------------------------------------
+    def _extra_state(self):
+        return {"seed": self.seed, "told_order": self.told_order,
+                "trained_ids": sorted(self.trained_ids)}
+
+    def _load_extra_state(self, extra):
+        self.seed = extra["seed"]
+        self.told_order = list(extra["told_order"])
+        self.trained_ids = set(extra["trained_ids"])
+        self._model = None
