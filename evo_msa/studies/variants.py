@@ -267,6 +267,8 @@ def _search_options(ctx: Context, v: dict) -> tuple[dict, list[int]]:
     if ctx.quick:
         opts["pop"] = ctx.quick_value("pop", opts.get("pop", 4))
         opts["generations"] = ctx.quick_value("generations", opts.get("generations", 2))
+        if "budget" in opts:  # toy size: the budget too
+            opts["budget"] = opts["pop"] * opts["generations"]
         q = ctx.quick_value("search_seeds", None)
         search_seeds = list(q) if q else search_seeds[:2]
         opts["evolution"] = {**opts.get("evolution", {}), "elites": min(
