@@ -24,6 +24,7 @@ from evo_msa import rundir
 from evo_msa.data import load_data
 from evo_msa.data.dataset import MSAData
 from evo_msa.errors import UserError
+from evo_msa.io import StorageError
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators import Evaluator, make_evaluator
@@ -82,6 +83,15 @@ def search(opts: SearchOptions, *, resume: str | None = None, force: bool = Fals
                 evolve(s, run)
             conclude(s, run, log)
         return run.path
+    except StorageError as exc:  # a full disk: one line, the checkpoint intact
+        if run is None or "--resume" in str(exc):
+            raise
+        if not run.has(rundir.STATE):
+            raise StorageError(f"{exc}; nothing was evaluated yet: free some space, remove "
+                               f"{run.path} and start again") from None
+        raise StorageError(f"{exc}; the checkpoint ({len(s.engine.evaluations)} evaluations) "
+                           f"is intact: free some space, then resume with:  evo-msa search "
+                           f"--resume {run.path}") from None
     except BaseException as exc:
         stop = interruption(exc)
         if stop is None:

@@ -62,3 +62,39 @@ def test_out_of_memory_splits_the_batch_and_failures_stay_with_their_member():
     assert "broken" in out[5]["error"]
     assert calls[0] == list(range(8)) and [4, 5] in calls and [5] in calls
     assert max(len(c) for c in calls[1:]) <= 4  # never the whole batch again
+
+
+def test_ray_tune_writing_to_a_full_disk_is_one_error_not_tracebacks(capsys):
+    import errno
+    import logging
+    import os
+
+    import pytest
+
+    from evo_msa.io import StorageError
+    from evo_msa.nas.execution.tune import storage_failures
+
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    ray_logger = logging.getLogger("ray")
+    handler = logging.StreamHandler()  # as Ray's own handler on the "ray" logger
+    ray_logger.addHandler(handler)
+    try:
+        with storage_failures("RUN/ray") as failed:
+            try:
+                raise full
+            except OSError:  # Tune logs its failed writes with their traceback
+                logging.getLogger("ray.tune.execution.experiment_state").error(
+                    "Saving experiment state failed", exc_info=True)
+            logging.getLogger("ray.tune").error("an unrelated error")
+        assert len(failed) == 1 and isinstance(failed[0], StorageError)
+        assert str(failed[0]) == "RUN/ray: Ray Tune cannot write its files (No space left on device)"
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "an unrelated error" in err  # others still show
+        with storage_failures("RUN/ray") as failed:
+            raise full  # Tune itself raising it (creating the tuner)
+        assert len(failed) == 1
+        with pytest.raises(ValueError):
+            with storage_failures("RUN/ray"):
+                raise ValueError("not a storage error")
+    finally:
+        ray_logger.removeHandler(handler)

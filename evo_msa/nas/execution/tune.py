@@ -10,8 +10,12 @@ driver; a trial receives plain dicts.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import math
+import os
 import socket
 import time
 from typing import Callable
@@ -245,16 +249,69 @@ def run_on_tune(engine: SearchEngine, evaluator: Evaluator, opts, storage: str,
         scheduler = ASHAScheduler(metric="fitness", mode=engine.fitness.direction,
                                   time_attr="epoch", max_t=epochs + 1,
                                   grace_period=max(1, epochs // 4), reduction_factor=3)
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
-                                    reuse_actors=True),
-        run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=storage,
-                                  verbose=0, log_to_file=True, callbacks=callbacks,
-                                  failure_config=tune.FailureConfig(max_failures=1)))
-    tuner.fit()
+    with storage_failures(storage) as failed:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                        reuse_actors=True),
+            run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=storage,
+                                      verbose=0, log_to_file=True, callbacks=callbacks,
+                                      failure_config=tune.FailureConfig(max_failures=1)))
+        tuner.fit()
     if searcher.failure is not None:
         raise searcher.failure
+    if failed:
+        raise failed[0]
+
+
+# errors of a full or read-only disk: the run stops with one line, its checkpoint intact
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+@contextlib.contextmanager
+def storage_failures(storage: str):
+    """Ray Tune writing its own files (its experiment state, the tuner) to a full disk: instead
+    of Tune's tracebacks on stderr, the block collects one StorageError (and the search stops
+    at its next checkpoint, which fails the same way, or right after Tune)."""
+    failed: list[StorageError] = []
+
+    def what(exc: BaseException | None) -> OSError | None:
+        while exc is not None:
+            if isinstance(exc, OSError) and (exc.errno in STORAGE_ERRNOS
+                                             or "No space left" in str(exc)):
+                return exc
+            exc = exc.__cause__ or exc.__context__
+        return None
+
+    def record(exc: OSError) -> None:
+        if not failed:
+            reason = os.strerror(exc.errno) if exc.errno in STORAGE_ERRNOS else "disk full"
+            failed.append(StorageError(f"{storage}: Ray Tune cannot write its files ({reason})"))
+
+    class Quiet(logging.Filter):
+        def filter(self, rec: logging.LogRecord) -> bool:
+            exc = what(rec.exc_info[1] if rec.exc_info else None)
+            if exc is None and "No space left on device" in rec.getMessage():
+                exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            if exc is not None:
+                record(exc)
+                return False
+            return True
+
+    quiet = Quiet()
+    handlers = [h for name in ("", "ray", "ray.tune", "ray.train")
+                for h in logging.getLogger(name).handlers]
+    for h in handlers:
+        h.addFilter(quiet)
+    try:
+        yield failed
+    except OSError as exc:
+        if what(exc) is None:
+            raise
+        record(what(exc))
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)
 
 
 def _fixed_epochs(engine: SearchEngine) -> int:
