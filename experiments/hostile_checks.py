@@ -152,19 +152,87 @@ def checks(tmp: Path) -> dict[str, list[str]]:
     }
 
 
+def tampered_run(tmp: Path) -> str:
+    """A finished search (a lookup table: seconds, no Ray) whose space copy is then edited."""
+    run = tmp / "run-tampered"
+    subprocess.run([sys.executable, "-m", "evo_msa", "search", "--space",
+                    str(ROOT / "search_spaces" / "nb201_cifar10.yaml"), "--budget", "12",
+                    "--pop", "6", "--out", str(run)], cwd=ROOT, check=True, capture_output=True)
+    copy = run / "nb201_cifar10.yaml"
+    copy.write_text(copy.read_text().replace("nor_conv_1x1, ", "", 1))
+    return str(run)
+
+
+def disk_full(tmp: Path) -> str:
+    """A search into a 1.2 MB tmpfs, which fills while it runs (needs root to mount)."""
+    mount = tmp / "small-disk"
+    mount.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount)],
+                       capture_output=True)
+    if r.returncode != 0:
+        return ""
+    return str(mount)
+
+
+def ray_exposure(tmp: Path) -> tuple[bool, list[str], str]:
+    """`evo-msa search --space tiny.yaml --pop 6 --generations 3` (no --address): every port its
+    Ray listens on (the search's process and its children), and the token file's mode after."""
+    import re
+
+    proc = subprocess.Popen([sys.executable, "-m", "evo_msa", "search", "--space", TINY,
+                             "--pop", "6", "--generations", "3", "--final-seeds", "--out",
+                             str(tmp / "run-ray")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def family(pid: int) -> set[int]:
+        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                              text=True).stdout.split()
+        return {pid}.union(*[family(int(k)) for k in kids])
+
+    seen: set[str] = set()
+    while proc.poll() is None:
+        mine = family(proc.pid)
+        for line in subprocess.run(["ss", "-ltnpH"], capture_output=True,
+                                   text=True).stdout.splitlines():
+            if {int(p) for p in re.findall(r"pid=(\d+)", line)} & mine:
+                seen.add(line.split()[3])
+        time.sleep(1)
+    loopback = bool(seen) and all(a.rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:")
+                                  .startswith("127.") for a in seen)
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    mode = oct(token.stat().st_mode & 0o777) if token.exists() else "missing"
+    return loopback, sorted(seen), mode
+
+
 def main() -> int:
     failed = 0
     with tempfile.TemporaryDirectory(prefix="evo-msa-hostile-") as name:
         tmp = Path(name)
         print(f"{'check':30s} {'exit':>4s} {'s':>5s} {'RSS MB':>7s}  stderr")
-        for label, args in checks(tmp).items():
-            code, secs, rss, lines = run(args)
-            ok = (code == 2 and secs < LIMIT_S and rss < LIMIT_MB and len(lines) == 1
-                  and not (tmp / "out").exists())
+        cases = checks(tmp)
+        cases["resume: space copy edited"] = ["search", "--resume", tampered_run(tmp)]
+        small = disk_full(tmp)
+        if small:
+            cases["disk full during a search"] = ["search", "--space", TINY, "--pop", "6",
+                                                  "--generations", "4", "--final-seeds",
+                                                  "--out", f"{small}/run"]
+        else:
+            print("(disk full: skipped, mounting a small tmpfs needs root)")
+        for label, args in cases.items():
+            code, secs, rss, lines = run(args, 900 if label.startswith("disk full") else 120)
+            slow_ok = label.startswith("disk full")  # it trains until the disk fills
+            ok = (code == 2 and (secs < LIMIT_S or slow_ok) and rss < LIMIT_MB
+                  and len(lines) == 1 and not (tmp / "out").exists())
             failed += not ok
             shown = " | ".join(lines)
             print(f"{label:30s} {code:4d} {secs:5.1f} {rss:7.0f}  {shown.replace(name, 'TMP')}"
                   + ("" if ok else "   <-- FAILS THE BAR"), flush=True)
+        if small:
+            subprocess.run(["umount", small], capture_output=True)
+        loopback, ports, mode = ray_exposure(tmp)
+        print(f"a local search's Ray listened on {', '.join(ports) or 'nothing seen'}: "
+              f"{'loopback only' if loopback else 'NOT ONLY LOOPBACK'}; token file mode {mode}")
+        failed += not loopback or mode != "0o600"
     pwned = Path("/tmp/evo-msa-hostile-pwned")
     if pwned.exists():
         print("a payload ran: /tmp/evo-msa-hostile-pwned exists")

@@ -178,7 +178,7 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
 
 def study_figures(ctx: Context) -> None:
     """best_so_far.png: every search variant's best-so-far validation fitness against the
-    number of evaluations, mean over search seeds with min-max spread."""
+    number of trainings, mean over search seeds with min-max spread."""
     searches = {n: r for n, r in ctx.done.items() if r.get("kind") == "search"}
     if not searches:
         return
@@ -199,7 +199,7 @@ def study_figures(ctx: Context) -> None:
                      float(arr[:, -1].std(ddof=1)) if len(arr) > 1 else 0.0,
                      "final_best_min": float(arr[:, -1].min()),
                      "final_best_max": float(arr[:, -1].max())})
-    ax.set_xlabel("evaluations (trained genomes)")
+    ax.set_xlabel("trainings (evaluations that trained a genome)")
     ax.set_ylabel("best-so-far validation fitness")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

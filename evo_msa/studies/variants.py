@@ -411,7 +411,10 @@ def _quiet(ctx: Context):
 
 
 def _best_so_far(run: Path) -> list[float]:
-    frame = pd.read_csv(run / rundir.LEADERBOARD)
+    """The best validation fitness after each training of a search (rows answered without a
+    training, cached or rejected, spend no budget and take no step)."""
+    frame = pd.read_csv(run / rundir.LEADERBOARD, keep_default_na=False)
+    frame = frame[[Status(x).trained for x in frame["status"]]]
     sign = _objective(json.loads((run / rundir.BEST).read_text())).sign
     vals = pd.to_numeric(frame["fitness"], errors="coerce").to_numpy(dtype=float)
     usable = [Status(x).usable for x in frame["status"]]
