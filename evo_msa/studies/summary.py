@@ -77,8 +77,9 @@ def render_markdown(frame: pd.DataFrame, root: Path, md_dir: Path,
              "selection used the valid split only.", ""]
     if notes and (notes / "_header.md").is_file():
         lines += [(notes / "_header.md").read_text().strip(), ""]
+    benches = _benchmarks(root, md_dir, notes)
     if frame.empty:
-        return "\n".join(lines + ["No results yet.", ""])
+        return "\n".join(lines + (benches or ["No results yet.", ""]))
     for study in sorted(frame["study"].unique()):
         lines += [f"## {study}", ""]
         if notes and (notes / f"{study}.md").is_file():
@@ -107,7 +108,23 @@ def render_markdown(frame: pd.DataFrame, root: Path, md_dir: Path,
                 rel = os.path.relpath(png, md_dir)
                 lines.append(f"![{study} {dataset} {png.stem}]({rel})")
             lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + benches)
+
+
+def _benchmarks(root: Path, md_dir: Path, notes: Path | None) -> list[str]:
+    """A section per benchmark folder under root (one with a summary.md, e.g. the strategy
+    benchmark's): the commentary of notes/<name>.md, its summary and its figures."""
+    import os
+
+    lines: list[str] = []
+    for folder in sorted(p.parent for p in root.glob("*/summary.md")):
+        lines += [f"## {folder.name}", ""]
+        if notes and (notes / f"{folder.name}.md").is_file():
+            lines += [(notes / f"{folder.name}.md").read_text().strip(), ""]
+        lines += [(folder / "summary.md").read_text().strip(), ""]
+        lines += [f"![{folder.name} {png.stem}]({os.path.relpath(png, md_dir)})"
+                  for png in sorted(folder.glob("*.png"))] + [""]
+    return lines
 
 
 def _markdown_table(frame: pd.DataFrame) -> list[str]:

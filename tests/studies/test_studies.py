@@ -141,3 +141,19 @@ def test_bad_study_is_one_line(tmp_path, capsys):
     bad.write_text("name: x\ndatasets: [{path: a.pkl}]\nvariants: [{name: a, kind: nope}]\n")
     assert main(["experiment", str(bad), "--quick", "--out", str(tmp_path / "o")]) == 2
     assert "kind" in capsys.readouterr().err
+
+
+def test_a_benchmark_folder_gets_its_section(tmp_path):
+    from evo_msa.studies.summary import write_summary
+
+    bench = tmp_path / "results" / "strategy_bench"
+    bench.mkdir(parents=True)
+    (bench / "summary.md").write_text("| table | default |\n|---|---|\n| kc1 | 0.018 |\n")
+    (bench / "regret_vs_trainings.png").write_bytes(b"png")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "strategy_bench.md").write_text("What the benchmark measures.")
+    _, md = write_summary(tmp_path / "results", notes=notes)
+    text = md.read_text()
+    assert "## strategy_bench" in text and "What the benchmark measures." in text
+    assert "| kc1 | 0.018 |" in text and "(strategy_bench/regret_vs_trainings.png)" in text
