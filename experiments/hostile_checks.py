@@ -66,19 +66,9 @@ def spoiled(model: Path, tmp: Path, name: str, edit) -> str:
 
 
 def edit_json(**changes):
-    def edit(folder: Path):
-        meta = json.loads((folder / "model.json").read_text())
-        for dotted, value in changes.items():
-            *parents, last = dotted.split("__")
-            target = meta
-            for k in parents:
-                target = target[k]
-            if value is None:
-                del target[last]
-            else:
-                target[last] = value(target[last]) if callable(value) else value
-        (folder / "model.json").write_text(json.dumps(meta))
-    return edit
+    """edit_model_json with keyword paths (a__b = "a.b"); None removes the key."""
+    return H.edit_model_json({k.replace("__", "."): H.DROP if v is None else v
+                              for k, v in changes.items()})
 
 
 class _Code:

@@ -87,3 +87,26 @@ def fifo(path: Path) -> Path:
 
 __all__ = ["pickle_list_of_range", "pickle_bytes_of_size", "pickle_declared_array",
            "pickle_short_object_array", "pickle_shared_array", "yaml_alias_bomb", "fifo"]
+
+
+DROP = object()  # edit_model_json: remove the key
+
+
+def edit_model_json(changes: dict):
+    """An edit of a saved model folder's model.json: {"signature.dims.text": 10**10, ...}; a
+    value may be DROP (remove the key) or a function of the old value."""
+    import json
+
+    def edit(folder: Path) -> None:
+        meta = json.loads((folder / "model.json").read_text())
+        for dotted, value in changes.items():
+            *parents, last = dotted.split(".")
+            target = meta
+            for key in parents:
+                target = target[key]
+            if value is DROP:
+                del target[last]
+            else:
+                target[last] = value(target[last]) if callable(value) else value
+        (folder / "model.json").write_text(json.dumps(meta))
+    return edit

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
+from tests import hostile_files as H
+
 from evo_msa import api
 from evo_msa.cli import main
 from evo_msa.data import make_synthetic
@@ -138,21 +140,10 @@ class _Pwn:
 
 
 def _edit_json(key_path, value):
-    def edit(folder):
-        meta = json.loads((folder / "model.json").read_text())
-        *parents, last = key_path.split(".")
-        target = meta
-        for k in parents:
-            target = target[k]
-        if value is _DROP:
-            del target[last]
-        else:
-            target[last] = value(target[last]) if callable(value) else value
-        (folder / "model.json").write_text(json.dumps(meta))
-    return edit
+    return H.edit_model_json({key_path: H.DROP if value is _DROP else value})
 
 
-_DROP = object()
+_DROP = H.DROP
 
 
 def _weights(obj):
