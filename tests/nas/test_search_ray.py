@@ -130,7 +130,9 @@ def test_steady_state_with_asha_spends_its_budget(tmp_path):
                                seed=2, final_seeds=[], out=str(tmp_path / "run")),
                  log=lambda line: None)
     board = pd.read_csv(run / "leaderboard.csv")
-    assert len(board) == 12 and board["id"].is_unique
+    # the budget counts trainings: rows answered from the cache come on top (their number
+    # depends on the order asynchronous trials finish in)
+    assert board["id"].is_unique and (board["status"] != "cached").sum() == 12
     assert set(board["status"]) <= {"ok", "cached", "early-stopped"}
     children = board[board["id"] >= 6]
     assert children["parents"].notna().all()  # every child came from a tournament
