@@ -117,7 +117,8 @@ class Linear:
     """
 
     def __init__(self, store: ParamStore, name: str, in_mask: torch.Tensor,
-                 out_mask: torch.Tensor, bias: bool = True, fan_in: torch.Tensor | float | None = None):
+                 out_mask: torch.Tensor, bias: bool = True,
+                 fan_in: torch.Tensor | float | None = None):
         # in_mask (P, *G, d_in), out_mask (P, *G, d_out)
         lead = tuple(in_mask.shape[1:-1])
         d_in, d_out = in_mask.shape[-1], out_mask.shape[-1]
@@ -215,9 +216,10 @@ class MemberNoise:
         self.step = 0
 
     def uniform(self, site: str, shape: tuple[int, ...], groups: torch.Tensor | None = None,
-                sel: torch.Tensor | None = None) -> torch.Tensor:
+                sel: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
         """U[0, 1) of `shape` = (P, *G, B, *rest); `groups` are canonical ids of the G axis
-        (e.g. which modality), rest is (W,) units or (T, D) time steps and features."""
+        (e.g. which modality), rest is (W,) units or (T, D) time steps and features. `steps`:
+        the data's T when a batch is cut shorter, so step t draws the same either way."""
         key = _pick(self.key, sel)
         dev = key.device
         salt = _i32(hash_int(zlib.crc32(site.encode())) + self.step * 0x9E3779B97F4A7C15)
@@ -227,7 +229,8 @@ class MemberNoise:
         b_axis = 1 + (groups is not None)
         rest = shape[b_axis + 1:]
         # the element's own coordinates: sample, then time step and feature, or unit
-        inner = math.prod(rest) if len(rest) == 2 else 65536  # units: a fixed stride (padding)
+        # units: a fixed stride (padding); steps: the data's T (a batch may be cut shorter)
+        inner = (steps or rest[0]) * rest[1] if len(rest) == 2 else 65536
         idx = torch.arange(shape[b_axis], device=dev, dtype=torch.int32) * inner
         idx = idx.view(-1, *([1] * len(rest)))
         if len(rest) == 2:
@@ -251,14 +254,15 @@ def hash_int(x: int) -> int:
 
 
 def dropout(x: torch.Tensor, rate: torch.Tensor, noise: MemberNoise | None, site: str,
-            groups: torch.Tensor | None = None, sel: torch.Tensor | None = None) -> torch.Tensor:
+            groups: torch.Tensor | None = None, sel: torch.Tensor | None = None,
+            steps: int | None = None) -> torch.Tensor:
     """Dropout with one rate per member (`rate` broadcasts against x, e.g. (P, 1, 1));
     no noise = evaluation, or no member drops anything (decided once, on the host: no
     device sync per call)."""
     if noise is None:
         return x
     scale = 1.0 / (1.0 - rate).clamp_min(1e-6)
-    return x * ((noise.uniform(site, tuple(x.shape), groups, sel) >= rate) * scale)
+    return x * ((noise.uniform(site, tuple(x.shape), groups, sel, steps) >= rate) * scale)
 
 
 class Block(nn.Module):
