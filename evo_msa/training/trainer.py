@@ -75,6 +75,9 @@ class DeviceSplit:
         self.n = len(split)
         self.inputs = {m: put(split.features[m], torch.float32) for m in modalities}
         self.lengths = {m: put(split.lengths[m], torch.long) for m in modalities}
+        # on the host too: each batch is cut to its longest sequence without a device sync
+        self.host_lengths = {m: torch.as_tensor(split.lengths[m]).clamp_min(1)
+                             for m in modalities}
         self.coarse = None
         self.unimodal = None
         if data.task == "regression":
@@ -83,20 +86,27 @@ class DeviceSplit:
                 table = {k: coarse_labels(self.y, k, data.scale) for k in set(coarse)}
                 self.coarse = torch.stack([table[k] for k in coarse])
             if split.unimodal:
-                self.unimodal = torch.stack([put(split.unimodal[m], torch.float32)
-                                             if m in split.unimodal else self.y for m in modalities])
+                self.unimodal = torch.stack([
+                    put(split.unimodal[m], torch.float32) if m in split.unimodal else self.y
+                    for m in modalities])
         else:
             self.y = put(split.classification, torch.long)
 
-    def batch(self, idx: torch.Tensor):
-        """Inputs, lengths and labels of the samples idx (P, B) of each member."""
+    def batch(self, idx: torch.Tensor, host_idx: torch.Tensor | None = None):
+        """Inputs, lengths and labels of the samples idx (P, B) of each member. Sequences are
+        cut to the longest in the batch (over every member's rows: utterances are mostly
+        shorter than T); `host_idx`: idx on the host, where that is read."""
         labels = TaskLabels(main=self.y[idx])
         if self.coarse is not None:
             labels.coarse = torch.gather(self.coarse, 1, idx)
         if self.unimodal is not None:
             labels.unimodal = self.unimodal[:, idx].transpose(0, 1)
-        return ({m: x[idx] for m, x in self.inputs.items()},
-                {m: x[idx] for m, x in self.lengths.items()}, labels)
+        host = idx.cpu() if host_idx is None else host_idx
+        inputs = {}
+        for m, x in self.inputs.items():
+            steps = int(self.host_lengths[m][host].max()) if x.shape[1] > 1 else 1
+            inputs[m] = x[:, :steps][idx]
+        return inputs, {m: x[idx] for m, x in self.lengths.items()}, labels
 
 
 class PopulationTrainer:
@@ -144,8 +154,8 @@ class PopulationTrainer:
         self.model.train()
         train = self.splits["train"]
         bs = self.batch_size
-        order = torch.stack([torch.randperm(train.n, generator=g) for g in self.orders])
-        order = order.to(self.device)
+        host_order = torch.stack([torch.randperm(train.n, generator=g) for g in self.orders])
+        order = host_order.to(self.device)
         sums = torch.zeros(self.P, len(TERMS) + 1, device=self.device)
         steps = 0
         store = self.model.store
@@ -153,7 +163,7 @@ class PopulationTrainer:
             idx = order[:, start:start + bs]
             if idx.shape[1] < 2 and train.n > 1:  # a trailing batch of one sample is a very
                 continue  # noisy gradient step: skip it (as drop_last would)
-            inputs, lengths, labels = train.batch(idx)
+            inputs, lengths, labels = train.batch(idx, host_order[:, start:start + bs])
             self.model.noise.step += 1
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 out = self.model(inputs, lengths)
@@ -182,8 +192,8 @@ class PopulationTrainer:
         preds = []
         with self._eval_weights():
             for start in range(0, data.n, chunk):
-                rows = torch.arange(start, min(start + chunk, data.n), device=self.device)
-                inputs, lengths, _ = data.batch(rows.expand(self.P, -1))
+                rows = torch.arange(start, min(start + chunk, data.n))
+                inputs, lengths, _ = data.batch(rows.to(self.device).expand(self.P, -1), rows)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                     preds.append(self.model(inputs, lengths).main.float())
         return torch.cat(preds, 1)
