@@ -25,8 +25,8 @@ from torch import nn
 
 from evo_msa.config import ModelConfig, RunConfig
 from evo_msa.data.dataset import MODALITIES
-from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout, masked_mean
-from evo_msa.models.sequence import SequenceExpert
+from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout
+from evo_msa.models.sequence import SequenceExpert, Steps, pooled_mean
 
 NEG = -1.0e4  # logit of a class a member does not have (finite: safe in bf16 and in KL)
 
@@ -122,6 +122,7 @@ class HAEMSA(nn.Module):
         self.uses_contrast = bool(self.contrast_on.any())
         self.uses_dropout = any(m.dropout > 0 for m in mc)
         self.uses_input_dropout = any(m.input_dropout > 0 for m in mc)
+        self.input_rates = [m.input_dropout for m in mc]  # on the host
         self.uses_modality_dropout = any(m.modality_dropout > 0 for m in mc)
         # the contrast's anchor: text where a member has it, else its first modality
         self._runtime(anchor_index=torch.tensor([
@@ -233,18 +234,23 @@ class HAEMSA(nn.Module):
         return self.store.member_counts()
 
     # ---- forward ---------------------------------------------------------------------------
-    def forward(self, inputs: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor]
+    def forward(self, inputs: dict[str, torch.Tensor | Steps], lengths: dict[str, torch.Tensor]
                 ) -> ModelOutput:
-        """inputs[m] (P, B, T, D) and lengths[m] (P, B) for every modality of the population.
+        """inputs[m] (P, B, T, D), or for a sequence modality its packed valid steps (Steps,
+        what the trainer gives), and lengths[m] (P, B) for every modality of the population.
         In training mode each member draws its own dropout noise (self.noise; the trainer
         advances its step)."""
         params = self.params
         noise = self.noise if self.training and self.uses_dropout else None
         rate, mods = self.rate, self.modalities
+        inputs = {m: (Steps.pack(inputs[m], lengths[m])
+                      if self.info.seq_lens[m] > 1 and not isinstance(inputs[m], Steps)
+                      else inputs[m]) for m in mods}
         inputs = self._drop_inputs(inputs, self.noise if self.training else None)
-        spec0 = torch.stack([self.experts[m](params, inputs[m], lengths[m], rate, noise)
-                             for m in mods], 1)  # (P, M, B, W)
-        pooled = torch.cat([masked_mean(inputs[m], lengths[m]) for m in mods], -1)
+        means = {m: pooled_mean(inputs[m], lengths[m]) for m in mods}
+        spec0 = torch.stack([self.experts[m](params, inputs[m], lengths[m], rate, noise,
+                                             mean=means[m]) for m in mods], 1)  # (P, M, B, W)
+        pooled = torch.cat([means[m] for m in mods], -1)
         pooled = pooled * self.unified_in[:, None, :]  # a masked modality is never read
         shared = self.unified_expert(params, pooled, rate, noise, "unified")  # (P, B, W)
         contrast = None
@@ -302,18 +308,31 @@ class HAEMSA(nn.Module):
             return inputs
         mods = self.modalities
         if self.uses_input_dropout:
-            inputs = {m: dropout(inputs[m], self.input_rate, noise, f"input.{m}",
-                                 steps=self.info.seq_lens[m]) for m in mods}
+            inputs = {m: self._input_dropout(inputs[m], m, noise) for m in mods}
         if self.uses_modality_dropout:
-            B = next(iter(inputs.values())).shape[1]
+            B = self._batch(inputs)
             u = torch.cat([noise.uniform(f"modality_dropout.{m}", (self.P, B, 1)) for m in mods],
                           -1)
             drop = (u < self.modality_rate[:, :, None]) & self.modality_mask[:, None, :]
             kept_any = ((~drop) & self.modality_mask[:, None, :]).any(-1, keepdim=True)
             drop = drop & kept_any  # a sample that would lose every modality keeps them all
-            keep = (~drop).to(next(iter(inputs.values())).dtype)
-            inputs = {m: inputs[m] * keep[:, :, j, None, None] for j, m in enumerate(mods)}
+            keep = (~drop).float()
+            inputs = {m: (inputs[m].scaled(torch.gather(keep[:, :, j], 1,
+                                                        inputs[m].layout.batch_rows))
+                          if isinstance(inputs[m], Steps)
+                          else inputs[m] * keep[:, :, j, None, None].to(inputs[m].dtype))
+                      for j, m in enumerate(mods)}
         return inputs
+
+    @staticmethod
+    def _batch(inputs) -> int:
+        x = next(iter(inputs.values()))
+        return x.layout.perm.shape[1] if isinstance(x, Steps) else x.shape[1]
+
+    def _input_dropout(self, x, m: str, noise: MemberNoise):
+        if isinstance(x, Steps):
+            return x.dropout(noise, f"input.{m}", self.input_rates)
+        return dropout(x, self.input_rate, noise, f"input.{m}")
 
     def _tower(self, params, name, experts, noise):
         query, key, select, hidden, out = self.towers[name]

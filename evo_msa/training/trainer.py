@@ -28,6 +28,7 @@ from evo_msa.losses import TaskLabels, coarse_labels
 from evo_msa.losses.terms import TERMS
 from evo_msa.metrics import Objective, compute_metrics
 from evo_msa.models import DataInfo
+from evo_msa.models.sequence import StepLayout, Steps
 from evo_msa.status import Status
 from evo_msa.training.optim import PopulationAdamW
 from evo_msa.training.population import build_population
@@ -73,10 +74,16 @@ class DeviceSplit:
             return torch.as_tensor(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
 
         self.n = len(split)
-        self.inputs = {m: put(split.features[m], torch.float32) for m in modalities}
+        self.steps = {m: split.features[m].shape[1] for m in modalities}
+        # sequences (T > 1) as their steps, flattened, and a row of zeros (see Steps.gather)
+        self.inputs = {m: put(split.features[m], torch.float32) if self.steps[m] == 1 else
+                       torch.cat([put(split.features[m].reshape(-1, split.features[m].shape[2]),
+                                      torch.float32),
+                                  torch.zeros(1, split.features[m].shape[2], device=device)])
+                       for m in modalities}
         self.lengths = {m: put(split.lengths[m], torch.long) for m in modalities}
-        # on the host too: each batch is cut to its longest sequence without a device sync
-        self.host_lengths = {m: torch.as_tensor(split.lengths[m]).clamp_min(1)
+        # on the host too: each batch is laid out without a device sync
+        self.host_lengths = {m: torch.as_tensor(split.lengths[m]).clamp(0, self.steps[m])
                              for m in modalities}
         self.coarse = None
         self.unimodal = None
@@ -93,19 +100,24 @@ class DeviceSplit:
             self.y = put(split.classification, torch.long)
 
     def batch(self, idx: torch.Tensor, host_idx: torch.Tensor | None = None):
-        """Inputs, lengths and labels of the samples idx (P, B) of each member. Sequences are
-        cut to the longest in the batch (over every member's rows: utterances are mostly
-        shorter than T); `host_idx`: idx on the host, where that is read."""
+        """Inputs, lengths and labels of the samples idx (P, B) of each member. A sequence
+        modality comes as its valid steps, packed straight from the split (models.sequence:
+        no padded batch is made), laid out from the lengths on the host (`host_idx`: idx
+        there) to the batch's longest sequence."""
         labels = TaskLabels(main=self.y[idx])
         if self.coarse is not None:
             labels.coarse = torch.gather(self.coarse, 1, idx)
         if self.unimodal is not None:
             labels.unimodal = self.unimodal[:, idx].transpose(0, 1)
-        host = idx.cpu() if host_idx is None else host_idx
+        host = (idx.cpu() if host_idx is None else host_idx).expand(idx.shape)
         inputs = {}
         for m, x in self.inputs.items():
-            steps = int(self.host_lengths[m][host].max()) if x.shape[1] > 1 else 1
-            inputs[m] = x[:, :steps][idx]
+            if self.steps[m] == 1:
+                inputs[m] = x[idx]
+                continue
+            lengths = self.host_lengths[m][host]
+            layout = StepLayout.of(lengths, max(1, int(lengths.max()))).to(x.device)
+            inputs[m] = Steps.gather(x, self.steps[m], idx, layout)
         return inputs, {m: x[idx] for m, x in self.lengths.items()}, labels
 
 
@@ -187,7 +199,7 @@ class PopulationTrainer:
         """Main-task outputs of every member on a split: (P, N) scores or (P, N, C) logits."""
         self.model.eval()
         data = self.splits[split]
-        width = sum(x[0].numel() for x in data.inputs.values())
+        width = sum(x.shape[-1] * data.steps[m] for m, x in data.inputs.items())
         chunk = max(32, EVAL_ELEMENTS // max(1, self.P * width))
         preds = []
         with self._eval_weights():

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from evo_msa.config import ENCODERS
-from evo_msa.models.layers import ParamStore, masked_mean
-from evo_msa.models.sequence import SequenceExpert, StepLayout
+from evo_msa.models.layers import MemberNoise, ParamStore, masked_mean
+from evo_msa.models.sequence import SequenceExpert, StepLayout, Steps
 
 D, H, T = 5, 4, 7
 # long (all T steps), short, all padding but the first step, and a middle length
@@ -31,7 +31,7 @@ def inputs(lengths, P: int = 1, seed: int = 0):
 
 
 def encode(kind, e, params, x, n):
-    return getattr(e, f"_{kind}")(params, x, n, StepLayout.of(n, x.shape[2]), None)
+    return getattr(e, f"_{kind}")(params, Steps.pack(x, n), None, e.widths[kind])
 
 
 def test_gru_is_torch_gru_forward_and_backward():
@@ -54,6 +54,7 @@ def test_gru_is_torch_gru_forward_and_backward():
     torch.testing.assert_close(params[e.w_hh.w].grad[0], ref.weight_hh_l0.grad.T)
     torch.testing.assert_close(params[e.w_ih.w].grad[0], ref.weight_ih_l0.grad.T)
     torch.testing.assert_close(params[e.w_ih.b].grad[0], ref.bias_ih_l0.grad)
+    torch.testing.assert_close(params[e.w_hh.b].grad[0], ref.bias_hh_l0.grad)
 
 
 def test_conv_is_conv1d_over_the_valid_steps():
@@ -136,4 +137,36 @@ def test_packing_skips_the_steps_no_member_has():
     layout = StepLayout.of(n, T)
     # step 0: every row; steps 1-2: 2 rows (member 1 has two of length 3); steps 3-6: 1 row
     assert layout.counts == [4, 2, 2, 1, 1, 1, 1]
-    assert layout.index.shape == (2, 12) and int(layout.valid.sum()) == int(n.sum())
+    assert layout.row.shape == (12,) and int(layout.valid.sum()) == int(n.sum())
+    x = torch.randn(2, 4, T, D)
+    steps = Steps.pack(x, n)
+    torch.testing.assert_close(steps.mean(), masked_mean(x, n))
+    # the neighbours a convolution reads: the same row one step back and on
+    prev, after = steps.layout.neighbour(-1), steps.layout.neighbour(1)
+    S = len(steps.layout.row)
+    for s_ in range(S):
+        r, t = int(steps.layout.row[s_]), int(steps.layout.at[s_])
+        assert (int(prev[s_]) == S) == (t == 0)
+        if int(after[s_]) < S:
+            assert (int(steps.layout.row[after[s_]]), int(steps.layout.at[after[s_]])) == (r, t + 1)
+
+
+def test_input_dropout_of_a_member_depends_on_its_own_batch_only():
+    """Its draws follow its own valid steps (batch row, then step): the same alone, packed with
+    other members, and with the batch cut anywhere past its longest sequence."""
+    n = torch.tensor([[5, 1, 3], [2, 6, 1]])
+    x = torch.randn(2, 3, T, D)
+    noise = MemberNoise([3, 4], torch.device("cpu"))
+    noise.step = 5
+    both = Steps.pack(x, n).dropout(noise, "input.text", [0.4, 0.3])
+    for p in range(2):
+        alone = MemberNoise([3 + p], torch.device("cpu"))
+        alone.step = 5
+        cut = int(n[p].max())
+        mine = Steps.pack(x[p:p + 1, :, :cut], n[p:p + 1]).dropout(alone, "input.text",
+                                                                    [[0.4, 0.3][p]])
+        torch.testing.assert_close(mine.mean()[0], both.mean()[p])
+        # the same draws zero the same elements
+        assert int((mine.x == 0).sum()) == int((both.x[p][both.layout.valid[p]] == 0).sum())
+    rate = float((both.x[both.layout.valid] == 0).float().mean())
+    assert 0.25 < rate < 0.45
