@@ -38,10 +38,11 @@ from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, _pick,
 class StepLayout:
     """Where the valid steps of a batch (P, B, T) sit once packed. Packed position s is sorted
     row `row[s]` at step `at[s]`, for every member; member p's sorted row j is its batch row
-    perm[p, j]. `counts` and `offsets` (host ints) delimit the steps on the packed axis."""
+    perm[p, j]. `counts` and `offsets` (host ints) delimit the steps on the packed axis;
+    None: every row at every step (an export, whose shapes may not depend on the data)."""
 
-    counts: list[int]  # n_t: rows packed at step t (the longest-running member's)
-    offsets: list[int]  # where step t starts
+    counts: list[int] | None  # n_t: rows packed at step t (the longest-running member's)
+    offsets: list[int] | None  # where step t starts
     totals: list[int] | None  # each member's valid steps (None in a `select`ed layout)
     row: torch.Tensor  # (S,) sorted row of each packed position
     at: torch.Tensor  # (S,) its step
@@ -62,9 +63,8 @@ class StepLayout:
             # step, unsorted (the same results, without the savings)
             rows = torch.arange(B, device=dev)
             ident = rows[None, :].expand(P, -1)
-            return cls([B] * steps, [t * B for t in range(steps)], None, rows.repeat(steps),
-                       torch.arange(steps, device=dev).repeat_interleave(B), ident, ident,
-                       lengths, steps)
+            at = torch.arange(steps, device=dev)[:, None].expand(steps, B).reshape(-1)
+            return cls(None, None, None, rows.repeat(steps), at, ident, ident, lengths, steps)
         # a row of length 0 still takes step 0 (the GRU's state after it; never valid)
         ordered, perm = lengths.sort(dim=1, descending=True, stable=True)
         # n_t: the column maxima of the sorted lengths fall, so they give every n_t at once
@@ -106,18 +106,26 @@ class StepLayout:
     def last(self, y: torch.Tensor) -> torch.Tensor:
         """(P, S, K) -> (P, B, K): each row at its last valid step (step 0 for length 0)."""
         P, _, K = y.shape
-        offsets = torch.as_tensor(self.offsets, device=y.device)
-        j = torch.arange(self.perm.shape[1], device=y.device)
-        at = offsets[(self.lengths.clamp_min(1) - 1)] + j  # sorted order
+        B = self.perm.shape[1]
+        j = torch.arange(B, device=y.device)
+        last = self.lengths.clamp_min(1) - 1
+        if self.counts is None:
+            at = last * B + j
+        else:
+            at = torch.as_tensor(self.offsets, device=y.device)[last] + j  # sorted order
         return torch.gather(y, 1, torch.gather(at, 1, self.inv)[..., None].expand(-1, -1, K))
 
     def neighbour(self, shift: int) -> torch.Tensor:
         """(S,) the packed position of the same row `shift` steps on, or S (no such step)."""
-        S = len(self.row)
+        S = self.row.shape[0]
         t = self.at + shift
+        inside = (t >= 0) & (t < self.steps)
+        if self.counts is None:
+            B = self.perm.shape[1]
+            return torch.where(inside, torch.arange(S, device=t.device) + shift * B, S)
         counts = torch.as_tensor(self.counts + [0], device=self.row.device)
         offsets = torch.as_tensor(self.offsets + [S], device=self.row.device)
-        inside = (t >= 0) & (t < len(self.counts))
+        inside = inside & (t < len(self.counts))
         tt = t.clamp(0, len(self.counts))
         there = inside & (self.row < counts[tt])
         return torch.where(there, offsets[tt] + self.row, S)
@@ -191,15 +199,18 @@ def pooled_mean(x, lengths: torch.Tensor) -> torch.Tensor:
     return x.mean() if isinstance(x, Steps) else masked_mean(x, lengths)
 
 
-def _gru_steps(gi: torch.Tensor, w: torch.Tensor, b: torch.Tensor, counts: list[int]):
+def _gru_steps(gi: torch.Tensor, w: torch.Tensor, b: torch.Tensor, counts: list[int] | None,
+               steps: int = 0):
     """The GRU over packed steps: gi (P, S, 3H) the inputs' gate terms, w (P, H, 3H), b
-    (P, 1, 3H); step t updates the first counts[t] rows. Returns the states (P, S, H) and,
-    for the backward, each step's hidden gate terms (r, z in place of theirs, then W_hn h +
-    b_hn) and candidate."""
+    (P, 1, 3H); step t updates the first counts[t] rows (None: all rows of `steps` steps).
+    Returns the states (P, S, H) and, for the backward, each step's hidden gate terms (r, z
+    in place of theirs, then W_hn h + b_hn) and candidate."""
     H = w.shape[1]
-    h = gi.new_zeros(gi.shape[0], counts[0], H)
+    chunks = (gi.unflatten(1, (steps, -1)).unbind(1) if counts is None
+              else torch.split(gi, counts, 1))
+    h = gi.new_zeros(gi.shape[0], chunks[0].shape[1], H)
     states, gates, cands = [], [], []
-    for g in torch.split(gi, counts, 1):
+    for g in chunks:
         if g.shape[1] < h.shape[1]:
             h = h[:, :g.shape[1]]  # rows past their last step are done (longest first)
         gh = torch.baddbmm(b, h, w)
@@ -367,7 +378,7 @@ class SequenceExpert(nn.Module):
                             widths, 3)
         w, b = _pick(params[self.w_hh.w], sel), _pick(params[self.w_hh.b], sel)[:, None]
         if torch.compiler.is_compiling():  # an export: no backward, plain ops trace best
-            states = _gru_steps(gi, w, b, x.layout.counts)[0]
+            states = _gru_steps(gi, w, b, x.layout.counts, x.layout.steps)[0]
         else:
             states = _PackedGRU.apply(gi, w, b, x.layout.counts)
         return x.layout.last(states)
