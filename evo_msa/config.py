@@ -23,7 +23,7 @@ from evo_msa.data.dataset import MODALITIES, SHORT_NAMES
 from evo_msa.errors import UserError, brief
 
 MAX_DEPTH = 4
-ENCODERS = ("mean", "gru", "conv")
+ENCODERS = ("mean", "gru", "conv", "attention")
 WEIGHTINGS = ("fixed", "gdwg", "attention")
 REGRESSION_LOSSES = ("l1", "smooth_l1")
 
@@ -34,6 +34,10 @@ class ModelConfig:
 
     modalities: list[str] = field(default_factory=lambda: list(MODALITIES))  # the modality mask
     encoder: str = "mean"  # sequence encoder of the specific experts when T > 1
+    # per modality, where its sequences differ ("" = `encoder`); see `encoder_of`
+    text_encoder: str = ""
+    audio_encoder: str = ""
+    vision_encoder: str = ""
     expert_dim: int = 64  # width of each modality-specific expert f_t, f_a, f_v (level 0)
     unified_dim: int = 32  # width of the unified expert f_s (level 0)
     depth: int = 1  # hierarchical fusion levels L (HAEMSA eq. 5); 0 = experts straight to towers
@@ -50,6 +54,11 @@ class ModelConfig:
         """The widest layer the network really has (levels past `depth` do not count): what a
         population pads its members to, and what `plan_populations` groups them by."""
         return max(self.expert_dim, self.unified_dim, *self.level_widths[:self.depth])
+
+    def encoder_of(self, modality: str) -> str:
+        """The sequence encoder of a modality's expert: its own field, else `encoder`. It
+        matters only where the modality has T > 1 (on vectors every encoder is one MLP block)."""
+        return getattr(self, f"{modality}_encoder") or self.encoder
 
 
 @dataclass
@@ -129,6 +138,8 @@ class RunConfig:
             (lambda: bool(m.modalities) and all(x in MODALITIES for x in m.modalities),
              "model.modalities", f"a non-empty subset of {list(MODALITIES)}"),
             (lambda: m.encoder in ENCODERS, "model.encoder", f"one of {list(ENCODERS)}"),
+            *[(lambda v=getattr(m, f"{x}_encoder"): v in ("", *ENCODERS), f"model.{x}_encoder",
+               f"one of {list(ENCODERS)} or '' (= model.encoder)") for x in MODALITIES],
             (lambda: _is_int(m.depth) and 0 <= m.depth <= MAX_DEPTH, "model.depth",
              f"an integer in 0..{MAX_DEPTH}"),
             (lambda: m.depth <= len(m.level_widths) <= MAX_LEVEL_WIDTHS
@@ -152,7 +163,8 @@ class RunConfig:
              "a decay in [0, 1) (0 = off)"),
             (lambda: o.regression_loss in REGRESSION_LOSSES, "objective.regression_loss",
              f"one of {list(REGRESSION_LOSSES)}"),
-            (lambda: o.weighting in WEIGHTINGS, "objective.weighting", f"one of {list(WEIGHTINGS)}"),
+            (lambda: o.weighting in WEIGHTINGS, "objective.weighting",
+             f"one of {list(WEIGHTINGS)}"),
             (lambda: o.coarse_classes in (2, 3, 5, 7), "objective.coarse_classes", "2, 3, 5 or 7"),
         ]
         for name in ("lambda_main", "lambda_coarse", "lambda_unimodal", "lambda_unified",
@@ -162,14 +174,16 @@ class RunConfig:
         for name in ("contrast_tau", "gdwg_tau", "smooth_beta"):
             checks.append((lambda v=getattr(o, name): _finite(v) and v > 0, f"objective.{name}",
                            "a positive finite value"))
-        for name, top in (("epochs", MAX_COUNT), ("patience", MAX_COUNT), ("batch_size", MAX_BATCH)):
+        for name, top in (("epochs", MAX_COUNT), ("patience", MAX_COUNT),
+                          ("batch_size", MAX_BATCH)):
             checks.append((lambda v=getattr(t, name), top=top: _is_int(v) and 1 <= v <= top,
                            f"train.{name}", f"an integer in 1..{top}"))
         checks += [
             (lambda: _finite(t.lr) and t.lr > 0, "train.lr", "a positive finite number"),
             (lambda: _finite(t.weight_decay) and t.weight_decay >= 0, "train.weight_decay",
              "a non-negative finite number"),
-            (lambda: _finite(t.grad_clip), "train.grad_clip", "a finite number (<= 0: no clipping)"),
+            (lambda: _finite(t.grad_clip), "train.grad_clip",
+             "a finite number (<= 0: no clipping)"),
             (lambda: isinstance(t.select_metric, str) and t.select_metric.strip() != "",
              "train.select_metric", "a metric name such as 'loss' or 'mae'"),
         ]

@@ -13,6 +13,12 @@ when there is a GPU), and whether batching changes the fitness signal: Spearman 
 mean absolute difference between batched and one-at-a-time validation fitness, against the
 seed-to-seed difference.
 
+`--data PKL` adds the shape "data": a real package (e.g. MOSI's MiniLM tokens, T = 50).
+`--encoder gru` gives every genome that sequence encoder; (a) then runs each GRU expert as
+torch.nn.GRU over packed sequences (pack_padded_sequence), the rest of the network unchanged:
+the MMSA-style per-genome loop the batched path has to beat on sequences. `--space` draws the
+genomes from another space file.
+
 `--search-compare` also times `evo-msa search --space <haemsa.yaml of OLD> --pop 32` of an
 older commit (default 919476c, the one-Ray-trial-per-genome search) against this checkout,
 side by side, with the old commit's space file for both.
@@ -58,8 +64,15 @@ SHAPES = {  # name: (dims, seq_len, split sizes)
 }
 
 
-def shaped_data(shape: str, seed: int = 0) -> MSAData:
-    """Random data of a benchmark shape (throughput does not depend on the signal)."""
+def shaped_data(shape: str, seed: int = 0, path: str | None = None) -> MSAData:
+    """Random data of a benchmark shape (throughput does not depend on the signal), or the
+    package at `path` for the shape "data"."""
+    if shape == "data":
+        from evo_msa.data import load_data
+
+        if not path:
+            raise SystemExit("the shape 'data' needs --data PKL")
+        return load_data(path)
     dims, steps, sizes = SHAPES[shape]
     rng = np.random.default_rng(seed)
     splits = {}
@@ -71,13 +84,18 @@ def shaped_data(shape: str, seed: int = 0) -> MSAData:
     return MSAData(name=f"bench:{shape}", splits=splits, task="regression", scale=3.0)
 
 
-def genome_set(n: int, data: MSAData, epochs: int, batch: int, seed: int = 0) -> list[RunConfig]:
-    space = load_space(ROOT / "search_spaces" / "haemsa.yaml")
+def genome_set(n: int, data: MSAData, epochs: int, batch: int, seed: int = 0,
+               space: str | None = None, encoder: str = "") -> list[RunConfig]:
+    space = load_space(space or ROOT / "search_spaces" / "haemsa.yaml")
     rng = random.Random(seed)
     configs = []
     for _ in range(n):
         cfg = space.to_config(space.sample(rng), available=data.modalities)
         cfg.train.epochs, cfg.train.patience, cfg.train.batch_size = epochs, epochs, batch
+        if encoder:  # every modality, so a space's per-modality genes cannot undo it
+            cfg.model.encoder = encoder
+            for m in ("text", "audio", "vision"):
+                setattr(cfg.model, f"{m}_encoder", "")
         configs.append(cfg)
     return configs
 
@@ -91,6 +109,7 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
     torch.manual_seed(seed)
     model, objective, weighting = build_population([cfg], DataInfo.from_data(data), [seed],
                                                    device)
+    grus = torch_gru_experts(model, data)
     model.train()
     mods = model.modalities
     tr = data.splits["train"]
@@ -99,7 +118,7 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
     tensors.append(torch.from_numpy(tr.regression))
     loader = DataLoader(TensorDataset(*tensors), batch_size=cfg.train.batch_size, shuffle=True,
                         drop_last=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr,
+    opt = torch.optim.AdamW([*model.parameters(), *grus.parameters()], lr=cfg.train.lr,
                             weight_decay=cfg.train.weight_decay)
     k = len(mods)
     best = math.inf
@@ -117,7 +136,8 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
             loss = weighting.combine(objective.losses(out, labels)).sum()
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            torch.nn.utils.clip_grad_norm_([*model.parameters(), *grus.parameters()],
+                                           cfg.train.grad_clip)
             opt.step()
             total += loss.item()  # MMSA reads the loss back every step
         model.eval()
@@ -129,6 +149,32 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
         mae = float((pred - torch.from_numpy(va.regression)).abs().mean())
         best = min(best, mae) if math.isfinite(mae) else best
     return best
+
+
+def torch_gru_experts(model, data: MSAData) -> torch.nn.ModuleList:
+    """Make every GRU expert of a population of one run torch.nn.GRU over its packed steps (a
+    PackedSequence: what pack_padded_sequence makes of the padded batch; its own weights,
+    PyTorch's init), then the expert's block as before; returns the GRUs, whose parameters
+    the caller optimises. Experts of other kinds are left as they are."""
+    from torch.nn.utils.rnn import PackedSequence
+
+    grus = torch.nn.ModuleList()
+    width = model.configs[0].model.expert_dim
+    for m, expert in model.experts.items():
+        if expert.kinds != ["gru"]:
+            continue
+        gru = torch.nn.GRU(data.dims[m], width, batch_first=True).to(model.device)
+        grus.append(gru)
+
+        def forward(params, x, lengths, rate, noise, mean=None, expert=expert, gru=gru):
+            lay = x.layout
+            packed = PackedSequence(x.x[0], torch.tensor(lay.counts), lay.perm[0], lay.inv[0])
+            h = gru(packed)[1][0]  # (B, width), batch order
+            h = torch.nn.functional.pad(h, (0, expert.gru_width - width))
+            return expert.blocks["gru"](params, h[None], rate, noise, expert.name)
+
+        expert.forward = forward
+    return grus
 
 
 # ---- (b) and (c) through Ray Tune ----------------------------------------------------------
@@ -214,9 +260,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def warm_up() -> None:
+    """A process's one-time costs, paid before any way is timed: torch.optim's first AdamW
+    step imports for ~1.5 s (it would land on (a)'s first genome)."""
+    p = torch.zeros(4, requires_grad=True)
+    opt = torch.optim.AdamW([p])
+    p.sum().backward()
+    opt.step()
+
+
 def bench_shape(shape: str, args, device: torch.device) -> dict:
-    data = shaped_data(shape)
-    configs = genome_set(args.genomes, data, args.epochs, args.batch)
+    warm_up()
+    data = shaped_data(shape, path=args.data)
+    configs = genome_set(args.genomes, data, args.epochs, args.batch, space=args.space,
+                         encoder=args.encoder)
     n = len(configs)
     rows = {}
     fitness: dict[str, list[float]] = {}  # way: validation fitness per genome (nan = not run)
@@ -269,14 +326,16 @@ def bench_shape(shape: str, args, device: torch.device) -> dict:
                 rows[f"c ray, {per} genomes per trial"] = {
                     **{k: v for k, v in out.items() if k != "fitness"}, "gpu_util": gpu.mean}
                 fitness["c"] = [out["fitness"].get(i, math.nan) for i in range(n)]
-                log(f"(c) {out['wall']:.1f}s, overhead per trial {out['ray_overhead_per_trial']:.2f}s")
+                log(f"(c) {out['wall']:.1f}s, overhead per trial "
+                    f"{out['ray_overhead_per_trial']:.2f}s")
             if "b" in ways:
                 with GpuSampler() as gpu:
                     out = ray_way(data, configs, 1, device, res)
                 rows["b ray, 1 genome per trial"] = {**{k: v for k, v in out.items()
                                                         if k != "fitness"}, "gpu_util": gpu.mean}
                 fitness["b"] = [out["fitness"].get(i, math.nan) for i in range(n)]
-                log(f"(b) {out['wall']:.1f}s, overhead per trial {out['ray_overhead_per_trial']:.2f}s")
+                log(f"(b) {out['wall']:.1f}s, overhead per trial "
+                    f"{out['ray_overhead_per_trial']:.2f}s")
         finally:
             ray.shutdown()
     # fitness agreement (not timed): batched (c0) against one at a time ((b)'s trials, each a
@@ -324,9 +383,13 @@ def bench_shape(shape: str, args, device: torch.device) -> dict:
     log(f"uptime after: {uptime()}")
     genomes = [{"genome": i, "params_width": c.model.widest, "depth": c.model.depth,
                 "modalities": "+".join(c.model.modalities), "weighting": c.objective.weighting,
+                "encoders": "+".join(c.model.encoder_of(m) for m in c.model.modalities
+                                     if data.seq_lens.get(m, 1) > 1),
                 **{f"fitness_{w}": f[i] for w, f in fitness.items()}}
                for i, c in enumerate(configs)]
-    return {"shape": shape, "genomes": n, "epochs": args.epochs, "batch_size": args.batch,
+    return {"shape": shape if shape != "data" else data.name, "genomes": n,
+            "epochs": args.epochs, "batch_size": args.batch, "encoder": args.encoder or "space",
+            "space": str(args.space or "search_spaces/haemsa.yaml"),
             "threads": torch.get_num_threads(), "load_before": load_before,
             "load_after": uptime(), "ways": rows, "per_genome": genomes}
 
@@ -346,7 +409,7 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
-WAY_COLUMNS = ["shape", "genomes", "epochs", "batch_size", "threads", "way", "wall",
+WAY_COLUMNS = ["shape", "genomes", "epochs", "batch_size", "threads", "encoder", "way", "wall",
                "evaluations_per_minute", "x_vs_a", "x_vs_b", "trials", "trial_seconds",
                "ray_overhead_per_trial", "peak_memory_mb", "gpu_util", "measured_genomes",
                "genomes_per_trial"]
@@ -361,7 +424,8 @@ def write_csvs(report: dict, out: Path, stem: str) -> None:
         for sh in report["shapes"]:
             for way, row in sh["ways"].items():
                 if way != "agreement":
-                    w.writerow({**{k: sh[k] for k in WAY_COLUMNS[:5]}, "way": way, **row})
+                    w.writerow({**{k: sh.get(k, "") for k in WAY_COLUMNS[:6]}, "way": way,
+                                **row})
     rows = [{"shape": sh["shape"], **g} for sh in report["shapes"] for g in sh["per_genome"]]
     if rows:
         cols = list(dict.fromkeys(k for r in rows for k in r))
@@ -376,9 +440,9 @@ def step_analysis(shape: str, args, device: torch.device) -> dict:
     member of a population of P (one program): what bounds (c)/(a) on this device."""
     from evo_msa.training.trainer import PopulationTrainer
 
-    data = shaped_data(shape)
+    data = shaped_data(shape, path=args.data)
     P = args.step_analysis
-    configs = genome_set(P, data, 1, args.batch)
+    configs = genome_set(P, data, 1, args.batch, space=args.space, encoder=args.encoder)
     steps = len(data.splits["train"].regression) // args.batch
 
     def epoch_ms(part):
@@ -436,7 +500,8 @@ def search_compare(args) -> dict:
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                        capture_output=True)
-    out["ratio"] = round(out["new"]["evaluations_per_minute"] / out["old"]["evaluations_per_minute"], 2)
+    out["ratio"] = round(out["new"]["evaluations_per_minute"]
+                         / out["old"]["evaluations_per_minute"], 2)
     return out
 
 
@@ -450,8 +515,10 @@ def markdown(report: dict) -> str:
     lines = [f"# Throughput on {report['device']}", "",
              f"`{report['command']}` (torch {torch.__version__}, {report['date']})", ""]
     for shape in report["shapes"]:
+        encoder = shape.get("encoder", "space")
         lines += [f"## {shape['shape']}: {shape['genomes']} genomes, {shape['epochs']} epochs, "
-                  f"batch {shape['batch_size']}", "",
+                  f"batch {shape['batch_size']}"
+                  + (f", sequence encoder {encoder}" if encoder != "space" else ""), "",
                   "| way | evaluations/min | x vs (a) | x vs (b) | Ray overhead/trial s | "
                   "peak memory MB | GPU util % |", "|---|---|---|---|---|---|---|"]
         for way, row in shape["ways"].items():
@@ -509,7 +576,11 @@ def _fmt(x):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--shapes", default="utterance,unaligned")
+    p.add_argument("--shapes", default="utterance,unaligned",
+                   help="utterance, unaligned (random data of those shapes), data (--data)")
+    p.add_argument("--data", default=None, help="a package for the shape 'data'")
+    p.add_argument("--encoder", default="", help="every genome's sequence encoder (e.g. gru)")
+    p.add_argument("--space", default=None, help="the genomes' space (default haemsa.yaml)")
     p.add_argument("--genomes", type=int, default=32)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=32)

@@ -25,14 +25,8 @@ from torch import nn
 
 from evo_msa.config import ModelConfig, RunConfig
 from evo_msa.data.dataset import MODALITIES
-from evo_msa.models.layers import (
-    Block,
-    Linear,
-    MemberNoise,
-    ParamStore,
-    dropout,
-    masked_mean,
-)
+from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout
+from evo_msa.models.sequence import SequenceExpert, Steps, pooled_mean
 
 NEG = -1.0e4  # logit of a class a member does not have (finite: safe in bf16 and in KL)
 
@@ -78,102 +72,6 @@ def _units(width: int, pad: int) -> torch.Tensor:
 
 def _stack(rows) -> torch.Tensor:
     return torch.stack([torch.as_tensor(r) for r in rows])
-
-
-class SequenceExpert(nn.Module):
-    """The specific expert f_m of one modality: (P, B, T, D) -> (P, B, W).
-
-    For T > 1 the encoder is per member: mean pooling, a GRU (last valid step) or a width-3
-    convolution (mean over valid steps), each followed by a block; for T == 1 every kind is an
-    MLP block. Members of one kind run together; kinds are gathered and put back in order.
-    """
-
-    def __init__(self, store: ParamStore, name: str, d_in: int, seq_len: int, kinds: list[str],
-                 active: torch.Tensor, width: torch.Tensor, pad: int):
-        super().__init__()
-        P = len(kinds)
-        self.name = name
-        kinds = [k if seq_len > 1 else "mean" for k in kinds]
-        self.kinds: list[str] = []  # the kinds some member has, each with its members' indices
-        self.blocks = nn.ModuleDict()
-        self.pad = pad
-        out = _stack([_units(int(w), pad) for w in width]) & active[:, None]
-        for kind in ("mean", "gru", "conv"):
-            mine = torch.tensor([k == kind for k in kinds]) & active
-            if not mine.any():
-                continue
-            self.kinds.append(kind)
-            self.register_buffer(f"{kind}_members", torch.nonzero(mine).flatten(),
-                                 persistent=False)
-            own = out & mine[:, None]
-            if kind == "gru":
-                gate = torch.cat([own, own, own], 1)  # r, z, n gates
-                ins = mine[:, None].expand(P, d_in)
-                fan = width.float()  # PyTorch's GRU init: U(+-1/sqrt(hidden))
-                self.w_ih = Linear(store, f"{name}.gru.ih", ins, gate, fan_in=fan)
-                self.w_hh = Linear(store, f"{name}.gru.hh", own, gate, fan_in=fan)
-                block_in = own
-            elif kind == "conv":
-                ins = mine[:, None].expand(P, d_in)
-                taps = ins[:, None, :].expand(P, 3, d_in)  # x_{t-1}, x_t, x_{t+1}
-                self.conv = Linear(store, f"{name}.conv", taps, own[:, None, :].expand(P, 3, pad),
-                                   bias=False, fan_in=3.0 * d_in)
-                self.conv_bias = store.declare(f"{name}.conv.bias", (pad,), own, "uniform",
-                                               torch.full((P,), 3.0 * d_in))
-                block_in = own
-            else:
-                block_in = mine[:, None].expand(P, d_in)
-            self.blocks[kind] = Block(store, f"{name}.{kind}.out", block_in, own)
-
-    def forward(self, params, x, lengths, rate, noise):
-        P = x.shape[0]
-        outs = []
-        for kind in self.kinds:
-            idx = getattr(self, f"{kind}_members")
-            whole = len(idx) == P
-            xi, li, ri = (x, lengths, rate) if whole else (x[idx], lengths[idx], rate[idx])
-            sel = None if whole else idx
-            if kind == "gru":
-                pooled = self._gru(params, xi, li, sel)
-            elif kind == "conv":
-                pooled = self._conv(params, xi, li, sel)
-            else:
-                pooled = masked_mean(xi, li)
-            outs.append((idx, self.blocks[kind](params, pooled, ri, noise, self.name, sel=sel)))
-        if len(outs) == 1 and len(outs[0][0]) == P:
-            return outs[0][1]
-        result = x.new_zeros(P, x.shape[1], self.pad)
-        for idx, y in outs:
-            result = result.index_copy(0, idx, y)
-        return result
-
-    def _gru(self, params, x, lengths, sel):
-        Pk, B, T, _ = x.shape
-        H = self.pad
-        gi = self.w_ih(params, x.reshape(Pk, B * T, -1), sel).reshape(Pk, B, T, 3 * H)
-        last = (lengths.clamp(1, T) - 1)
-        h = x.new_zeros(Pk, B, H)
-        out = h
-        for t in range(T):
-            gh = self.w_hh(params, h, sel)
-            r = torch.sigmoid(gi[:, :, t, :H] + gh[..., :H])
-            z = torch.sigmoid(gi[:, :, t, H:2 * H] + gh[..., H:2 * H])
-            n = torch.tanh(gi[:, :, t, 2 * H:] + r * gh[..., 2 * H:])
-            h = (1 - z) * n + z * h
-            out = torch.where((last == t).unsqueeze(-1), h, out)
-        return out
-
-    def _conv(self, params, x, lengths, sel):
-        Pk, B, T, D = x.shape
-        x = x * (torch.arange(T, device=x.device) < lengths.unsqueeze(-1)).to(x.dtype).unsqueeze(-1)
-        w = params[self.conv.w] if sel is None else params[self.conv.w][sel]  # (Pk, 3, D, H)
-        flat = x.reshape(Pk, B * T, D)
-        taps = [torch.bmm(flat, w[:, k]).reshape(Pk, B, T, -1) for k in range(3)]
-        y = taps[1]
-        y = y + F.pad(taps[0], (0, 0, 1, 0))[:, :, :T]  # x_{t-1} W_0
-        y = y + F.pad(taps[2], (0, 0, 0, 1))[:, :, 1:]  # x_{t+1} W_2
-        bias = params[self.conv_bias] if sel is None else params[self.conv_bias][sel]
-        return masked_mean(torch.relu(y + bias[:, None, None, :]), lengths)
 
 
 class HAEMSA(nn.Module):
@@ -224,6 +122,7 @@ class HAEMSA(nn.Module):
         self.uses_contrast = bool(self.contrast_on.any())
         self.uses_dropout = any(m.dropout > 0 for m in mc)
         self.uses_input_dropout = any(m.input_dropout > 0 for m in mc)
+        self.input_rates = [m.input_dropout for m in mc]  # on the host
         self.uses_modality_dropout = any(m.modality_dropout > 0 for m in mc)
         # the contrast's anchor: text where a member has it, else its first modality
         self._runtime(anchor_index=torch.tensor([
@@ -235,7 +134,7 @@ class HAEMSA(nn.Module):
         shared_units = _stack([_units(int(w), pad) for w in unified_dim]) & unified[:, None]
         self.experts = nn.ModuleDict({
             m: SequenceExpert(store, f"expert.{m}", info.dims[m], info.seq_lens[m],
-                              [c.encoder for c in mc], active[:, j], expert_dim, pad)
+                              [c.encoder_of(m) for c in mc], active[:, j], expert_dim, pad)
             for j, m in enumerate(self.modalities)})
         in_dims = torch.cat([active[:, j:j + 1].expand(P, info.dims[m])
                              for j, m in enumerate(self.modalities)], 1)
@@ -287,8 +186,9 @@ class HAEMSA(nn.Module):
                               Linear(store, f"tower.{t}.hidden", top, tower_units),
                               Linear(store, f"tower.{t}.out", tower_units, outs[t]))
         # heads: unimodal predictions and every expert's classes (the KL transfer's p_m, p_s)
-        self.unimodal_heads = Linear(store, "unimodal", spec_in[:, None, :] & active[:, :, None],
-                                     torch.ones(P, M, out_main, dtype=torch.bool) & active[:, :, None])
+        self.unimodal_heads = Linear(
+            store, "unimodal", spec_in[:, None, :] & active[:, :, None],
+            torch.ones(P, M, out_main, dtype=torch.bool) & active[:, :, None])
         head_in = torch.cat([spec_in[:, None, :] & active[:, :, None],
                              (shared_in & unified[:, None])[:, None, :]], 1)
         self.expert_heads = Linear(store, "expert_heads", head_in,
@@ -334,18 +234,23 @@ class HAEMSA(nn.Module):
         return self.store.member_counts()
 
     # ---- forward ---------------------------------------------------------------------------
-    def forward(self, inputs: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor]
+    def forward(self, inputs: dict[str, torch.Tensor | Steps], lengths: dict[str, torch.Tensor]
                 ) -> ModelOutput:
-        """inputs[m] (P, B, T, D) and lengths[m] (P, B) for every modality of the population.
+        """inputs[m] (P, B, T, D), or for a sequence modality its packed valid steps (Steps,
+        what the trainer gives), and lengths[m] (P, B) for every modality of the population.
         In training mode each member draws its own dropout noise (self.noise; the trainer
         advances its step)."""
         params = self.params
         noise = self.noise if self.training and self.uses_dropout else None
         rate, mods = self.rate, self.modalities
+        inputs = {m: (Steps.pack(inputs[m], lengths[m])
+                      if self.info.seq_lens[m] > 1 and not isinstance(inputs[m], Steps)
+                      else inputs[m]) for m in mods}
         inputs = self._drop_inputs(inputs, self.noise if self.training else None)
-        spec0 = torch.stack([self.experts[m](params, inputs[m], lengths[m], rate, noise)
-                             for m in mods], 1)  # (P, M, B, W)
-        pooled = torch.cat([masked_mean(inputs[m], lengths[m]) for m in mods], -1)
+        means = {m: pooled_mean(inputs[m], lengths[m]) for m in mods}
+        spec0 = torch.stack([self.experts[m](params, inputs[m], lengths[m], rate, noise,
+                                             mean=means[m]) for m in mods], 1)  # (P, M, B, W)
+        pooled = torch.cat([means[m] for m in mods], -1)
         pooled = pooled * self.unified_in[:, None, :]  # a masked modality is never read
         shared = self.unified_expert(params, pooled, rate, noise, "unified")  # (P, B, W)
         contrast = None
@@ -370,7 +275,8 @@ class HAEMSA(nn.Module):
             if sel is None:
                 spec, shared = new_spec, new_shared
             else:
-                spec, shared = spec.index_copy(0, sel, new_spec), shared.index_copy(0, sel, new_shared)
+                spec = spec.index_copy(0, sel, new_spec)
+                shared = shared.index_copy(0, sel, new_shared)
 
         experts = torch.cat([spec.transpose(1, 2), shared[:, :, None]], 2)  # (P, B, K, W)
         experts = experts * self.expert_units[:, None]  # padding between expert kinds stays 0
@@ -402,17 +308,31 @@ class HAEMSA(nn.Module):
             return inputs
         mods = self.modalities
         if self.uses_input_dropout:
-            inputs = {m: dropout(inputs[m], self.input_rate, noise, f"input.{m}") for m in mods}
+            inputs = {m: self._input_dropout(inputs[m], m, noise) for m in mods}
         if self.uses_modality_dropout:
-            B = next(iter(inputs.values())).shape[1]
+            B = self._batch(inputs)
             u = torch.cat([noise.uniform(f"modality_dropout.{m}", (self.P, B, 1)) for m in mods],
                           -1)
             drop = (u < self.modality_rate[:, :, None]) & self.modality_mask[:, None, :]
             kept_any = ((~drop) & self.modality_mask[:, None, :]).any(-1, keepdim=True)
             drop = drop & kept_any  # a sample that would lose every modality keeps them all
-            keep = (~drop).to(next(iter(inputs.values())).dtype)
-            inputs = {m: inputs[m] * keep[:, :, j, None, None] for j, m in enumerate(mods)}
+            keep = (~drop).float()
+            inputs = {m: (inputs[m].scaled(torch.gather(keep[:, :, j], 1,
+                                                        inputs[m].layout.batch_rows))
+                          if isinstance(inputs[m], Steps)
+                          else inputs[m] * keep[:, :, j, None, None].to(inputs[m].dtype))
+                      for j, m in enumerate(mods)}
         return inputs
+
+    @staticmethod
+    def _batch(inputs) -> int:
+        x = next(iter(inputs.values()))
+        return x.layout.perm.shape[1] if isinstance(x, Steps) else x.shape[1]
+
+    def _input_dropout(self, x, m: str, noise: MemberNoise):
+        if isinstance(x, Steps):
+            return x.dropout(noise, f"input.{m}", self.input_rates)
+        return dropout(x, self.input_rate, noise, f"input.{m}")
 
     def _tower(self, params, name, experts, noise):
         query, key, select, hidden, out = self.towers[name]

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from evo_msa.config import RunConfig, _first, _is_int, _kind, read_yaml
+from evo_msa.data.dataset import MODALITIES
 from evo_msa.errors import UserError, brief
 from evo_msa.space.fitness import Fitness
 
@@ -143,9 +144,17 @@ class SearchSpace:
         return cfg.with_overrides(self.decode(genome, available), self.source)
 
     @staticmethod
-    def architecture_key(cfg: RunConfig) -> str:
-        """Identity of what gets trained: dormant levels and unused settings left out."""
+    def architecture_key(cfg: RunConfig, seq_lens: dict[str, int] | None = None) -> str:
+        """Identity of what gets trained: dormant levels and unused settings left out. A
+        sequence encoder counts only for a modality in the mask that is a sequence (T > 1 in
+        `seq_lens`, the data's; without it every modality may be), resolved from its own
+        field or model.encoder: on vectors every encoder is the same network."""
         d = cfg.to_dict()
+        model = d["model"]
+        for name in ("encoder", *(f"{m}_encoder" for m in MODALITIES)):
+            model.pop(name)
+        model["encoders"] = {m: cfg.model.encoder_of(m) for m in model["modalities"]
+                             if seq_lens is None or seq_lens.get(m, 1) > 1}
         d["model"]["level_widths"] = d["model"]["level_widths"][:d["model"]["depth"]]
         if d["objective"]["weighting"] != "gdwg":
             d["objective"].pop("gdwg_tau")

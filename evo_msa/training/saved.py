@@ -116,7 +116,9 @@ class SavedModel:
         out = []
         for start in range(0, n, chunk):
             rows = slice(start, min(start + chunk, n))
-            inputs = {m: torch.as_tensor(split.features[m][rows], device=dev)[None]
+            # each chunk cut to its longest sequence, as in training
+            steps = {m: max(1, int(split.lengths[m][rows].max())) for m in self.model.modalities}
+            inputs = {m: torch.as_tensor(split.features[m][rows, :steps[m]], device=dev)[None]
                       for m in self.model.modalities}
             lengths = {m: torch.as_tensor(split.lengths[m][rows], device=dev)[None]
                        for m in self.model.modalities}

@@ -28,6 +28,7 @@ from evo_msa.losses import TaskLabels, coarse_labels
 from evo_msa.losses.terms import TERMS
 from evo_msa.metrics import Objective, compute_metrics
 from evo_msa.models import DataInfo
+from evo_msa.models.sequence import StepLayout, Steps
 from evo_msa.status import Status
 from evo_msa.training.optim import PopulationAdamW
 from evo_msa.training.population import build_population
@@ -73,8 +74,17 @@ class DeviceSplit:
             return torch.as_tensor(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
 
         self.n = len(split)
-        self.inputs = {m: put(split.features[m], torch.float32) for m in modalities}
+        self.steps = {m: split.features[m].shape[1] for m in modalities}
+        # sequences (T > 1) as their steps, flattened, and a row of zeros (see Steps.gather)
+        self.inputs = {m: put(split.features[m], torch.float32) if self.steps[m] == 1 else
+                       torch.cat([put(split.features[m].reshape(-1, split.features[m].shape[2]),
+                                      torch.float32),
+                                  torch.zeros(1, split.features[m].shape[2], device=device)])
+                       for m in modalities}
         self.lengths = {m: put(split.lengths[m], torch.long) for m in modalities}
+        # on the host too: each batch is laid out without a device sync
+        self.host_lengths = {m: torch.as_tensor(split.lengths[m]).clamp(0, self.steps[m])
+                             for m in modalities}
         self.coarse = None
         self.unimodal = None
         if data.task == "regression":
@@ -83,20 +93,32 @@ class DeviceSplit:
                 table = {k: coarse_labels(self.y, k, data.scale) for k in set(coarse)}
                 self.coarse = torch.stack([table[k] for k in coarse])
             if split.unimodal:
-                self.unimodal = torch.stack([put(split.unimodal[m], torch.float32)
-                                             if m in split.unimodal else self.y for m in modalities])
+                self.unimodal = torch.stack([
+                    put(split.unimodal[m], torch.float32) if m in split.unimodal else self.y
+                    for m in modalities])
         else:
             self.y = put(split.classification, torch.long)
 
-    def batch(self, idx: torch.Tensor):
-        """Inputs, lengths and labels of the samples idx (P, B) of each member."""
+    def batch(self, idx: torch.Tensor, host_idx: torch.Tensor | None = None):
+        """Inputs, lengths and labels of the samples idx (P, B) of each member. A sequence
+        modality comes as its valid steps, packed straight from the split (models.sequence:
+        no padded batch is made), laid out from the lengths on the host (`host_idx`: idx
+        there) to the batch's longest sequence."""
         labels = TaskLabels(main=self.y[idx])
         if self.coarse is not None:
             labels.coarse = torch.gather(self.coarse, 1, idx)
         if self.unimodal is not None:
             labels.unimodal = self.unimodal[:, idx].transpose(0, 1)
-        return ({m: x[idx] for m, x in self.inputs.items()},
-                {m: x[idx] for m, x in self.lengths.items()}, labels)
+        host = (idx.cpu() if host_idx is None else host_idx).expand(idx.shape)
+        inputs = {}
+        for m, x in self.inputs.items():
+            if self.steps[m] == 1:
+                inputs[m] = x[idx]
+                continue
+            lengths = self.host_lengths[m][host]
+            layout = StepLayout.of(lengths, max(1, int(lengths.max()))).to(x.device)
+            inputs[m] = Steps.gather(x, self.steps[m], idx, layout)
+        return inputs, {m: x[idx] for m, x in self.lengths.items()}, labels
 
 
 class PopulationTrainer:
@@ -144,8 +166,8 @@ class PopulationTrainer:
         self.model.train()
         train = self.splits["train"]
         bs = self.batch_size
-        order = torch.stack([torch.randperm(train.n, generator=g) for g in self.orders])
-        order = order.to(self.device)
+        host_order = torch.stack([torch.randperm(train.n, generator=g) for g in self.orders])
+        order = host_order.to(self.device)
         sums = torch.zeros(self.P, len(TERMS) + 1, device=self.device)
         steps = 0
         store = self.model.store
@@ -153,7 +175,7 @@ class PopulationTrainer:
             idx = order[:, start:start + bs]
             if idx.shape[1] < 2 and train.n > 1:  # a trailing batch of one sample is a very
                 continue  # noisy gradient step: skip it (as drop_last would)
-            inputs, lengths, labels = train.batch(idx)
+            inputs, lengths, labels = train.batch(idx, host_order[:, start:start + bs])
             self.model.noise.step += 1
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 out = self.model(inputs, lengths)
@@ -177,13 +199,13 @@ class PopulationTrainer:
         """Main-task outputs of every member on a split: (P, N) scores or (P, N, C) logits."""
         self.model.eval()
         data = self.splits[split]
-        width = sum(x[0].numel() for x in data.inputs.values())
+        width = sum(x.shape[-1] * data.steps[m] for m, x in data.inputs.items())
         chunk = max(32, EVAL_ELEMENTS // max(1, self.P * width))
         preds = []
         with self._eval_weights():
             for start in range(0, data.n, chunk):
-                rows = torch.arange(start, min(start + chunk, data.n), device=self.device)
-                inputs, lengths, _ = data.batch(rows.expand(self.P, -1))
+                rows = torch.arange(start, min(start + chunk, data.n))
+                inputs, lengths, _ = data.batch(rows.to(self.device).expand(self.P, -1), rows)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                     preds.append(self.model(inputs, lengths).main.float())
         return torch.cat(preds, 1)

@@ -53,3 +53,30 @@ def test_toy_benchmark_writes_tables_and_a_agrees_with_c0(bench, tmp_path, monke
     assert report["torch"] and "CPU" in report["device"] and report["shapes"][0]["load_before"]
     md = next(tmp_path.glob("*.md")).read_text()
     assert "| a reference loop |" in md and "| c0 in-process batch |" in md
+
+
+def test_a_package_with_gru_genomes_against_torch_gru(bench, tmp_path, monkeypatch):
+    """--shapes data --encoder gru: (a) runs every GRU expert as torch.nn.GRU over packed
+    sequences (its own weights), the batched path its own GRU; both train and are timed."""
+    from evo_msa.data import make_synthetic
+    from tests.conftest import write_mmsa_pickle
+
+    pkl = write_mmsa_pickle(make_synthetic("mosi", seed=0, n=160, seq_len=6), tmp_path / "s.pkl")
+    gru = []
+    real = bench.torch_gru_experts
+    monkeypatch.setattr(bench, "torch_gru_experts",
+                        lambda model, data: gru.append(real(model, data)) or gru[-1])
+    monkeypatch.setattr(sys, "argv", [
+        str(SCRIPT), "--shapes", "data", "--data", str(pkl), "--encoder", "gru", "--genomes", "2",
+        "--epochs", "1", "--batch", "32", "--ways", "a,c0", "--threads", "1",
+        "--out", str(tmp_path / "out")])
+    bench.main()
+    assert len(gru) == 2 and all(len(g) >= 1 for g in gru)  # every genome has a GRU expert
+    with open(next((tmp_path / "out").glob("*-ways.csv"))) as f:
+        rows = list(csv.DictReader(f))
+    assert {r["way"] for r in rows} == {"a reference loop", "c0 in-process batch"}
+    assert {r["encoder"] for r in rows} == {"gru"} and rows[0]["shape"] == "s"
+    with open(next((tmp_path / "out").glob("*-fitness.csv"))) as f:
+        for g in csv.DictReader(f):
+            assert math.isfinite(float(g["fitness_a"])) and math.isfinite(float(g["fitness_c0"]))
+            assert "gru" in g["encoders"]

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evo_msa.config import RunConfig
 from evo_msa.errors import UserError
 from evo_msa.space import load_space, parse_space
 
@@ -66,6 +67,29 @@ def test_dormant_levels_keep_genes_but_not_identity():
     c = s.to_config([0.3, 0.5, 0.1, 0.2, 0.3])
     d = s.to_config([0.3, 0.5, 0.9, 0.2, 0.3])
     assert c.model.depth == 2 and s.architecture_key(c) != s.architecture_key(d)
+
+
+def test_an_encoder_gene_counts_only_for_a_sequence_in_the_mask():
+    """On vectors (T = 1) every encoder is the same network; so is a masked modality's."""
+    s = space({"model.text_encoder": {"type": "categorical",
+                                      "choices": ["mean", "attention", "gru", "conv"]},
+               "model.modalities": {"type": "mask", "choices": ["text", "audio", "vision"]}})
+    gru, mean = s.to_config([0.6, 1, 1, 0]), s.to_config([0.1, 1, 1, 0])
+    assert (gru.model.encoder_of("text"), mean.model.encoder_of("text")) == ("gru", "mean")
+    tokens = {"text": 50, "audio": 1, "vision": 1}
+    assert s.architecture_key(gru, tokens) != s.architecture_key(mean, tokens)
+    vectors = {"text": 1, "audio": 1, "vision": 1}
+    assert s.architecture_key(gru, vectors) == s.architecture_key(mean, vectors)
+    no_text = [s.to_config([u, 0, 1, 1]) for u in (0.6, 0.1)]  # audio + vision only
+    assert s.architecture_key(no_text[0], tokens) == s.architecture_key(no_text[1], tokens)
+    # model.encoder and a modality's own field that say the same thing are the same network
+    own = RunConfig.from_dict({"model": {"text_encoder": "gru"}})
+    shared = RunConfig.from_dict({"model": {"encoder": "gru", "audio_encoder": "mean",
+                                            "vision_encoder": "mean"}})
+    assert s.architecture_key(own) == s.architecture_key(shared)
+    every = RunConfig.from_dict({"model": {"encoder": "gru"}})  # audio and vision too
+    assert s.architecture_key(own, tokens) == s.architecture_key(every, tokens)
+    assert s.architecture_key(own) != s.architecture_key(every)  # T unknown: they may matter
 
 
 def test_clip_and_sample_stay_in_the_unit_cube():

@@ -316,3 +316,17 @@ def test_the_size_lower_bound_never_refuses_a_genuine_model():
                         num_classes=classes, modalities=("text", "audio", "vision"))
         state = {e.name: torch.zeros(e.shape) for e in HAEMSA([cfg], info).store.entries}
         _check_shapes(Path("seed_0/model.pt"), state, cfg, info)
+
+
+def test_export_of_a_sequence_model_matches_pytorch(tmp_path):
+    """Sequences export too (the model packs every row at every step there: no shape may
+    depend on the lengths), one encoder kind per modality, at another batch size."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    data = write_mmsa_pickle(make_synthetic("mosi", seed=0, n=120, seq_len=5), tmp_path / "s.pkl")
+    arch = {**ARCH, "model": {**ARCH["model"], "text_encoder": "gru", "audio_encoder": "conv",
+                              "vision_encoder": "attention"}, "train": {"epochs": 1}}
+    api.train(str(data), config=arch, seeds=[0], device="cpu", out=tmp_path / "run",
+              log=lambda _: None)
+    side = api.export(tmp_path / "run" / "seed_0", tmp_path / "model.onnx", log=lambda _: None)
+    assert side["max_abs_difference_vs_pytorch"] < 1e-4

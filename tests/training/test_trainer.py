@@ -69,8 +69,8 @@ def test_divergence_is_reported(mosi):
 def test_train_command_writes_metrics(tmp_path, capsys):
     arch = tmp_path / "arch.yaml"
     arch.write_text("model: {expert_dim: 16, unified_dim: 16, depth: 1}\ntrain: {epochs: 2}\n")
-    code = main(["train", "--data", "synthetic:mosi?n=300", "--arch", str(arch), "--seeds", "0", "1",
-                 "--device", "cpu", "--out", str(tmp_path / "out")])
+    code = main(["train", "--data", "synthetic:mosi?n=300", "--arch", str(arch), "--seeds", "0",
+                 "1", "--device", "cpu", "--out", str(tmp_path / "out")])
     assert code == 0
     summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert summary["seeds"] == [0, 1]
@@ -176,3 +176,24 @@ def test_batched_fitness_tracks_one_at_a_time_fitness():
     seed_spread = np.mean(np.abs(np.array(batched) - np.array(other_seed)))
     assert rho >= 0.9, (rho, batched, alone)
     assert gap < seed_spread, (gap, seed_spread)
+
+
+def test_a_member_trains_the_same_alone_and_batched_on_sequences():
+    """Sequences (T > 1, lengths 1..T): each batch is cut to its longest sequence over every
+    member's rows and the encoders pack the valid steps, so a member's batches are cut and
+    packed differently alone and in a population; its training must not change (input
+    dropout included: its noise follows the step, not the cut)."""
+    data = normalize(make_synthetic("mosi", seed=2, n=240, seq_len=9))
+    configs = [cfg(model={"encoder": e, "input_dropout": 0.2, "dropout": 0.1},
+                   train={"epochs": 3, "patience": 3, "batch_size": 32})
+               for e in ("gru", "conv", "attention", "mean")]
+    configs[3].model.text_encoder = "gru"  # a modality of its own kind
+    batched = train_population(data, configs, [0, 1, 2, 3], device="cpu",
+                               eval_splits=("valid",))
+    assert [r.population for r in batched] == [4] * 4
+    for c, seed, r in zip(configs, [0, 1, 2, 3], batched):
+        alone = train_population(data, [c], [seed], device="cpu", eval_splits=("valid",))[0]
+        assert r.metrics["valid"]["loss"] == pytest.approx(alone.metrics["valid"]["loss"],
+                                                           abs=1e-5), c.model.encoder
+        assert r.history[0]["train_total"] == pytest.approx(alone.history[0]["train_total"],
+                                                            abs=1e-5)

@@ -51,7 +51,8 @@ class HaemsaEvaluator(Evaluator):
     def describe(self, genome: list[float]) -> Description:
         avail = self.info.modalities
         cfg = self.space.to_config(genome, available=avail)
-        genes, key = self.space.decode(genome, avail), self.space.architecture_key(cfg)
+        genes = self.space.decode(genome, avail)
+        key = self.space.architecture_key(cfg, self.info.seq_lens)
         try:
             return Description(genes, cfg.to_dict(), key, member_parameters(cfg, self.info))
         except ValueError as exc:  # e.g. a modality mask that keeps none of the data's
