@@ -24,6 +24,7 @@ class Halving:
     keep: float  # the fraction of the genomes still training that goes on at each rung
     groups: tuple[int, ...]  # the genome of every member: its seeds are ranked and stopped together
     rank: Objective = Objective("loss")  # what genomes are ranked by (the search's fitness)
+    whole: frozenset[int] = frozenset()  # genomes that train their whole budget (not ranked)
 
     def rung(self, epoch: int) -> int:
         """1-based index of the rung at `epoch`, 0 if none."""
@@ -38,7 +39,8 @@ class Halving:
         members: dict[int, list[int]] = {}
         for p, g in enumerate(self.groups):
             members.setdefault(g, []).append(p)
-        alive = [g for g, ps in members.items() if any(running[p] for p in ps)]
+        alive = [g for g, ps in members.items()
+                 if g not in self.whole and any(running[p] for p in ps)]
         n_keep = max(1, math.ceil(self.keep * len(alive) - 1e-9))
         if n_keep >= len(alive):
             return set()
