@@ -1,10 +1,10 @@
 """One status vocabulary, from a training to the leaderboard.
 
 A training (one member of a population, one seed) ends OK, NAN (diverged) or ERROR, or is
-EARLY_STOPPED (by the scheduler; its best result so far stands). An evaluation (a genome, one
-or more trainings) is PENDING until its trainings are in, and may be settled without any
-training: CACHED (an architecture already trained) or REJECTED (a cheap constraint). The
-leaderboard's `status` column holds the values.
+EARLY_STOPPED (at a rung of successive halving, or by ASHA; its best result so far stands, at a
+lower fidelity). An evaluation (a genome, one or more trainings) is PENDING until its trainings
+are in, and may be settled without any training: CACHED (an architecture already trained) or
+REJECTED (a cheap constraint). The leaderboard's `status` column holds the values.
 """
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ class Status(str, enum.Enum):
 
     @property
     def usable(self) -> bool:
-        """Its fitness is a real measurement."""
-        return self in (Status.OK, Status.CACHED, Status.EARLY_STOPPED)
+        """Its fitness is a measurement at the full budget: it may be the best genome, be
+        reused, be retrained. (EARLY_STOPPED is measured too, at a lower fidelity: the
+        strategy learns from it, nothing else takes it for a result.)"""
+        return self in (Status.OK, Status.CACHED)
 
     @property
     def failed(self) -> bool:
@@ -36,5 +38,5 @@ class Status(str, enum.Enum):
 
     @classmethod
     def usable_values(cls) -> tuple[str, ...]:
-        """The leaderboard values of the usable statuses."""
+        """The leaderboard values of the usable statuses (full budget)."""
         return tuple(s.value for s in cls if s.usable)

@@ -74,6 +74,26 @@ def _stack(rows) -> torch.Tensor:
     return torch.stack([torch.as_tensor(r) for r in rows])
 
 
+def _fit(x: torch.Tensor, width: int) -> torch.Tensor:
+    """x with its last axis cut or zero-padded to `width` (what is cut is padding: units are
+    a leading block of every member's row)."""
+    d = x.shape[-1]
+    if d == width:
+        return x
+    if d > width:
+        return x[..., :width]
+    return torch.cat([x, x.new_zeros(*x.shape[:-1], width - d)], -1)
+
+
+def _state(runs: torch.Tensor, units: torch.Tensor, before: torch.Tensor,
+           least: int = 1) -> torch.Tensor:
+    """The units of a fusion state after a level: the level's where a member `runs` it, else
+    the state it had, as wide as the widest member's (P, W), at least `least`."""
+    width = max(units.shape[1], before.shape[1])
+    state = torch.where(runs[:, None], _fit(units, width), _fit(before, width))
+    return _fit(state, max(least, int(state.sum(1).max())))
+
+
 class HAEMSA(nn.Module):
     """A population of HAEMSA networks. Declare with the members' run configs, then `build`."""
 
@@ -99,8 +119,13 @@ class HAEMSA(nn.Module):
         expert_dim = torch.tensor([m.expert_dim for m in mc])
         unified_dim = torch.tensor([m.unified_dim for m in mc])
         L = int(depth.max())
-        pad = max(m.widest for m in mc)
-        self.pad = pad
+        self.pad = max(m.widest for m in mc)  # the widest layer of any member
+        # every dimension is padded to its own widest member (experts E, unified expert U,
+        # each level, the top), not all to the widest layer of the population; one network
+        # keeps one width for every layer (`least`): the layout saved models (model.pt) have
+        least = self.pad if P == 1 else 1
+        E = max(int(expert_dim.max()), least)
+        U = max([m.unified_dim for m in mc if m.unified] + [least])
         n_coarse = [0 if self.classification else c.objective.coarse_classes for c in configs]
         kt = [info.num_classes if self.classification else k for k in n_coarse]
         self.store = store = ParamStore(P)
@@ -130,11 +155,11 @@ class HAEMSA(nn.Module):
             for mods in per_member]))
 
         # level 0: specific experts f_m and the unified expert f_s
-        spec_units = _stack([_units(int(w), pad) for w in expert_dim])  # (P, pad)
-        shared_units = _stack([_units(int(w), pad) for w in unified_dim]) & unified[:, None]
+        spec_units = _stack([_units(int(w), E) for w in expert_dim])  # (P, E)
+        shared_units = _stack([_units(int(w), U) for w in unified_dim]) & unified[:, None]
         self.experts = nn.ModuleDict({
             m: SequenceExpert(store, f"expert.{m}", info.dims[m], info.seq_lens[m],
-                              [c.encoder_of(m) for c in mc], active[:, j], expert_dim, pad)
+                              [c.encoder_of(m) for c in mc], active[:, j], expert_dim, E)
             for j, m in enumerate(self.modalities)})
         in_dims = torch.cat([active[:, j:j + 1].expand(P, info.dims[m])
                              for j, m in enumerate(self.modalities)], 1)
@@ -143,6 +168,7 @@ class HAEMSA(nn.Module):
 
         # fusion levels (eq. 5); a member shallower than level i passes its state through
         self.levels: list[tuple[Block, Block]] = []
+        self.level_state: list[tuple[int, int]] = []  # widths of h_m, h_s after each level
         spec_in, shared_in = spec_units, shared_units
         for i in range(1, L + 1):
             live = depth >= i
@@ -150,7 +176,8 @@ class HAEMSA(nn.Module):
             self._runtime(**{f"level{i}_members": None if bool(live.all())
                              else torch.nonzero(live).flatten()})
             width = torch.tensor([m.level_widths[i - 1] if m.depth >= i else 0 for m in mc])
-            units = _stack([_units(int(w), pad) for w in width]) & live[:, None]
+            units = _stack([_units(int(w), max(int(width.max()), least)) for w in width])
+            units = units & live[:, None]
             cat_in = torch.cat([spec_in, shared_in], 1)  # [h_m; h_s]
             spec_block = Block(store, f"level{i}.specific",
                                (cat_in & live[:, None])[:, None, :] & active[:, :, None],
@@ -161,15 +188,17 @@ class HAEMSA(nn.Module):
             self.levels.append((spec_block, shared_block))
             self.add_module(f"level{i}_specific", spec_block)  # so .to() reaches their buffers
             self.add_module(f"level{i}_shared", shared_block)
-            spec_in = torch.where(live[:, None], units, spec_in)
-            shared_in = torch.where((live & unified)[:, None], units, shared_in)
-        top = spec_in | shared_in  # a member's expert width at the top (padding between kinds)
+            spec_in = _state(live, units, spec_in, least)
+            shared_in = _state(live & unified, units, shared_in, least)
+            self.level_state.append((spec_in.shape[1], shared_in.shape[1]))
+        T = max(spec_in.shape[1], shared_in.shape[1])  # experts side by side at the top
+        top = _fit(spec_in, T) | _fit(shared_in, T)  # a member's expert width at the top
         self._runtime(
             top_units=top,
             score_scale=top.sum(1).float().clamp_min(1).rsqrt().view(P, 1, 1),
             # each expert's own units at the top (they differ at depth 0: expert_dim, unified_dim)
-            expert_units=torch.cat([spec_in[:, None, :].expand(P, M, pad),
-                                    shared_in[:, None, :]], 1))  # (P, K, pad)
+            expert_units=torch.cat([_fit(spec_in, T)[:, None, :].expand(P, M, T),
+                                    _fit(shared_in, T)[:, None, :]], 1))  # (P, K, T)
 
         # task-driven attention, feature gate and tower, per task (HAEMSA 3.1)
         self.task_names = ["main"] + ([] if self.classification else ["coarse"])
@@ -180,7 +209,7 @@ class HAEMSA(nn.Module):
         fan_top = top.sum(1).float()
         self.towers = {}
         for t in self.task_names:
-            q = store.declare(f"tower.{t}.query", (pad,), top, "normal", fan_top)
+            q = store.declare(f"tower.{t}.query", (T,), top, "normal", fan_top)
             self.towers[t] = (q, Linear(store, f"tower.{t}.key", top, top, bias=False),
                               Linear(store, f"tower.{t}.select", top, top),
                               Linear(store, f"tower.{t}.hidden", top, tower_units),
@@ -189,8 +218,8 @@ class HAEMSA(nn.Module):
         self.unimodal_heads = Linear(
             store, "unimodal", spec_in[:, None, :] & active[:, :, None],
             torch.ones(P, M, out_main, dtype=torch.bool) & active[:, :, None])
-        head_in = torch.cat([spec_in[:, None, :] & active[:, :, None],
-                             (shared_in & unified[:, None])[:, None, :]], 1)
+        head_in = torch.cat([_fit(spec_in, T)[:, None, :] & active[:, :, None],
+                             _fit(shared_in & unified[:, None], T)[:, None, :]], 1)
         self.expert_heads = Linear(store, "expert_heads", head_in,
                                    self.kt_mask[:, None, :] & self.expert_mask[:, :, None])
         # DMMSA feature decomposition into similar/dissimilar parts for the text-anchored contrast
@@ -267,18 +296,22 @@ class HAEMSA(nn.Module):
             s_spec, s_shared, s_act, s_rate = (spec, shared, act, rate) if sel is None else (
                 spec[sel], shared[sel], act[sel], rate[sel])
             spec_mean = (s_spec * s_act).sum(1) / s_act.sum(1).clamp_min(1)
-            new_spec = spec_block(params, torch.cat([s_spec, s_shared[:, None].expand_as(s_spec)],
-                                                    -1), s_rate[:, None], noise,
-                                  f"level{i}.specific", self.modality_ids, sel)
+            together = s_shared[:, None].expand(-1, s_spec.shape[1], -1, -1)
+            new_spec = spec_block(params, torch.cat([s_spec, together], -1), s_rate[:, None],
+                                  noise, f"level{i}.specific", self.modality_ids, sel)
             new_shared = shared_block(params, torch.cat([s_shared, spec_mean], -1), s_rate, noise,
                                       f"level{i}.shared", sel=sel)
+            ws, wh = self.level_state[i - 1]
+            new_spec, new_shared = _fit(new_spec, ws), _fit(new_shared, wh)
             if sel is None:
                 spec, shared = new_spec, new_shared
             else:
-                spec = spec.index_copy(0, sel, new_spec)
-                shared = shared.index_copy(0, sel, new_shared)
+                spec = _fit(spec, ws).index_copy(0, sel, new_spec)
+                shared = _fit(shared, wh).index_copy(0, sel, new_shared)
 
-        experts = torch.cat([spec.transpose(1, 2), shared[:, :, None]], 2)  # (P, B, K, W)
+        T = self.top_units.shape[1]
+        top_spec, top_shared = _fit(spec, T), _fit(shared, T)
+        experts = torch.cat([top_spec.transpose(1, 2), top_shared[:, :, None]], 2)  # (P, B, K, T)
         experts = experts * self.expert_units[:, None]  # padding between expert kinds stays 0
         outputs, attentions, embedding = {}, [], None
         for name in self.task_names:
@@ -294,7 +327,7 @@ class HAEMSA(nn.Module):
         unimodal = self.unimodal_heads(params, spec) * self.modality_mask[:, :, None, None]
         if not self.classification:
             unimodal = unimodal.squeeze(-1)
-        heads = self.expert_heads(params, torch.cat([spec, shared[:, None]], 1))
+        heads = self.expert_heads(params, torch.cat([top_spec, top_shared[:, None]], 1))
         heads = heads.masked_fill(~self.kt_mask[:, None, None, :], NEG)
         heads = heads * self.expert_mask[:, :, None, None]
         return ModelOutput(main=main, coarse=coarse, unimodal=unimodal, expert_logits=heads,

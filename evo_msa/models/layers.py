@@ -47,6 +47,7 @@ class ParamStore:
         self.size = 0
         self.flat: torch.Tensor | None = None
         self.params: dict[str, nn.Parameter] = {}
+        self._full: torch.Tensor | None = None  # full_mask(), once the store is complete
 
     def declare(self, name: str, shape: tuple[int, ...], mask: torch.Tensor, init: str,
                 fan_in: torch.Tensor | None = None) -> str:
@@ -59,6 +60,7 @@ class ParamStore:
         self.entries.append(_Entry(name, tuple(shape), self.size, mask.expand(full).clone(), init,
                                    fan))
         self.size += math.prod(shape)
+        self._full = None
         return name
 
     def materialise(self, device: torch.device, seeds: list[int]) -> dict[str, nn.Parameter]:
@@ -80,11 +82,25 @@ class ParamStore:
                 elif e.init == "ones":
                     view[m] = 1.0
         self.flat = flat.to(device)
-        self.params = {
-            e.name: nn.Parameter(self.flat[:, e.offset:e.offset + math.prod(e.shape)]
-                                 .view(self.P, *e.shape))
-            for e in self.entries}
+        self.params = {name: nn.Parameter(v) for name, v in self.views(self.flat).items()}
         return self.params
+
+    def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every parameter's (P, *shape) view of a (P, N) buffer laid out like `flat` (the
+        weights, an optimiser's moments)."""
+        return {e.name: flat[:, e.offset:e.offset + math.prod(e.shape)].view(self.P, *e.shape)
+                for e in self.entries}
+
+    def positions(self, member: int) -> torch.Tensor:
+        """Where member `member`'s own entries lie in its row of the flat buffer, in flat order.
+        Any two populations that hold a member list its entries in the same order (declaration
+        order, row-major inside a parameter; padding only adds entries between them), so a
+        member's state moves between populations as values at these positions."""
+        if not self.entries:
+            return torch.zeros(0, dtype=torch.long)
+        if self._full is None:
+            self._full = self.full_mask()
+        return self._full[member].nonzero().flatten()
 
     def zero_grad(self) -> None:
         for p in self.params.values():

@@ -77,7 +77,8 @@ class SearchEngine:
         if self.fingerprint:
             ev.fingerprint = short_fingerprint(self.fingerprint)
         self.evaluations.append(ev)
-        self.strategy.tell(ev.id, self.fitness.scores(ev.fitness), trained=ev.status.trained)
+        self.strategy.tell(ev.id, self.fitness.scores(ev.fitness), trained=ev.status.trained,
+                           partial=ev.status is Status.EARLY_STOPPED)
         self.changed = True
         self._report_progress()
 
@@ -92,6 +93,8 @@ class SearchEngine:
             g = self.reported_generations
             fits = [e.fitness[0] for e in self.evaluations
                     if e.generation == g and e.status.usable]
+            stopped = sum(e.generation == g and e.status is Status.EARLY_STOPPED
+                          for e in self.evaluations)
             failed = sum(e.generation == g and e.status.failed for e in self.evaluations)
             best = -history[g] * self.fitness.primary.sign  # the score back as a value
             med = statistics.median(fits) if fits else math.nan
@@ -99,7 +102,8 @@ class SearchEngine:
             total = max(self.strategy.planned_generations, done)
             elapsed = self.elapsed()
             eta = elapsed / done * (total - done) if done < total else 0.0
-            self.log(f"gen {g + 1:>2}/{total}  evaluated {len(fits):>3}"
+            halved = f" +{stopped} stopped at a rung" if stopped else ""
+            self.log(f"gen {g + 1:>2}/{total}  evaluated {len(fits):>3}{halved}"
                      f" (+{failed} failed/rejected)  best {best:.4f}  median {med:.4f}"
                      f"  elapsed {_clock(elapsed)}  eta {_clock(eta)}")
             self.reported_generations += 1

@@ -25,7 +25,8 @@ class Evaluation:
     key: str  # architecture identity, for de-duplication
     params: int
     status: Status = Status.PENDING
-    fitness: tuple[float, ...] | None = None  # one value per objective
+    rung: int = 0  # > 0: successive halving stopped it at this rung (status early-stopped)
+    fitness: tuple[float, ...] | None = None  # one value per objective (at the rung, if any)
     metrics: dict[str, float] = field(default_factory=dict)  # validation, mean over seeds
     seeds: list[int] = field(default_factory=list)
     epochs: float | None = None  # mean over seeds
@@ -36,10 +37,11 @@ class Evaluation:
     device: str = ""
     note: str = ""  # why it failed, was cached or rejected
     fingerprint: str = ""  # of the space, data and options it settled under (a forced resume)
+    repeat: bool = False  # a re-evaluation of a known architecture: trains its whole budget
 
     def members(self) -> list[Member]:
         """Its trainings: the config with each of its seeds."""
-        return [Member(self.id, seed, self.config) for seed in self.seeds]
+        return [Member(self.id, seed, self.config, self.repeat) for seed in self.seeds]
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -59,7 +61,7 @@ class Evaluation:
         values = self.fitness or (float("nan"),) * len(fitness.objectives)
         row = {"generation": self.generation, "id": self.id,
                "parents": "|".join(map(str, self.parents)), "status": self.status.value,
-               "fitness": values[0]}
+               "rung": self.rung or "", "fitness": values[0]}
         if fitness.multi:
             row.update({f"fitness:{name}": v for name, v in zip(fitness.names, values)})
         row.update({"params": self.params, "seconds": self.seconds, "epochs": self.epochs,

@@ -40,6 +40,7 @@ class EvaluationPolicy:
                 done = self.repeats.get(d.key, 1)
                 ev.seeds = [s + done * len(self.seeds) for s in self.seeds]
                 ev.note = f"re-evaluation {done + 1} of #{cid}"
+                ev.repeat = True  # it re-measures the full budget: halving never stops it
                 return ev
             return self._settle(ev, Status.CACHED, values, f"same architecture as #{cid}")
         limit = self.space.max_params
@@ -70,7 +71,12 @@ class EvaluationPolicy:
         if not all(v == v and abs(v) != float("inf") for v in values):
             return self._settle(ev, Status.NAN, penalty, "the fitness is not finite")
         partial = any(o.status is Status.EARLY_STOPPED for o in outcomes)
-        self._settle(ev, Status.EARLY_STOPPED if partial else Status.OK, values, ev.note)
+        ev.rung = max(o.rung for o in outcomes)
+        note = ev.note
+        if ev.rung:  # the fitness so far, at that rung: never reused nor picked as the best
+            note = "; ".join(filter(None, [note, f"stopped at rung {ev.rung} (epoch "
+                                          f"{max(o.epochs for o in outcomes):g})"]))
+        self._settle(ev, Status.EARLY_STOPPED if partial else Status.OK, values, note)
         if ev.status is Status.OK:
             # only real results are reused; a failure may be transient (e.g. out of memory)
             self._remember(ev.key, values, ev.id)

@@ -13,7 +13,7 @@ from evo_msa.nas.evaluation import Evaluation
 from evo_msa.status import Status
 from evo_msa.space.fitness import Fitness
 
-FIRST_COLUMNS = ["generation", "id", "parents", "status", "fitness", "pareto", "params",
+FIRST_COLUMNS = ["generation", "id", "parents", "status", "rung", "fitness", "pareto", "params",
                  "seconds", "epochs", "population", "node", "device", "note", "fingerprint"]
 
 
@@ -73,7 +73,7 @@ def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
 
 
 def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of a leaderboard CSV with a real measurement (ok, cached, early-stopped) and a
+    """Rows of a leaderboard CSV with a measurement at the full budget (ok, cached) and a
     finite fitness."""
     import numpy as np
 

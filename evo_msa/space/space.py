@@ -31,11 +31,12 @@ from typing import Any
 from evo_msa.config import RunConfig, _first, _is_int, _kind, read_yaml
 from evo_msa.data.dataset import MODALITIES
 from evo_msa.errors import UserError, brief
+from evo_msa.space.fidelity import Fidelity
 from evo_msa.space.fitness import Fitness
 
 GENE_TYPES = ("int", "float", "log-float", "categorical", "ordinal", "mask")
 TOP_KEYS = ("name", "description", "evaluator", "genes", "fixed", "fitness", "constraints",
-            "operators")
+            "operators", "fidelity")
 UNORDERED = ("categorical", "mask")  # genes whose slots are choices without an order
 # variation operators per kind of slot (see nas.strategies.operators)
 CROSSOVERS, MUTATIONS = ("blend", "uniform"), ("gaussian", "resample")
@@ -102,6 +103,7 @@ class SearchSpace:
     evaluator: dict = field(default_factory=lambda: {"kind": "haemsa"})  # what measures a genome
     operators: dict = field(default_factory=lambda: {k: dict(v) for k, v in
                                                      DEFAULT_OPERATORS.items()})
+    fidelity: Fidelity = field(default_factory=Fidelity.default)  # successive halving
 
     @property
     def haemsa(self) -> bool:
@@ -208,6 +210,10 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
         RunConfig().with_overrides(fixed, f"{source}: fixed")  # validates paths and types
 
     fitness = Fitness.parse(raw.get("fitness"), source)
+    if "fidelity" in raw and not haemsa:
+        raise UserError(f"{source}: fidelity: a lookup table's trainings have no epochs to "
+                        "halve (fidelity applies to HAEMSA trainings)")
+    fidelity = Fidelity.parse(raw.get("fidelity"), source)
 
     constraints = _section(raw, "constraints", source)
     unknown = [k for k in constraints if k != "max_params"]
@@ -221,7 +227,7 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
 
     space = SearchSpace(name=name, genes=genes, fixed=fixed, fitness=fitness,
                         max_params=max_params, source=source, evaluator=evaluator,
-                        operators=_operators(raw.get("operators"), source))
+                        operators=_operators(raw.get("operators"), source), fidelity=fidelity)
     if haemsa:
         _check_decodes(space)
     return space

@@ -24,8 +24,10 @@ class PopulationAdamW:
                                         device=store.flat.device)
         self.b1, self.b2, self.eps = betas[0], betas[1], eps
         self.names = list(store.params)
-        self.m = {n: torch.zeros_like(p) for n, p in store.params.items()}
-        self.v = {n: torch.zeros_like(p) for n, p in store.params.items()}
+        # the moments in flat buffers laid out like the weights: a member's state moves
+        # between populations as one row (trainer compaction)
+        self.m_flat, self.v_flat = torch.zeros_like(store.flat), torch.zeros_like(store.flat)
+        self.m, self.v = store.views(self.m_flat), store.views(self.v_flat)
         dev = store.flat.device
         self.steps = [torch.zeros((), device=dev) for _ in self.lr]
 

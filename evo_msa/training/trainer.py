@@ -30,6 +30,7 @@ from evo_msa.metrics import Objective, compute_metrics
 from evo_msa.models import DataInfo
 from evo_msa.models.sequence import StepLayout, Steps
 from evo_msa.status import Status
+from evo_msa.training.halving import Halving
 from evo_msa.training.optim import PopulationAdamW
 from evo_msa.training.population import build_population
 
@@ -55,6 +56,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
     task_weights: dict[str, float] = field(default_factory=dict)  # final task weights
     error: str = ""
+    rung: int = 0  # > 0: stopped by successive halving at this rung (status EARLY_STOPPED)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -159,6 +161,9 @@ class PopulationTrainer:
         self.orders = [torch.Generator().manual_seed(int(s)) for s in self.seeds]
         self.running = torch.ones(self.P, dtype=torch.bool, device=self.device)
         self.running_list = [True] * self.P  # the same, on the host
+        self.ids = list(range(self.P))  # each row's member among all those `fit` trains
+        self.best_state: torch.Tensor | None = None  # (P, N) each member's best weights so far
+        self.valid_pred: torch.Tensor | None = None  # the last validation predictions
 
     # ---- one epoch -------------------------------------------------------------------------
     def train_epoch(self) -> torch.Tensor:
@@ -233,15 +238,18 @@ class PopulationTrainer:
         if self.data.task == "regression":
             return (pred - y).abs().mean(1)
         logp = torch.log_softmax(pred, -1)
-        return -logp.gather(-1, y.expand(self.P, -1).unsqueeze(-1)).squeeze(-1).mean(1)
+        return -logp.gather(-1, y.expand(len(pred), -1).unsqueeze(-1)).squeeze(-1).mean(1)
 
     def evaluate(self, split: str) -> list[dict[str, float]]:
         """Every metric of every member on a split ("loss" = the main-task loss)."""
-        pred = self.predict(split)
+        return self.metrics(self.predict(split), split)
+
+    def metrics(self, pred: torch.Tensor, split: str) -> list[dict[str, float]]:
+        """Every metric of predictions (P, N[, C]) of a split, per member."""
         loss = self.main_loss(pred, split).tolist()
         truth = self.splits[split].y.cpu().numpy()
         out = []
-        for p in range(self.P):
+        for p in range(len(pred)):
             metrics = compute_metrics(pred[p].cpu().numpy(), truth, task=self.data.task,
                                       scale=self.data.scale, label_names=self.data.label_names)
             metrics["loss"] = loss[p] if math.isfinite(loss[p]) else math.inf
@@ -251,7 +259,7 @@ class PopulationTrainer:
     def _valid_values(self, wanted: list[set[str]]) -> list[dict[str, float]]:
         """The validation metrics each member needs this epoch (its early-stopping metric, what
         a search watches); loss and mae come without computing the rest."""
-        pred = self.predict("valid")
+        pred = self.valid_pred = self.predict("valid")
         values = [{"loss": v} for v in self.main_loss(pred, "valid").tolist()]
         full = None
         for p, names in enumerate(wanted):
@@ -270,97 +278,269 @@ class PopulationTrainer:
 
     # ---- the whole run ---------------------------------------------------------------------
     def fit(self, *, eval_splits=("valid", "test"), watch: Sequence[str] = (),
-            on_epoch: Callable[[int, list[dict[str, float] | None]], None] | None = None
-            ) -> list[TrainResult]:
+            on_epoch: Callable[[int, list[dict[str, float] | None]], None] | None = None,
+            halving: Halving | None = None) -> list[TrainResult]:
         """Train with early stopping on each member's validation metric; return each member's
         best-state metrics on `eval_splits` (a search leaves "test" out).
 
         `on_epoch(epoch, valid)` is called after every epoch with each member's validation
         metrics (its early-stopping metric and `watch`; None for members that no longer train):
-        Ray Tune reports there.
+        Ray Tune reports there. `halving`: successive halving of the genomes (training.halving).
+        Members that stop free their compute: the population is rebuilt without them; at the
+        end `model` holds every member's best state again.
         """
-        t0 = time.perf_counter()
+        run = _Run(self.data, self.configs, self.seeds, self.device, watch, halving,
+                   regroup=lambda ids: [ids])
+        results, final = run.train([self], eval_splits, on_epoch, restore=True)
+        if final is not self:  # this trainer becomes the restored population of every member
+            self.__dict__.update(final.__dict__)
+        return results
+
+    # ---- one epoch of `fit`, and moving members between populations ------------------------
+    def _epoch(self, epoch: int, tracks: list["_Track"], wanted: set[str]) -> list[dict | None]:
+        """Train one epoch; each running member's divergence, early stopping and best state
+        (tracks[p] is row p's). Validation metrics per row (None: it no longer trains)."""
+        if self.best_state is None:
+            self.best_state = self.model.store.flat.clone()
+        means = self.train_epoch().tolist()
         tc = [c.train for c in self.configs]
-        select = [Objective(t.select_metric) for t in tc]
+        valid: list[dict | None] = list(self._valid_values([{t.select_metric, *wanted}
+                                                            for t in tc]))
+        improved = []
+        for p, t in enumerate(tracks):
+            if not t.running:
+                valid[p] = None
+                improved.append(False)
+                continue
+            t.stopped_at = epoch
+            t.history.append({"epoch": epoch,
+                              **{f"train_{k}": v for k, v in zip((*TERMS, "total"), means[p])},
+                              **{f"valid_{k}": v for k, v in valid[p].items()}})
+            if not math.isfinite(means[p][-1]):
+                t.diverged = f"non-finite training loss in epoch {epoch}"
+                t.running, valid[p] = False, None
+                improved.append(False)
+                continue
+            score = Objective(tc[p].select_metric).loss(valid[p].get(tc[p].select_metric,
+                                                                     math.nan))
+            better = math.isfinite(score) and score < t.best
+            improved.append(better)
+            if better:
+                t.best, t.best_epoch = score, epoch
+                t.best_pred = self.valid_pred[p].clone()
+            if epoch >= tc[p].epochs or epoch - t.best_epoch >= tc[p].patience:
+                t.running = False
+        if any(improved):
+            mask = torch.tensor(improved, device=self.device).view(-1, 1)
+            current = self.ema if self.ema is not None else self.model.store.flat
+            self.best_state = torch.where(mask, current, self.best_state)
+        self.running_list = [t.running for t in tracks]
+        self.running = torch.tensor(self.running_list, device=self.device)
+        return valid
+
+    def _own(self, row: int) -> torch.Tensor:
+        return self.model.store.positions(row).to(self.device)
+
+    def _snapshot(self, row: int) -> dict:
+        """Everything row `row`'s member trains on with, in a form any population holding it
+        can load (`_load`): its own weights, moments, weight average and best state, its
+        optimiser step, data order and task weights."""
+        own, opt, w = self._own(row), self.optimizer, self.weighting
         flat = self.model.store.flat
-        best_state = flat.clone()
-        best = [math.inf] * self.P
-        best_epoch = [0] * self.P
-        stopped_at = [0] * self.P
-        diverged = [""] * self.P
-        history: list[list[dict]] = [[] for _ in range(self.P)]
-        for epoch in range(1, max(t.epochs for t in tc) + 1):
-            means = self.train_epoch().tolist()
-            running = self.running.tolist()
-            valid = self._valid_values([{t.select_metric, *watch} for t in tc])
-            improved = []
-            for p in range(self.P):
-                if not running[p]:
-                    valid[p] = None
-                    improved.append(False)
-                    continue
-                stopped_at[p] = epoch
-                history[p].append({"epoch": epoch,
-                                   **{f"train_{k}": v for k, v in zip((*TERMS, "total"), means[p])},
-                                   **{f"valid_{k}": v for k, v in valid[p].items()}})
-                if not math.isfinite(means[p][-1]):
-                    diverged[p] = f"non-finite training loss in epoch {epoch}"
-                    running[p], valid[p] = False, None
-                    improved.append(False)
-                    continue
-                score = select[p].loss(valid[p].get(tc[p].select_metric, math.nan))
-                better = math.isfinite(score) and score < best[p]
-                improved.append(better)
-                if better:
-                    best[p], best_epoch[p] = score, epoch
-                if epoch >= tc[p].epochs or epoch - best_epoch[p] >= tc[p].patience:
-                    running[p] = False
-            if any(improved):
-                mask = torch.tensor(improved, device=self.device).view(-1, 1)
-                current = self.ema if self.ema is not None else flat
-                best_state = torch.where(mask, current, best_state)
-            self.running = torch.tensor(running, device=self.device)
-            self.running_list = list(running)
+        return {"params": flat[row, own].clone(), "m": opt.m_flat[row, own].clone(),
+                "v": opt.v_flat[row, own].clone(),
+                "ema": (self.ema if self.ema is not None else flat)[row, own].clone(),
+                "best": (self.best_state if self.best_state is not None else flat)[row, own]
+                .clone(), "step": opt.steps[row].clone(), "order": self.orders[row],
+                "noise_step": self.model.noise.step, "lam": w.lam[row].clone(),
+                "first": None if w.first is None else w.first[row].clone()}
+
+    @torch.no_grad()
+    def _load(self, row: int, state: dict) -> None:
+        """Row `row` continues where `state` (a `_snapshot`, or only "params") left off."""
+        own = self._own(row)
+        self.model.store.flat[row, own] = state["params"]
+        if self.ema is not None:
+            self.ema[row, own] = state.get("ema", state["params"])
+        if "best" not in state:
+            return
+        if self.best_state is None:
+            self.best_state = self.model.store.flat.clone()
+        self.best_state[row, own] = state["best"]
+        opt, w = self.optimizer, self.weighting
+        opt.m_flat[row, own], opt.v_flat[row, own] = state["m"], state["v"]
+        opt.steps[row].copy_(state["step"])
+        self.orders[row] = state["order"]
+        self.model.noise.step = state["noise_step"]  # steps so far: the same for every member
+        w.lam[row] = state["lam"]
+        if state["first"] is not None:
+            if w.first is None:
+                w.first = torch.ones_like(w.lam)
+            w.first[row] = state["first"]
+
+
+@dataclass
+class _Track:
+    """One member's training as `fit` sees it, whichever population it trains in."""
+
+    best: float = math.inf  # its early-stopping score at the best epoch
+    best_epoch: int = 0
+    stopped_at: int = 0
+    running: bool = True
+    diverged: str = ""
+    rung: int = 0  # > 0: stopped by successive halving at this rung
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_pred: torch.Tensor | None = None  # validation predictions of the best state
+    best_own: torch.Tensor | None = None  # its best weights (own entries), once it left
+    task_weights: dict[str, float] = field(default_factory=dict)
+    params: int = 0
+    population: int = 1  # members in the population it started in
+
+    def value(self, rank: Objective) -> float:
+        """Its fitness so far as a loss (the rank metric at its best epoch), inf if none."""
+        if not self.best_epoch or self.diverged:
+            return math.inf
+        v = rank.loss(self.history[self.best_epoch - 1].get(f"valid_{rank.metric}", math.nan))
+        return v if math.isfinite(v) else math.inf
+
+
+class _Run:
+    """Members trained as populations in lockstep, epoch by epoch, so that successive halving
+    ranks all of them; whenever members stop, the survivors are regrouped into new populations
+    (`regroup`: lists of member ids) carrying their state, and the stopped ones cost nothing."""
+
+    def __init__(self, data, configs, seeds, device, watch, halving: Halving | None, regroup):
+        self.data, self.configs, self.seeds, self.device = data, configs, seeds, device
+        self.tracks = [_Track() for _ in configs]
+        self.halving, self.regroup = halving, regroup
+        self.wanted = set(watch) | ({halving.rank.metric} if halving else set())
+
+    def population(self, ids: list[int]) -> PopulationTrainer:
+        trainer = PopulationTrainer(self.data, [self.configs[i] for i in ids],
+                                    [self.seeds[i] for i in ids], device=self.device)
+        trainer.ids = list(ids)
+        return trainer
+
+    def train(self, trainers: list[PopulationTrainer], eval_splits, on_epoch, restore: bool):
+        t0 = time.perf_counter()
+        tracks, P = self.tracks, len(self.configs)
+        for trainer in trainers:
+            for i in trainer.ids:
+                tracks[i].population = trainer.P
+        for epoch in range(1, max(c.train.epochs for c in self.configs) + 1):
+            valid: list[dict | None] = [None] * P
+            for trainer in trainers:
+                rows = trainer._epoch(epoch, [tracks[i] for i in trainer.ids], self.wanted)
+                for i, v in zip(trainer.ids, rows):
+                    valid[i] = v
+            if self.halving is not None:
+                rung = self.halving.rung(epoch)
+                stop = self.halving.stopped(epoch, [t.running for t in tracks],
+                                            [t.value(self.halving.rank) for t in tracks])
+                for i in stop:
+                    tracks[i].running, tracks[i].rung = False, rung
             if on_epoch is not None:
                 on_epoch(epoch, valid)
-            if not any(running):
+            if not any(t.running for t in tracks):
                 break
-        flat.copy_(best_state)
-        if self.ema is not None:
-            self.ema.copy_(best_state)
-        metrics = {s: self.evaluate(s) for s in eval_splits if s in self.splits}
+            if any(not tracks[i].running for tr in trainers for i in tr.ids):
+                trainers = self.compact(trainers)
+        self.park(trainers)
         seconds = time.perf_counter() - t0
-        counts = self.model.member_parameter_counts()
-        results = []
-        for p in range(self.P):
-            error = diverged[p] or ("" if best_epoch[p] else
-                                    f"validation {tc[p].select_metric} was never finite")
-            results.append(TrainResult(
-                status=Status.NAN if error else Status.OK,
-                metrics={s: m[p] for s, m in metrics.items()}, best_epoch=best_epoch[p],
-                epochs=stopped_at[p], params=counts[p], seconds=seconds, population=self.P,
-                history=history[p], task_weights=self.weighting.weights(p), error=error))
-        return results
+        if restore or set(eval_splits) - {"valid"}:
+            final = self.restored(trainers)
+            metrics = {s: final.evaluate(s) for s in eval_splits if s in final.splits}
+        else:  # the validation predictions of each best state are at hand
+            final = None
+            metrics = {"valid": self.best_valid(trainers[0])} if eval_splits else {}
+        return self.results(metrics, seconds), final
+
+    def compact(self, trainers: list[PopulationTrainer]) -> list[PopulationTrainer]:
+        """The running members regrouped into new populations, each with its state."""
+        states, keep = {}, []
+        for trainer in trainers:
+            if all(self.tracks[i].running for i in trainer.ids) and \
+                    [trainer.ids] == self.regroup(trainer.ids):
+                keep.append(trainer)  # nobody left it, nothing to regroup
+                continue
+            self.park([trainer])
+            states.update({i: trainer._snapshot(r) for r, i in enumerate(trainer.ids)
+                           if self.tracks[i].running})
+        new = []
+        for ids in (self.regroup(sorted(states)) if states else []):
+            trainer = self.population(ids)
+            for r, i in enumerate(ids):
+                trainer._load(r, states[i])
+            new.append(trainer)
+        return keep + new
+
+    def park(self, trainers: list[PopulationTrainer]) -> None:
+        """Keep the best state of the members that stopped (own entries) before their
+        population goes."""
+        for trainer in trainers:
+            for r, i in enumerate(trainer.ids):
+                t = self.tracks[i]
+                if not t.running and t.best_own is None:
+                    best = trainer.best_state if trainer.best_state is not None else \
+                        trainer.model.store.flat
+                    t.best_own = best[r, trainer._own(r)].clone()
+                    t.task_weights = trainer.weighting.weights(r)
+                    t.params = len(t.best_own)
+
+    def restored(self, trainers: list[PopulationTrainer]) -> PopulationTrainer:
+        """One population of every member in its best state (the one that trained them all,
+        if no member ever left it)."""
+        everyone = list(range(len(self.configs)))
+        trainer = next((tr for tr in trainers if tr.ids == everyone), None)
+        if trainer is None:
+            trainer = self.population(everyone)
+        for r, t in enumerate(self.tracks):
+            trainer._load(r, {"params": t.best_own})
+        return trainer
+
+    def best_valid(self, any_trainer: PopulationTrainer) -> list[dict[str, float]]:
+        preds = [t.best_pred for t in self.tracks]
+        fallback = next((p for p in preds if p is not None), None)
+        if fallback is None:
+            return [{"loss": math.inf} for _ in preds]
+        nan = torch.full_like(fallback, math.nan)
+        return any_trainer.metrics(torch.stack([p if p is not None else nan for p in preds]),
+                                   "valid")
+
+    def results(self, metrics: dict, seconds: float) -> list[TrainResult]:
+        out = []
+        for p, (t, cfg) in enumerate(zip(self.tracks, self.configs)):
+            error = t.diverged or ("" if t.best_epoch else
+                                  f"validation {cfg.train.select_metric} was never finite")
+            status = Status.NAN if error else Status.EARLY_STOPPED if t.rung else Status.OK
+            out.append(TrainResult(
+                status=status, metrics={s: m[p] for s, m in metrics.items()},
+                best_epoch=t.best_epoch, epochs=t.stopped_at, params=t.params, seconds=seconds,
+                population=t.population, history=t.history, task_weights=t.task_weights,
+                error=error, rung=t.rung))
+        return out
 
 
 def train_population(data: MSAData, configs: list[RunConfig], seeds: list[int], *,
                      device: str | torch.device = "auto", eval_splits=("valid", "test"),
-                     watch: Sequence[str] = (), on_epoch=None) -> list[TrainResult]:
+                     watch: Sequence[str] = (), on_epoch=None,
+                     halving: Halving | None = None) -> list[TrainResult]:
     """Train every (config, seed) member. Members train together as few populations as the
-    device makes worthwhile (see `plan_populations`); results come back in order."""
+    device makes worthwhile (see `plan_populations`; regrouped whenever members stop), in
+    lockstep, so that `halving` ranks all of them; results come back in order. `on_epoch(epoch,
+    {member: valid metrics or None})` after every epoch."""
     device = resolve_device(device) if isinstance(device, str) else device
-    results: list[TrainResult | None] = [None] * len(configs)
-    for members in plan_populations(configs, device):
-        trainer = PopulationTrainer(data, [configs[i] for i in members],
-                                    [seeds[i] for i in members], device=device)
-        hook = None
-        if on_epoch is not None:
-            hook = (lambda epoch, valid, members=members:
-                    on_epoch(epoch, dict(zip(members, valid))))
-        for i, r in zip(members, trainer.fit(eval_splits=eval_splits, watch=watch,
-                                             on_epoch=hook)):
-            results[i] = r
-    return results
+
+    def regroup(ids: list[int]) -> list[list[int]]:
+        return [[ids[j] for j in group]
+                for group in plan_populations([configs[i] for i in ids], device)]
+
+    run = _Run(data, configs, seeds, device, watch, halving, regroup)
+    hook = None
+    if on_epoch is not None:
+        hook = lambda epoch, valid: on_epoch(epoch, dict(enumerate(valid)))  # noqa: E731
+    trainers = [run.population(ids) for ids in regroup(list(range(len(configs))))]
+    return run.train(trainers, eval_splits, hook, restore=False)[0]
 
 
 # CPU cost of one population step, in units of one member's (width^2 x level) work: a fixed

@@ -37,18 +37,20 @@ class Member:
     eval_id: int
     seed: int
     config: dict
+    whole: bool = False  # trains its whole budget (a re-evaluation): no halving stops it
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Member":
-        return cls(int(d["eval_id"]), int(d["seed"]), d["config"])
+        return cls(int(d["eval_id"]), int(d["seed"]), d["config"], bool(d.get("whole")))
 
 
 @dataclass
 class Outcome:
-    """What one training gave: OK, EARLY_STOPPED (its best so far), NAN or ERROR."""
+    """What one training gave: OK, EARLY_STOPPED (its best so far: at a rung of successive
+    halving, or stopped by ASHA), NAN or ERROR."""
 
     eval_id: int
     seed: int
@@ -56,6 +58,7 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)  # validation metrics
     epochs: float = 0.0
     error: str = ""
+    rung: int = 0  # > 0: successive halving stopped it at this rung (1 = the first)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "status": self.status.value}
@@ -64,7 +67,7 @@ class Outcome:
     def from_dict(cls, d: dict) -> "Outcome":
         return cls(int(d["eval_id"]), int(d["seed"]), Status(d["status"]),
                    dict(d.get("metrics") or {}), float(d.get("epochs") or 0.0),
-                   str(d.get("error") or ""))
+                   str(d.get("error") or ""), int(d.get("rung") or 0))
 
 
 # progress(epoch, outcomes so far): per-epoch reports of a long evaluation (Tune, ASHA)

@@ -6,6 +6,10 @@ A batch that runs out of GPU memory is split in halves and retried, not penalise
 that diverges or fails is penalised alone (a member whose config breaks the batch is found by
 bisection). Per epoch, `progress` gets each training's best validation metrics so far (what an
 early-stopped batch keeps).
+
+The space's `fidelity` (space.fidelity) halves the genomes of a batch at its rungs (one
+objective; with several, every genome trains its whole budget): they are ranked by the first
+measured objective, the mean over their seeds.
 """
 from __future__ import annotations
 
@@ -14,9 +18,11 @@ import math
 from typing import Callable
 
 from evo_msa.data.dataset import MSAData
+from evo_msa.metrics import Objective
 from evo_msa.models import DataInfo, member_parameters
 from evo_msa.nas.evaluators.base import Description, Evaluator, Member, Outcome, Progress
 from evo_msa.space import SearchSpace
+from evo_msa.space.fidelity import Fidelity
 from evo_msa.space.fitness import NETWORK_OBJECTIVES
 from evo_msa.status import Status
 
@@ -78,14 +84,19 @@ class HaemsaEvaluator(Evaluator):
                                               Status.EARLY_STOPPED, dict(metrics), epoch))
             progress(epoch, [o for _, o in best.values()])
 
+        fidelity = None if self.space.fitness.multi else self.space.fidelity
         return train_members(self.data, members, device, self.watch,
-                             on_epoch if progress is not None else None)
+                             on_epoch if progress is not None else None,
+                             fidelity=fidelity, rank=self.objective)
 
 
 def train_members(data: MSAData, members: list[Member], device, watch: list[str],
-                  on_epoch=None) -> list[Outcome]:
-    """One outcome per member, splitting the population in halves on out-of-memory."""
+                  on_epoch=None, fidelity: Fidelity | None = None,
+                  rank: Objective | None = None) -> list[Outcome]:
+    """One outcome per member, splitting the population in halves on out-of-memory; with
+    `fidelity` and a `rank` objective, successive halving of the genomes (eval ids)."""
     from evo_msa.config import RunConfig
+    from evo_msa.training.halving import Halving
     from evo_msa.training.trainer import train_population
 
     def train(indices: list[int]) -> list[Outcome]:
@@ -93,11 +104,16 @@ def train_members(data: MSAData, members: list[Member], device, watch: list[str]
         hook = None
         if on_epoch is not None:
             hook = lambda epoch, valid: on_epoch(epoch, {indices[j]: v for j, v in valid.items()})  # noqa: E731
+        rungs = fidelity.rungs_for(max(c.train.epochs for c in cfgs)) if fidelity else ()
+        halving = (Halving(rungs, fidelity.keep, tuple(members[i].eval_id for i in indices),
+                           rank, frozenset(members[i].eval_id for i in indices
+                                           if members[i].whole))
+                   if rungs and rank is not None else None)
         results = train_population(data, cfgs, [members[i].seed for i in indices],
                                    device=device, eval_splits=("valid",), watch=watch,
-                                   on_epoch=hook)
+                                   on_epoch=hook, halving=halving)
         return [Outcome(members[i].eval_id, members[i].seed, r.status,
-                        r.metrics.get("valid", {}), r.epochs, r.error)
+                        r.metrics.get("valid", {}), r.epochs, r.error, r.rung)
                 for i, r in zip(indices, results)]
 
     def failed(indices: list[int], exc: BaseException) -> list[Outcome]:

@@ -2,8 +2,10 @@
 
 Interface (ask/tell, as in NNI and Archai):
     ask()  -> Candidate, or None while it waits for pending results
-    tell(candidate_id, scores, trained)  one score per objective, higher is better
-                                         (Fitness.scores); trained: compute was spent on it
+    tell(candidate_id, scores, trained, partial)  one score per objective, higher is better
+                                         (Fitness.scores); trained: compute was spent on it;
+                                         partial: measured below the full budget (stopped at
+                                         a rung): learnt from, never the best nor the pick
     done   -> True when the budget is spent or the search has converged
 
 The budget counts trainings: a candidate answered without one (an architecture trained before,
@@ -53,6 +55,7 @@ class Candidate:
     parents: list[int] = field(default_factory=list)
     score: list[float] | None = None  # one per objective, higher is better; None until told
     repeat: bool = False  # a fresh training of a known configuration (noise), not a cache hit
+    partial: bool = False  # its score is below the full budget (stopped at a rung)
 
 
 @dataclass
@@ -176,12 +179,13 @@ class Strategy:
         self.pending.add(cid)
         return self.candidates[cid]
 
-    def tell(self, cid: int, scores, trained: bool = True) -> None:
+    def tell(self, cid: int, scores, trained: bool = True, partial: bool = False) -> None:
         self.told += 1
         self.trained += bool(trained)
         self.idle = 0 if trained else self.idle + 1
         self.pending.discard(cid)
         self.candidates[cid].score = [float(x) for x in scores]
+        self.candidates[cid].partial = bool(partial)
         self._on_tell(self.candidates[cid], bool(trained))
         if not self.done and self.idle >= self.exhausted_after:
             self.stopped_reason = (f"the space looks exhausted: the last {self.idle} proposals "
@@ -249,8 +253,9 @@ class Strategy:
     def _check_patience(self) -> None:
         """Record this generation's best (first objective) and stop when it has stalled or the
         budget is spent."""
-        told = [c.score[0] for c in self.candidates.values() if c.score is not None]
-        self.best_per_generation.append(max(told))
+        told = [c.score[0] for c in self.candidates.values()
+                if c.score is not None and not c.partial]
+        self.best_per_generation.append(max(told, default=-math.inf))
         p = self.s.patience
         h = self.best_per_generation
         if self.trained >= self.budget:

@@ -76,10 +76,12 @@ class SurrogateEvolution(Strategy):
         if self.done or self.room <= 0:
             return
         self.generation = self.next_id // self.s.pop_size
-        keys, G, means, counts = self._configurations()
-        if keys and self.budget - self.trained - len(self.pending) <= self.finalist_trainings:
-            self._retrain_a_finalist(keys, G, means, counts)
-        elif len(keys) < self.random_design:
+        if self.budget - self.trained - len(self.pending) <= self.finalist_trainings:
+            full = self._configurations(full=True)  # finalists trained the whole budget
+            if full[0]:
+                return self._retrain_a_finalist(*full)
+        keys, G, means, _ = self._configurations()
+        if len(keys) < self.random_design:
             self._new_random(set(keys))
         else:
             self._new_predicted(keys, G, means)
@@ -163,9 +165,10 @@ class SurrogateEvolution(Strategy):
         return smoothed_estimates(self.slots, G, means, counts, seed, leaf=PICK_LEAF, trees=TREES)
 
     # ---- the history -----------------------------------------------------------------------
-    def _configurations(self, limit: int | None = None):
-        """Trained configurations (of the first `limit` trainings): keys, canonical genomes,
-        mean scores, trainings."""
+    def _configurations(self, limit: int | None = None, full: bool = False):
+        """Trained configurations (of the first `limit` trainings; `full`: only trainings of
+        the whole budget, not those stopped at a rung): keys, canonical genomes, mean scores,
+        trainings."""
         acc: dict[bytes, list] = {}
         seen = 0
         for cid in self.told_order:
@@ -174,6 +177,8 @@ class SurrogateEvolution(Strategy):
             if limit is not None and seen >= limit:
                 break
             seen += 1
+            if full and self.candidates[cid].partial:
+                continue
             key = self._key(cid)
             entry = acc.setdefault(key, [cid, 0.0, 0])
             entry[1] += self.candidates[cid].score[0]
@@ -199,7 +204,9 @@ class SurrogateEvolution(Strategy):
         return self._key_of[cid]
 
     def _first_id(self, key: bytes) -> int:
-        return next(c for c in self.told_order if c in self.trained_ids and self._key(c) == key)
+        """The first training of a configuration at the full budget (else the first)."""
+        ids = [c for c in self.told_order if c in self.trained_ids and self._key(c) == key]
+        return next((c for c in ids if not self.candidates[c].partial), ids[0])
 
     def _on_tell(self, cand: Candidate, trained: bool) -> None:
         self.told_order.append(cand.id)
@@ -209,8 +216,9 @@ class SurrogateEvolution(Strategy):
 
     # ---- the pick ----------------------------------------------------------------------------
     def pick(self) -> int | None:
-        """The candidate id of the configuration with the best robust estimate."""
-        keys, G, means, counts = self._configurations()
+        """The candidate id of the configuration with the best robust estimate, among those
+        trained at the full budget."""
+        keys, G, means, counts = self._configurations(full=True)
         if not keys:
             return None
         return self._first_id(keys[int(np.argmax(self._estimates(G, means, counts)))])

@@ -1,0 +1,104 @@
+"""Multi-fidelity fitness: the `fidelity:` section of a search space (HAEMSA trainings).
+
+    fidelity: {rungs: [2, 5], keep: 1/3}   # successive halving inside every trial's batch
+    fidelity: off                          # every genome trains its whole fitness budget
+
+At each rung (an epoch of the fitness budget) the genomes of a batch still training are ranked
+by the mean over their seeds of the fitness so far, and the best `keep` fraction goes on
+(training.halving); the rest stop there, with status early-stopped and the rung in the
+leaderboard. A rung at or past the budget is the budget itself. Without the section, the default
+below: rungs at fixed fractions of the space's epochs, measured in
+experiments/results/fidelity/.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from evo_msa.errors import UserError, brief
+
+# The default schedule, as fractions of the fitness epochs (12 epochs: rungs 1 and 3; 15: 1
+# and 4), and the share of a batch that goes on at each rung: of the schedules simulated on the
+# recorded curves of 96 genomes (MOSI MiniLM and synthetic), the one with the least compute
+# until a finisher reaches the best 5% / 10% level on both (experiments/results/fidelity/).
+DEFAULT_FRACTIONS = (1 / 12, 1 / 4)
+DEFAULT_KEEP = 1 / 2
+MIN_EPOCHS = 6  # shorter budgets (smoke runs, tests) train whole by default
+MAX_RUNGS = 16
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    rungs: tuple[int, ...] = ()  # epochs; () with `fractions`: the default
+    keep: float = DEFAULT_KEEP
+    fractions: tuple[float, ...] = ()  # rungs as fractions of the budget (the default)
+    enabled: bool = True
+
+    @classmethod
+    def default(cls) -> "Fidelity":
+        return cls(fractions=DEFAULT_FRACTIONS)
+
+    def rungs_for(self, epochs: int) -> tuple[int, ...]:
+        """The rungs that stop anything when the fitness budget is `epochs`."""
+        if not self.enabled:
+            return ()
+        if self.fractions:
+            if epochs < MIN_EPOCHS:
+                return ()
+            rungs = sorted({max(1, round(f * epochs)) for f in self.fractions})
+        else:
+            rungs = list(self.rungs)
+        return tuple(r for r in rungs if r < epochs)
+
+    def describe(self, epochs: int) -> str:
+        rungs = self.rungs_for(epochs)
+        if not rungs:
+            return "every genome trains its whole budget"
+        keep = Fraction(self.keep).limit_denominator(100)
+        return (f"successive halving at epochs {', '.join(map(str, rungs))} of {epochs} "
+                f"(keep {keep})")
+
+    def to_dict(self) -> dict:
+        if not self.enabled:
+            return {"enabled": False}
+        return {"rungs": list(self.rungs), "fractions": list(self.fractions), "keep": self.keep}
+
+    @classmethod
+    def parse(cls, raw: Any, source: str) -> "Fidelity":
+        where = f"{source}: fidelity"
+        if raw is None:
+            return cls.default()
+        if raw is False or (isinstance(raw, str) and raw.strip().lower() in ("off", "none")):
+            return cls(enabled=False)
+        if not isinstance(raw, dict):
+            raise UserError(f"{where}: expected off or a mapping {{rungs: [epochs], keep: "
+                            f"fraction}}, got {brief(raw)}")
+        unknown = [k for k in raw if k not in ("rungs", "keep")]
+        if unknown:
+            raise UserError(f"{where}: unknown key {brief(unknown[0])} (expected rungs, keep)")
+        rungs = raw.get("rungs")
+        if (not isinstance(rungs, list) or not 1 <= len(rungs) <= MAX_RUNGS
+                or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1
+                           for r in rungs)
+                or any(b <= a for a, b in zip(rungs, rungs[1:]))):
+            raise UserError(f"{where}.rungs: expected 1 to {MAX_RUNGS} increasing epochs "
+                            f"(integers >= 1), got {brief(rungs)}")
+        keep = _fraction(raw.get("keep", DEFAULT_KEEP))
+        if keep is None or not 0 < keep < 1:
+            raise UserError(f"{where}.keep: expected a fraction in (0, 1) such as 1/3 or 0.5, "
+                            f"got {brief(raw.get('keep'))}")
+        return cls(rungs=tuple(rungs), keep=keep)
+
+
+def _fraction(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*/\s*\d+\s*", value):
+        num, den = (int(x) for x in value.split("/"))
+        return num / den if den else None
+    return None
