@@ -15,7 +15,6 @@ from evo_msa.config import RunConfig, load_run_config
 from evo_msa.errors import UserError, brief
 from evo_msa.provenance import provenance
 
-
 MAX_ROWS = 100_000  # rows of a printed table (--top)
 
 
@@ -58,10 +57,9 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
           log: Callable[[str], None] = print) -> dict:
     """Train one configuration with several seeds (as one population); return the summary
     (metrics per split, mean and std over seeds) and, with `out`, write metrics.json/.csv."""
+    from evo_msa.config import MAX_COUNT
     from evo_msa.data import load_data
     from evo_msa.training.multiseed import format_summary, train_seeds, write_run_metrics
-
-    from evo_msa.config import MAX_COUNT
 
     seeds = _seeds(seeds)
     if epochs is not None:

@@ -174,9 +174,8 @@ def cmd_export(args) -> int:
 def cmd_leaderboard(args) -> int:
     import pandas as pd
 
-    from evo_msa.report.leaderboard import read_leaderboards, run_objective, top_rows
-
     from evo_msa.api import MAX_ROWS, _count
+    from evo_msa.report.leaderboard import read_leaderboards, run_objective, top_rows
 
     _count("--top", args.top, MAX_ROWS)
     frame = read_leaderboards(args.runs)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from evo_msa.metrics import (PRIMARY_METRIC, classification_metrics, compute_metrics,
-                             Objective, regression_metrics, sims_metrics)
+from evo_msa.metrics import (
+    PRIMARY_METRIC,
+    Objective,
+    classification_metrics,
+    compute_metrics,
+    regression_metrics,
+    sims_metrics,
+)
 
 MOSEI_KEYS = {"has0_acc2", "has0_f1", "non0_acc2", "non0_f1", "acc5", "acc7", "mae", "corr"}
 SIMS_KEYS = {"acc2", "acc3", "acc5", "f1", "mae", "corr"}

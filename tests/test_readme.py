@@ -30,8 +30,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_api_names_stay_functions_after_their_namesake_packages_load():
-    import evo_msa.onnx_export  # noqa: F401
     import evo_msa.nas.runner  # noqa: F401
+    import evo_msa.onnx_export  # noqa: F401
     import evo_msa.training.trainer  # noqa: F401
     from evo_msa import export, search, train
 

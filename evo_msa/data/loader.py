@@ -496,7 +496,7 @@ def load_split(spec: str, split: str) -> tuple[Split, str | None, list[str] | No
             out.features[m], out.lengths[m] = _features(path, split, m, part, ref)
         out.ids = (_ids(path, split, part["id"], ref) if "id" in part
                    else [f"{split}_{i:06d}" for i in range(ref[1])])
-    for m, x in out.features.items():
+    for x in out.features.values():
         bad = ~np.isfinite(x)
         if bad.any():
             x[bad] = 0.0

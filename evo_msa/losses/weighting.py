@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 
 from evo_msa.config import ObjectiveConfig
-from evo_msa.models.layers import ParamStore
 from evo_msa.losses.terms import COARSE, MAIN, TERMS
+from evo_msa.models.layers import ParamStore
 
 FIXED_TERMS = (MAIN, COARSE)  # DMMSA keeps the weights of the core sentiment tasks fixed
 LOG_VAR = "weighting.log_var"

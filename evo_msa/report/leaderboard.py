@@ -10,8 +10,8 @@ from evo_msa.errors import UserError
 from evo_msa.io import file_kind
 from evo_msa.metrics import Objective
 from evo_msa.nas.evaluation import Evaluation
-from evo_msa.status import Status
 from evo_msa.space.fitness import Fitness
+from evo_msa.status import Status
 
 FIRST_COLUMNS = ["generation", "id", "parents", "status", "rung", "fitness", "pareto", "params",
                  "seconds", "epochs", "population", "node", "device", "note", "fingerprint"]

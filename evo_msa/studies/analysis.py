@@ -27,7 +27,8 @@ def _trained(ctx: Context, name: str, models: str | None = None) -> dict:
         if list(path.glob(f"{seed_folder(ANY)}/{MODEL_PT}")):
             return {"models": path}
     rec = ctx.done.get(name)
-    if (rec is None or "models" not in rec) and list((ctx.scratch / name).glob(f"{seed_folder(ANY)}/{MODEL_PT}")):
+    earlier = list((ctx.scratch / name).glob(f"{seed_folder(ANY)}/{MODEL_PT}"))
+    if (rec is None or "models" not in rec) and earlier:
         return {"models": ctx.scratch / name}  # an earlier invocation with the same --scratch
     if rec is None or "models" not in rec:
         raise Skip(f"{name!r} is not a train or search variant that ran before this one")

@@ -76,7 +76,7 @@ def train_configs(data: MSAData, jobs: Sequence[tuple[RunConfig, Sequence[int]]]
     results = trainer.fit(on_epoch=_progress(log, max(c.train.epochs for c in configs)))
     head = "mae" if data.task == "regression" else "weighted_f1"
     out, start = [], 0
-    for k, (cfg, seeds) in enumerate(jobs):
+    for k, (_, seeds) in enumerate(jobs):
         seeds = list(seeds)
         label = f"{names[k]} " if names else ""
         save = saves[k] if saves else None

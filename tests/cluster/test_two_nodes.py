@@ -169,8 +169,9 @@ def board(run: Path) -> pd.DataFrame:
 def test_a_search_runs_on_both_nodes(cluster, worker, space, tmp_path):
     # the data reaches the trials from its path (--data-on-nodes), given relative to the cwd
     # (the search's): trials run in folders of their own
-    from evo_msa.data import load_data
     import pickle
+
+    from evo_msa.data import load_data
 
     data = tmp_path / "d.pkl"
     data.write_bytes(pickle.dumps(_mmsa(load_data("synthetic:mosi?n=3000", normalize=False))))

@@ -6,10 +6,17 @@ import pytest
 import torch
 
 from evo_msa.config import ObjectiveConfig
-from evo_msa.models.layers import ParamStore
 from evo_msa.losses import TERMS, TaskWeighting, coarse_labels
-from evo_msa.losses.terms import (MAIN, PopulationLoss, TaskLabels, cross_entropy,
-                                       kl_transfer, multi_nt_xent, pearson)
+from evo_msa.losses.terms import (
+    MAIN,
+    PopulationLoss,
+    TaskLabels,
+    cross_entropy,
+    kl_transfer,
+    multi_nt_xent,
+    pearson,
+)
+from evo_msa.models.layers import ParamStore
 
 
 class _Model:  # what PopulationLoss reads from the model

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from evo_msa.models import DataInfo
-from evo_msa.report.leaderboard import leaderboard_frame
 from evo_msa.nas.engine import SearchEngine
-from evo_msa.status import Status
-from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
 from evo_msa.nas.execution.tune import EngineSearcher
+from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.strategies import EvolutionSettings, make_strategy
+from evo_msa.report.leaderboard import leaderboard_frame
 from evo_msa.space import load_space, parse_space
 from evo_msa.space.fitness import PENALTY
+from evo_msa.status import Status
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "search_spaces" / "tiny.yaml"

@@ -99,18 +99,23 @@ def test_clip_and_sample_stay_in_the_unit_cube():
     assert s.clip([-0.5, 1.5, 0.5] + [0.2] * (s.size - 3))[:3] == [0.0, 1.0, 0.5]
 
 
+DEPTH = {"type": "int", "low": 1, "high": 2}
+
+
 @pytest.mark.parametrize("raw, message", [
-    ({"genes": {"model.depth": {"type": "int", "low": 5, "high": 1}}}, "gene 'model.depth': low (5) > high (1)"),
-    ({"genes": {"model.depth": {"type": "integer", "low": 1, "high": 2}}}, "gene 'model.depth': type must be"),
-    ({"genes": {"model.depth": {"type": "int", "low": 1, "hi": 2}}}, "gene 'model.depth': unknown key 'hi'"),
-    ({"genes": {"model.deep": {"type": "int", "low": 1, "high": 2}}}, "gene 'model.deep': not a config field"),
+    ({"genes": {"model.depth": {"type": "int", "low": 5, "high": 1}}},
+     "gene 'model.depth': low (5) > high (1)"),
+    ({"genes": {"model.depth": {**DEPTH, "type": "integer"}}}, "gene 'model.depth': type must be"),
+    ({"genes": {"model.depth": {"type": "int", "low": 1, "hi": 2}}},
+     "gene 'model.depth': unknown key 'hi'"),
+    ({"genes": {"model.deep": DEPTH}}, "gene 'model.deep': not a config field"),
     ({"genes": {"model.depth": {"type": "int", "low": "a", "high": 2}}}, "low must be a number"),
     ({"genes": {"model.depth": {"type": "int", "low": 1, "high": 9}}}, "model.depth must be an integer in"),
     ({"genes": {"train.lr": {"type": "log-float", "low": 0, "high": 1}}}, "log scale needs low > 0"),
     ({"genes": {"model.modalities": {"type": "mask"}}}, "needs a non-empty list 'choices'"),
-    ({"genes": {"model.depth": {"type": "int", "low": 1, "high": 2}}, "extra": 1}, "unknown key 'extra'"),
-    ({"genes": {"model.depth": {"type": "int", "low": 1, "high": 2}}, "fixed": {"train.epochs": "many"}}, "train.epochs"),
-    ({"genes": {"model.depth": {"type": "int", "low": 1, "high": 2}}, "fitness": {"direction": "up"}}, "direction must be"),
+    ({"genes": {"model.depth": DEPTH}, "extra": 1}, "unknown key 'extra'"),
+    ({"genes": {"model.depth": DEPTH}, "fixed": {"train.epochs": "many"}}, "train.epochs"),
+    ({"genes": {"model.depth": DEPTH}, "fitness": {"direction": "up"}}, "direction must be"),
     ({"genes": {}}, "'genes' must be a non-empty mapping"),
 ])
 def test_schema_errors_are_one_line_and_name_file_and_gene(tmp_path, raw, message):

@@ -6,12 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from tests import hostile_files as H
-
 from evo_msa import api
 from evo_msa.cli import main
 from evo_msa.data import make_synthetic
 from evo_msa.errors import UserError
+from tests import hostile_files as H
 from tests.conftest import write_mmsa_pickle
 
 ARCH = {"model": {"depth": 1, "expert_dim": 16, "unified_dim": 16, "level_widths": [16],

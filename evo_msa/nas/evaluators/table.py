@@ -41,6 +41,7 @@ class LookupTable:
 
     def __init__(self, spec: str):
         self.spec = spec
+        self._best: dict[tuple[str, str], float] = {}
         bench, _, dataset = spec.partition(":")
         if bench not in BENCHMARKS:
             raise UserError(f"table {spec!r}: unknown benchmark {bench!r} (expected "
@@ -84,11 +85,12 @@ class LookupTable:
         """The mean over the recorded seeds."""
         return float(np.mean(self.recorded(config)[metric]))
 
-    @functools.lru_cache(maxsize=8)
     def best(self, metric: str, direction: str) -> float:
         """The best true value of any configuration."""
-        means = [float(np.mean(r[metric])) for r in self.rows.values()]
-        return max(means) if direction == "max" else min(means)
+        if (metric, direction) not in self._best:
+            means = [float(np.mean(r[metric])) for r in self.rows.values()]
+            self._best[metric, direction] = max(means) if direction == "max" else min(means)
+        return self._best[metric, direction]
 
     @property
     def configurations(self) -> int:

@@ -15,8 +15,8 @@ from evo_msa.space import SearchSpace
 
 __all__ = ["Candidate", "EvolutionSettings", "Strategy", "STRATEGIES", "make_strategy"]
 
-STRATEGIES = {"surrogate": SurrogateEvolution, "generational": GenerationalEvolution, "steady-state": SteadyStateEvolution,
-              "random": RandomSearch, "tpe": TPESearch}
+STRATEGIES = {"surrogate": SurrogateEvolution, "generational": GenerationalEvolution,
+              "steady-state": SteadyStateEvolution, "random": RandomSearch, "tpe": TPESearch}
 
 
 def make_strategy(kind: str, space: SearchSpace, settings: EvolutionSettings,
