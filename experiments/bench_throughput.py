@@ -21,7 +21,15 @@ genomes from another space file.
 
 `--search-compare` also times `evo-msa search --space <haemsa.yaml of OLD> --pop 32` of an
 older commit (default 919476c, the one-Ray-trial-per-genome search) against this checkout,
-side by side, with the old commit's space file for both.
+side by side, with the old commit's space file for both (equal work: evaluations, trained
+genomes and member-epochs per minute).
+
+`--time-to-quality` runs the default search of an older commit (default 6685d45) and of this
+checkout side by side, one search seed after the other (old, new, old, new, ...), on real data
+(default MOSI MiniLM, the old commit's haemsa_small_data.yaml for both): minutes from the start
+of the process until the best full-budget validation fitness (leaderboard rows ok or cached,
+polled every second) first reaches `--threshold`, and the final trainer's test metrics of each
+search's pick (5 seeds).
 
     python experiments/bench_throughput.py --out experiments/results/throughput
 """
@@ -466,42 +474,129 @@ def step_analysis(shape: str, args, device: torch.device) -> dict:
 
 
 # ---- the search, old commit against this checkout ----------------------------------------
-def search_compare(args) -> dict:
+@contextlib.contextmanager
+def old_checkout(commit: str):
+    """`commit` checked out into a temporary folder (a detached git worktree), removed after."""
     old = Path(tempfile.mkdtemp(prefix="evo-msa-old-"))
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-f", "--detach", str(old),
-                    args.old_commit], check=True, capture_output=True)
-    space = old / "search_spaces" / "haemsa.yaml"  # the old space file, for both
-    out = {}
+                    commit], check=True, capture_output=True)
     try:
-        for name, tree, extra in (("old", old, ["--final-seeds", "0"]),
-                                  ("new", ROOT, ["--final-seeds"])):
-            run_dir = Path(tempfile.mkdtemp(prefix=f"bench-search-{name}-")) / "run"
-            cmd = [sys.executable, "-m", "evo_msa", "search", "--space", str(space), "--pop",
-                   str(args.pop), "--generations", str(args.generations), "--seed", "0",
-                   "--out", str(run_dir), *extra]
-            env = dict(os.environ, PYTHONPATH=str(tree))
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise SystemExit(f"{name} search failed:\n{proc.stderr[-3000:]}")
-            import pandas as pd
-
-            board = pd.read_csv(run_dir / rundir.LEADERBOARD)
-            trained = int(board["status"].isin(["ok", "nan", "error", "early-stopped"]).sum())
-            last = [m for m in re.finditer(r"elapsed (\d+)m(\d+)s", proc.stdout)][-1]
-            loop = int(last.group(1)) * 60 + int(last.group(2))
-            out[name] = {"evaluations": len(board), "trained": trained, "process_wall": wall,
-                         "search_elapsed": loop,
-                         "evaluations_per_minute": round(60 * len(board) / wall, 2),
-                         "best_valid": float(board.loc[board["status"] == "ok", "fitness"].min())}
-            print(f"[search] {name}: {len(board)} evaluations in {wall:.0f}s "
-                  f"({out[name]['evaluations_per_minute']}/min)", flush=True)
+        yield old
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                        capture_output=True)
-    out["ratio"] = round(out["new"]["evaluations_per_minute"]
-                         / out["old"]["evaluations_per_minute"], 2)
+
+
+def timed_search(tree: Path, options: list[str], threshold: float | None = None,
+                 name: str = "") -> dict:
+    """`evo-msa search` of the code in `tree`; polls the leaderboard every second for the first
+    time its best full-budget fitness (ok or cached rows; lower is better) reached
+    `threshold`."""
+    import pandas as pd
+
+    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-search-{name}-")) / "run"
+    cmd = [sys.executable, "-m", "evo_msa", "search", *options, "--out", str(run_dir)]
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    log = open(run_dir.parent / "stdout.txt", "w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            text=True)
+    reached, curve, last = None, [], math.inf
+    board = run_dir / rundir.LEADERBOARD
+    while proc.poll() is None:
+        time.sleep(1.0)
+        with contextlib.suppress(Exception):  # a leaderboard being replaced
+            frame = pd.read_csv(board)
+            full = frame[frame["status"].isin(["ok", "cached"])]["fitness"].astype(float)
+            best = float(full.min()) if len(full) else math.inf
+            now = time.perf_counter() - t0
+            if best < last:
+                curve.append((round(now, 1), best))
+                last = best
+            if threshold is not None and reached is None and best <= threshold:
+                reached = now
+    wall = time.perf_counter() - t0
+    log.close()
+    output = (run_dir.parent / "stdout.txt").read_text()
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} search failed:\n{output[-3000:]}")
+    frame = pd.read_csv(board)
+    trained = frame["status"].isin(["ok", "nan", "error", "early-stopped"])
+    full = frame["status"].isin(["ok", "cached"])
+    finished = re.search(r"search finished.*", output)
+    out = {"run_dir": str(run_dir), "process_wall": wall, "evaluations": len(frame),
+           "trained": int(trained.sum()),
+           "full_budget": int((frame["status"] == "ok").sum()),
+           "early_stopped": int((frame["status"] == "early-stopped").sum()),
+           "member_epochs": float((frame.loc[trained, "epochs"].fillna(0)).sum()),
+           "best_valid": float(frame.loc[full, "fitness"].min()), "curve": curve,
+           "seconds_to_threshold": reached, "finished_line": finished.group(0) if finished
+           else ""}
+    final = run_dir / rundir.FINAL_JSON
+    if final.is_file():
+        pick = json.loads(final.read_text())["genomes"][0]
+        out["pick"] = {"id": pick["id"], "search_fitness": pick["search_fitness"][0],
+                       **{f"test_{k}": pick["test"][k] for k in ("mae", "corr")
+                          if k in pick.get("test", {})}}
+    return out
+
+
+def time_to_quality(args) -> dict:
+    """Old commit against this checkout, search seed by search seed, on real data."""
+    seeds = [int(x) for x in args.search_seeds.split(",")]
+    out: dict = {"threshold": args.threshold, "data": args.ttq_data, "pop": args.pop,
+                 "generations": args.ttq_generations, "seeds": seeds, "runs": []}
+    with old_checkout(args.ttq_commit) as old:
+        space = old / "search_spaces" / "haemsa_small_data.yaml"
+        for seed in seeds:
+            for name, tree in (("old", old), ("new", ROOT)):
+                options = ["--space", str(space), "--data", args.ttq_data, "--pop",
+                           str(args.pop), "--generations", str(args.ttq_generations),
+                           "--seed", str(seed), "--final-seeds", *args.final_seeds.split(",")]
+                load = uptime()
+                r = timed_search(tree, options, args.threshold, name)
+                r.update(code=name, seed=seed, load_before=load, load_after=uptime())
+                out["runs"].append(r)
+                reached = r["seconds_to_threshold"]
+                print(f"[ttq] {name} seed {seed}: threshold "
+                      f"{'not reached' if reached is None else f'{reached:.0f}s'}, "
+                      f"{r['trained']} trainings in {r['process_wall']:.0f}s, best "
+                      f"{r['best_valid']:.4f}, pick {r.get('pick')}", flush=True)
+    for name in ("old", "new"):
+        mine = [r for r in out["runs"] if r["code"] == name]
+        times = [r["seconds_to_threshold"] if r["seconds_to_threshold"] is not None
+                 else math.inf for r in mine]
+        out[name] = {"median_seconds_to_threshold": statistics.median(times),
+                     "reached": sum(math.isfinite(t) for t in times)}
+    old_t, new_t = (out[n]["median_seconds_to_threshold"] for n in ("old", "new"))
+    out["ratio"] = round(old_t / new_t, 2) if math.isfinite(new_t) and new_t > 0 else None
+    return out
+
+
+def search_compare(args) -> dict:
+    """Equal work: the same search options on both, synthetic data, the old space file."""
+    out = {}
+    with old_checkout(args.old_commit) as old:
+        space = old / "search_spaces" / "haemsa.yaml"  # the old space file, for both
+        for name, tree, extra in (("old", old, ["--final-seeds", "0"]),
+                                  ("new", ROOT, ["--final-seeds"])):
+            load = uptime()
+            r = timed_search(tree, ["--space", str(space), "--pop", str(args.pop),
+                                    "--generations", str(args.generations), "--seed", "0",
+                                    *extra], name=name)
+            minutes = r["process_wall"] / 60
+            r.update(load_before=load, load_after=uptime(),
+                     evaluations_per_minute=round(r["evaluations"] / minutes, 2),
+                     trained_per_minute=round(r["trained"] / minutes, 2),
+                     full_budget_per_minute=round(r["full_budget"] / minutes, 2),
+                     member_epochs_per_minute=round(r["member_epochs"] / minutes, 2))
+            out[name] = r
+            print(f"[search] {name}: {r['evaluations']} evaluations, {r['trained']} trained "
+                  f"in {r['process_wall']:.0f}s ({r['trained_per_minute']}/min)", flush=True)
+    for key in ("evaluations", "trained", "full_budget", "member_epochs"):
+        out[f"ratio_{key}"] = round(out["new"][f"{key}_per_minute"]
+                                    / max(out["old"][f"{key}_per_minute"], 1e-9), 2)
+    out["ratio"] = out["ratio_trained"]
     return out
 
 
@@ -555,19 +650,63 @@ def markdown(report: dict) -> str:
         lines.append("")
     if "search" in report:
         s = report["search"]
-        lines += ["## The search, side by side", "",
+        lines += ["## The search, side by side (equal work)", "",
                   f"`evo-msa search --space <{report['old_commit']}>/search_spaces/haemsa.yaml "
                   f"--pop {report['pop']} --generations {report['generations']}` "
                   "(final trainer off), synthetic:mosi:", "",
-                  "| code | evaluations | process wall s | evaluations/min | best valid loss |",
-                  "|---|---|---|---|---|"]
+                  "| code | evaluations | trained | at full budget | process wall s | "
+                  "evaluations/min | trained/min | full budget/min | member-epochs/min | "
+                  "best valid loss | load before / after |", "|" + "---|" * 11]
         for name in ("old", "new"):
             r = s[name]
             label = report["old_commit"] if name == "old" else "this checkout"
-            lines.append(f"| {label} | {r['evaluations']} | {r['process_wall']:.0f} | "
-                         f"{r['evaluations_per_minute']} | {r['best_valid']:.4f} |")
-        lines += ["", f"Ratio: **{s['ratio']}x** evaluations per minute.", ""]
+            lines.append(f"| {label} | {r['evaluations']} | {r['trained']} | {r['full_budget']} "
+                         f"| {r['process_wall']:.0f} | {r['evaluations_per_minute']} | "
+                         f"{r['trained_per_minute']} | {r['full_budget_per_minute']} | "
+                         f"{r['member_epochs_per_minute']} | {r['best_valid']:.4f} | "
+                         f"{_load(r['load_before'])} / {_load(r['load_after'])} |")
+        lines += ["", f"Ratios (this checkout / {report['old_commit']}): trained genomes per "
+                      f"minute **{s['ratio_trained']}x**, evaluations {s['ratio_evaluations']}x, "
+                      f"full-budget trainings {s['ratio_full_budget']}x, member-epochs "
+                      f"{s['ratio_member_epochs']}x.", ""]
+    if "ttq" in report:
+        t = report["ttq"]
+        lines += ["## Time to quality", "",
+                  f"`evo-msa search --space <{report['ttq_commit']}>/search_spaces/"
+                  f"haemsa_small_data.yaml --data {t['data']} --pop {t['pop']} --generations "
+                  f"{t['generations']} --seed S` (the final trainer retrains each pick with 5 "
+                  f"seeds): seconds from the start of the process until the best full-budget "
+                  f"valid loss first reached {t['threshold']}:", "",
+                  "| code | search seed | seconds to threshold | trainings (at full budget) | "
+                  "process wall s | best valid | pick: test MAE | pick: test Corr | load before "
+                  "/ after |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in t["runs"]:
+            label = report["ttq_commit"] if r["code"] == "old" else "this checkout"
+            reached = r["seconds_to_threshold"]
+            pick = r.get("pick", {})
+            mae, corr = pick.get("test_mae", {}), pick.get("test_corr", {})
+            when = "not reached" if reached is None else f"{reached:.0f}"
+            lines.append(
+                f"| {label} | {r['seed']} | {when} | {r['trained']} ({r['full_budget']}) | "
+                f"{r['process_wall']:.0f} | "
+                f"{r['best_valid']:.4f} | {_pm(mae)} | {_pm(corr)} | "
+                f"{_load(r['load_before'])} / {_load(r['load_after'])} |")
+        lines += ["", f"Median seconds to {t['threshold']}: {report['ttq_commit']} "
+                      f"{t['old']['median_seconds_to_threshold']:.0f} "
+                      f"({t['old']['reached']} of {len(t['seeds'])} reached it), this checkout "
+                      f"{t['new']['median_seconds_to_threshold']:.0f} ({t['new']['reached']} "
+                      f"reached it): **{t['ratio']}x**.", ""]
     return "\n".join(lines)
+
+
+def _pm(m: dict) -> str:
+    return f"{m['mean']:.4f} ± {m['std']:.4f}" if m else ""
+
+
+def _load(line: str) -> str:
+    """The three load averages of an `uptime` line."""
+    found = re.search(r"load average: (.*)", line)
+    return found.group(1) if found else line
 
 
 def _fmt(x):
@@ -595,6 +734,14 @@ def main():
     p.add_argument("--step-analysis", type=int, default=0, metavar="P",
                    help="also time one training step at P=1 and per member at P (e.g. 16)")
     p.add_argument("--old-commit", default="919476c")
+    p.add_argument("--time-to-quality", action="store_true")
+    p.add_argument("--ttq-commit", default="6685d45")
+    p.add_argument("--ttq-data", default=str(ROOT.parent / "shared" / "data" / "mosi-acl17"
+                                              / "mosi_acl17_minilm.pkl"))
+    p.add_argument("--ttq-generations", type=int, default=6)
+    p.add_argument("--threshold", type=float, default=0.785)
+    p.add_argument("--search-seeds", default="0,1,2")
+    p.add_argument("--final-seeds", default="0,1,2,3,4")
     p.add_argument("--pop", type=int, default=32)
     p.add_argument("--generations", type=int, default=2)
     p.add_argument("--device", default="auto")
@@ -615,6 +762,9 @@ def main():
         report["shapes"].append(bench_shape(shape, args, device))
     if args.search_compare:
         report["search"] = search_compare(args)
+    if args.time_to_quality:
+        report["ttq_commit"] = args.ttq_commit
+        report["ttq"] = time_to_quality(args)
     text = markdown(report)
     print(text)
     if args.out:
