@@ -183,7 +183,8 @@ def test_a_search_runs_on_both_nodes(cluster, worker, space, tmp_path):
     took = time.time() - t0
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     b = board(run)
-    assert len(b) == 8 and (b["status"] == "ok").all(), b[["status", "note"]]
+    # trained on either node: whole, or stopped at a rung by successive halving (a batch of 4)
+    assert len(b) == 8 and b["status"].isin(["ok", "early-stopped"]).all(), b[["status", "note"]]
     nodes = set(b["node"])
     assert len(nodes) == 2, nodes  # host:node-id, one per raylet though both share the host
     assert all(n.startswith(socket.gethostname() + ":") for n in nodes)
