@@ -16,6 +16,18 @@ def shared_data() -> Path:
     return path
 
 
+def run_config(base: dict, **sections):
+    """A RunConfig of `base` (left untouched) with some fields of its sections replaced."""
+    import copy
+
+    from evo_msa.config import RunConfig
+
+    raw = copy.deepcopy(base)
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return RunConfig.from_dict(raw)
+
+
 def write_mmsa_pickle(data, path: Path) -> Path:
     """Write a (raw, not normalised) MSAData in MMSA's pickle layout."""
     import pickle

@@ -1,6 +1,5 @@
 """Successive halving inside a population, and members leaving a population (compaction):
 what stops frees its compute without changing anybody else's training."""
-import json
 import math
 
 import pytest
@@ -12,6 +11,7 @@ from evo_msa.metrics import Objective
 from evo_msa.status import Status
 from evo_msa.training import PopulationTrainer, train_population
 from evo_msa.training.halving import Halving
+from tests.conftest import run_config
 
 SMALL = {"model": {"expert_dim": 16, "unified_dim": 16, "level_widths": [16, 16, 8, 8],
                    "tower_dim": 8}, "train": {"epochs": 4, "patience": 4, "batch_size": 64}}
@@ -23,10 +23,7 @@ def mosi():
 
 
 def cfg(**sections):
-    raw = json.loads(json.dumps(SMALL))
-    for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
-    return RunConfig.from_dict(raw)
+    return run_config(SMALL, **sections)
 
 
 def valid_loss(results):

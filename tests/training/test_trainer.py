@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from evo_msa.cli import main
-from evo_msa.config import RunConfig
 from evo_msa.data import make_synthetic
 from evo_msa.data.loader import normalize
 from evo_msa.status import Status
 from evo_msa.training import TrainingDiverged, train_model, train_population
+from tests.conftest import run_config
 
 FAST = {"model": {"expert_dim": 16, "unified_dim": 16, "level_widths": [16, 16, 8, 8],
                   "tower_dim": 8}, "train": {"epochs": 4, "patience": 2, "batch_size": 128}}
@@ -22,10 +22,7 @@ def mosi():
 
 
 def cfg(**sections):
-    raw = json.loads(json.dumps(FAST))
-    for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
-    return RunConfig.from_dict(raw)
+    return run_config(FAST, **sections)
 
 
 def test_result_record_and_determinism(mosi):
