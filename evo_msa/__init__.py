@@ -7,9 +7,11 @@ Python API (the `evo-msa` command, cli.py, is a thin layer over api.py):
 The layout follows the data flow; one room, one job:
 
     data/        MMSA-layout pickles (restricted unpickler, checks, z-scoring), synthetic data
-      -> models/     HAEMSA for a population of P networks at once (P = 1: one model)
+      -> models/     HAEMSA for a population of P networks at once (P = 1: one model),
+                     sequence encoders over packed valid steps (sequence.py)
       -> losses/     the multi-task loss terms (HAEMSA eq. 14, DMMSA), task weighting
-      -> training/   the population trainer, AdamW per member, several seeds, saved models
+      -> training/   the population trainer, AdamW per member, several seeds, successive
+                     halving inside a population (halving.py), saved models
       -> metrics.py  MMSA's metric definitions; baselines.py ridge / softmax / MLP
     space/       the search-space file: genes decoded from a genome in [0, 1]^n, the fitness
       -> nas/        the search: strategies -> policies -> evaluators -> engine -> execution
