@@ -114,6 +114,7 @@ class SearchEngine:
                 "evaluations": [e.to_dict() for e in self.evaluations],
                 "known": {k: [list(v), cid] for k, (v, cid) in self.policy.known.items()},
                 "seeds": self.policy.seeds, "repeats": self.policy.repeats,
+                "reruns": self.policy.reruns,
                 "elapsed": self.elapsed(), "reported_generations": self.reported_generations,
                 "fingerprint": self.fingerprint}
 
@@ -125,6 +126,10 @@ class SearchEngine:
         self.policy.known = {k: (tuple(v), cid) for k, (v, cid) in state["known"].items()}
         self.policy.seeds = list(state.get("seeds", self.policy.seeds))
         self.policy.repeats = dict(state.get("repeats", {}))
+        reruns: dict[str, list[int]] = {}  # a checkpoint from before "reruns": the finished ones
+        for e in sorted((e for e in self.evaluations if e.repeat), key=lambda e: e.id):
+            reruns.setdefault(e.key, []).append(e.id)
+        self.policy.reruns = {k: list(v) for k, v in state.get("reruns", reruns).items()}
         self.elapsed_before, self.started = state["elapsed"], time.time()
         self.reported_generations = state["reported_generations"]
         self.fingerprint = dict(state.get("fingerprint") or {})

@@ -26,6 +26,10 @@ class EvaluationPolicy:
         self.seeds = [trial_seed + k for k in range(self.fitness.seeds)]
         self.known: dict[str, tuple[tuple[float, ...], int]] = {}  # key -> (fitness, id)
         self.repeats: dict[str, int] = {}  # key -> evaluations of it so far (when > 1)
+        # key -> ids of its re-evaluations in the order they were proposed: the k-th trains the
+        # k-th next block of seeds, also when several are in flight at once (or asked again
+        # after a resume)
+        self.reruns: dict[str, list[int]] = {}
 
     def propose(self, cand: Candidate) -> Evaluation:
         d = self.evaluator.describe(cand.genome)
@@ -37,9 +41,12 @@ class EvaluationPolicy:
         if d.key in self.known:
             values, cid = self.known[d.key]
             if cand.repeat:  # the next seeds of this architecture
-                done = self.repeats.get(d.key, 1)
-                ev.seeds = [s + done * len(self.seeds) for s in self.seeds]
-                ev.note = f"re-evaluation {done + 1} of #{cid}"
+                ids = self.reruns.setdefault(d.key, [])
+                if cand.id not in ids:
+                    ids.append(cand.id)
+                k = ids.index(cand.id) + 1  # 0 is the first evaluation
+                ev.seeds = [s + k * len(self.seeds) for s in self.seeds]
+                ev.note = f"re-evaluation {k + 1} of #{cid}"
                 ev.repeat = True  # it re-measures the full budget: halving never stops it
                 return ev
             return self._settle(ev, Status.CACHED, values, f"same architecture as #{cid}")

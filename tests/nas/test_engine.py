@@ -237,3 +237,21 @@ def test_batches_are_balanced_by_work():
     assert sorted(loads) == [130, 185]
     assert sorted(e.id for b in batches for e in b) == list(range(8))
     assert balanced_batches([], 4) == []
+
+
+def test_re_evaluations_in_flight_together_train_different_seeds():
+    # the default strategy re-trains its finalists; two re-evaluations of one architecture
+    # asked before either finished must not train the same seeds (nor count one draw twice)
+    from evo_msa.nas.strategies.base import Candidate
+
+    policy = EvaluationPolicy(HaemsaEvaluator(load_space(TINY), INFO))
+    genome = [0.5] * policy.space.size
+    first = policy.propose(Candidate(0, genome, 0))
+    policy.complete(first, ok(first, 0.7))
+    again = [policy.propose(Candidate(i, genome, 1, repeat=True)) for i in (5, 6)]
+    assert [e.seeds for e in again] == [[1], [2]] and first.seeds == [0]
+    assert [e.note for e in again] == ["re-evaluation 2 of #0", "re-evaluation 3 of #0"]
+    assert policy.propose(Candidate(6, genome, 1, repeat=True)).seeds == [2]  # asked again
+    for e, loss in zip(again, (0.8, 0.9)):
+        policy.complete(e, ok(e, loss))
+    assert policy.known[first.key][0] == pytest.approx((0.8,))  # the mean of three draws
