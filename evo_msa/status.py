@@ -40,3 +40,8 @@ class Status(str, enum.Enum):
     def usable_values(cls) -> tuple[str, ...]:
         """The leaderboard values of the usable statuses (full budget)."""
         return tuple(s.value for s in cls if s.usable)
+
+    @classmethod
+    def trained_values(cls) -> tuple[str, ...]:
+        """The leaderboard values of the statuses that spent a training."""
+        return tuple(s.value for s in cls if s.trained)

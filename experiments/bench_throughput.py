@@ -64,6 +64,7 @@ from evo_msa.losses import TaskLabels  # noqa: E402
 from evo_msa.losses.labels import coarse_labels  # noqa: E402
 from evo_msa.models import DataInfo  # noqa: E402
 from evo_msa.space import load_space  # noqa: E402
+from evo_msa.status import Status  # noqa: E402
 from evo_msa.training import build_population, resolve_device, train_population  # noqa: E402
 
 SHAPES = {  # name: (dims, seq_len, split sizes)
@@ -507,7 +508,7 @@ def timed_search(tree: Path, options: list[str], threshold: float | None = None,
         time.sleep(1.0)
         with contextlib.suppress(Exception):  # a leaderboard being replaced
             frame = pd.read_csv(board)
-            full = frame[frame["status"].isin(["ok", "cached"])]["fitness"].astype(float)
+            full = frame[frame["status"].isin(Status.usable_values())]["fitness"].astype(float)
             best = float(full.min()) if len(full) else math.inf
             now = time.perf_counter() - t0
             if best < last:
@@ -521,8 +522,8 @@ def timed_search(tree: Path, options: list[str], threshold: float | None = None,
     if proc.returncode != 0:
         raise SystemExit(f"{name} search failed:\n{output[-3000:]}")
     frame = pd.read_csv(board)
-    trained = frame["status"].isin(["ok", "nan", "error", "early-stopped"])
-    full = frame["status"].isin(["ok", "cached"])
+    trained = frame["status"].isin(Status.trained_values())
+    full = frame["status"].isin(Status.usable_values())
     finished = re.search(r"search finished.*", output)
     out = {"run_dir": str(run_dir), "process_wall": wall, "evaluations": len(frame),
            "trained": int(trained.sum()),
