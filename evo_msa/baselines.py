@@ -3,7 +3,8 @@
 Every selected modality is pooled over time (the mean over its valid steps, given by the
 lengths; T == 1 is just the vector) and the pooled vectors are concatenated. On that input:
 
-- `ridge` (regression): sklearn `Ridge`, penalty alpha chosen on valid by valid MAE.
+- `ridge` (regression): sklearn `Ridge`'s objective (with intercept), solved for every alpha
+  from one SVD; the penalty alpha chosen on valid by valid MAE.
 - `softmax` (classification): multinomial logistic regression (sklearn `LogisticRegression`,
   lbfgs, L2), penalty C chosen on valid by valid weighted F1, ties broken by valid
   cross-entropy.
@@ -22,19 +23,20 @@ import copy
 import math
 import time
 import warnings
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge
 
 from evo_msa.data.dataset import MODALITIES, SHORT_NAMES, MSAData, Split
 from evo_msa.errors import UserError
 from evo_msa.metrics import compute_metrics
 from evo_msa.training.multiseed import per_seed_table, summarise
 from evo_msa.training.trainer import TrainResult, resolve_device
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 MODELS = ("ridge", "softmax", "mlp")
 # Half-decade steps. The valid-MAE curve is flat near its minimum while test MAE is not, so a
@@ -114,22 +116,41 @@ def _check_model(data: MSAData, model: str) -> None:
 
 # --- closed-form / convex models (deterministic) ------------------------------------------------
 
+class _RidgePath:
+    """Ridge with an intercept (sklearn `Ridge`'s objective) for every alpha from one thin SVD
+    of the centred inputs, X - mean = U S V^T: coef(alpha) = V diag(s / (s^2 + alpha)) U^T y.
+    One decomposition instead of a Gram matrix and a solve per alpha (MOSI's 7 modality
+    subsets x 15 alphas: 0.3 s instead of 3.5 s, before every search)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        self.x_mean, self.y_mean = x.mean(0), float(y.mean())
+        u, self.s, self.vt = np.linalg.svd(x - self.x_mean, full_matrices=False)
+        self.uty = u.T @ (y - self.y_mean)
+
+    def coef(self, alpha: float) -> np.ndarray:
+        return self.vt.T @ (self.s / (self.s ** 2 + alpha) * self.uty)
+
+    def predict(self, coef: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return (x - self.x_mean) @ coef + self.y_mean
+
+
 def _fit_ridge(data: MSAData, x: dict[str, np.ndarray]) -> tuple[dict, dict, int]:
     y = {s: _targets(data, s).astype(np.float64) for s in x}
+    path = _RidgePath(x["train"], y["train"])
     best = None
     for alpha in RIDGE_ALPHAS:
-        reg = Ridge(alpha=alpha).fit(x["train"], y["train"])
-        mae = float(np.mean(np.abs(reg.predict(x["valid"]) - y["valid"])))
+        coef = path.coef(alpha)
+        mae = float(np.mean(np.abs(path.predict(coef, x["valid"]) - y["valid"])))
         if best is None or mae < best[0]:
-            best = (mae, alpha, reg)
-    mae, alpha, reg = best
-    metrics = {s: _score(data, reg.predict(x[s]).astype(np.float32), _targets(data, s))
+            best = (mae, alpha, coef)
+    mae, alpha, coef = best
+    metrics = {s: _score(data, path.predict(coef, x[s]).astype(np.float32), _targets(data, s))
                for s in _EVAL_SPLITS}
     at_edge = alpha in (RIDGE_ALPHAS[0], RIDGE_ALPHAS[-1])
     info = {"selection": "alpha with the lowest valid MAE",
             "grid": {"alpha": list(RIDGE_ALPHAS)}, "selected": {"alpha": alpha},
             "selected_at_grid_edge": at_edge}
-    return metrics, info, int(reg.coef_.size + 1)
+    return metrics, info, int(coef.size + 1)
 
 
 def _log_proba(clf: LogisticRegression, x: np.ndarray, num_classes: int) -> np.ndarray:
@@ -140,6 +161,9 @@ def _log_proba(clf: LogisticRegression, x: np.ndarray, num_classes: int) -> np.n
 
 
 def _fit_softmax(data: MSAData, x: dict[str, np.ndarray]) -> tuple[dict, dict, int]:
+    from sklearn.exceptions import ConvergenceWarning  # sklearn: a second to import
+    from sklearn.linear_model import LogisticRegression
+
     k = data.num_classes
     y_train = _targets(data, "train")
     if len(np.unique(y_train)) < 2:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 PRIMARY_METRIC = {"regression": "mae", "classification": "weighted_f1"}
 
@@ -55,10 +54,34 @@ def _multiclass_acc(p: np.ndarray, t: np.ndarray) -> float:
     return float(np.mean(np.round(p) == np.round(t)))
 
 
+# Accuracy, F1 and recall as sklearn.metrics defines them (zero_division=0), in numpy: every
+# trial computes them, and importing sklearn costs each Ray worker about a second of its start.
+
+def _accuracy(t: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean(t == p))
+
+
+def _per_class(t: np.ndarray, p: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(F1, recall) of each label; 0 where undefined (no such prediction or truth)."""
+    labels = np.asarray(labels)[:, None]
+    hit = ((t == labels) & (p == labels)).sum(1).astype(np.float64)
+    true, pred = (t == labels).sum(1), (p == labels).sum(1)
+    f1 = np.divide(2 * hit, true + pred, out=np.zeros_like(hit), where=true + pred > 0)
+    recall = np.divide(hit, true, out=np.zeros_like(hit), where=true > 0)
+    return f1, recall
+
+
+def _weighted_f1(t: np.ndarray, p: np.ndarray) -> float:
+    """The F1 of every label in truth or prediction, weighted by its support in truth."""
+    labels = np.union1d(t, p)
+    f1, _ = _per_class(t, p, labels)
+    support = (t == labels[:, None]).sum(1)
+    return float((f1 * support).sum() / support.sum())
+
+
 def _binary(truth_pos: np.ndarray, pred_pos: np.ndarray) -> tuple[float, float]:
     """(accuracy, weighted F1) of two boolean arrays."""
-    return (float(accuracy_score(truth_pos, pred_pos)),
-            float(f1_score(truth_pos, pred_pos, average="weighted", zero_division=0)))
+    return _accuracy(truth_pos, pred_pos), _weighted_f1(truth_pos, pred_pos)
 
 
 def regression_metrics(pred: Any, truth: Any) -> dict[str, float]:
@@ -103,10 +126,10 @@ def sims_metrics(pred: Any, truth: Any) -> dict[str, float]:
     p, t = np.clip(p, -1.0, 1.0), np.clip(t, -1.0, 1.0)
     p2, t2 = _sims_bins(p, _SIMS_EDGES_2), _sims_bins(t, _SIMS_EDGES_2)
     return {
-        "acc2": float(accuracy_score(t2, p2)),
-        "acc3": float(accuracy_score(_sims_bins(t, _SIMS_EDGES_3), _sims_bins(p, _SIMS_EDGES_3))),
-        "acc5": float(accuracy_score(_sims_bins(t, _SIMS_EDGES_5), _sims_bins(p, _SIMS_EDGES_5))),
-        "f1": float(f1_score(t2, p2, average="weighted", zero_division=0)),
+        "acc2": _accuracy(t2, p2),
+        "acc3": _accuracy(_sims_bins(t, _SIMS_EDGES_3), _sims_bins(p, _SIMS_EDGES_3)),
+        "acc5": _accuracy(_sims_bins(t, _SIMS_EDGES_5), _sims_bins(p, _SIMS_EDGES_5)),
+        "f1": _weighted_f1(t2, p2),
         "mae": float(np.mean(np.abs(p - t))),
         "corr": _corr(p, t),
     }
@@ -125,11 +148,11 @@ def classification_metrics(pred_labels: Any, truth: Any, label_names: Sequence[s
     t = _to_numpy(truth).reshape(-1).astype(np.int64)
     if p.size == 0 or p.size != t.size:
         raise ValueError(f"pred and truth must be non-empty and of equal length, got {p.size} and {t.size}")
-    per_class = f1_score(t, p, average=None, labels=list(range(len(label_names))), zero_division=0)
+    per_class, _ = _per_class(t, p, range(len(label_names)))
     return {
-        "acc": float(accuracy_score(t, p)),
-        "unweighted_acc": float(recall_score(t, p, average="macro", labels=np.unique(t), zero_division=0)),
-        "weighted_f1": float(f1_score(t, p, average="weighted", zero_division=0)),
+        "acc": _accuracy(t, p),
+        "unweighted_acc": float(_per_class(t, p, np.unique(t))[1].mean()),
+        "weighted_f1": _weighted_f1(t, p),
         **{f"f1_{name}": float(v) for name, v in zip(label_names, per_class)},
     }
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from evo_msa.baselines import RIDGE_ALPHAS, pooled_inputs, run_baseline
+from evo_msa.baselines import RIDGE_ALPHAS, _RidgePath, pooled_inputs, run_baseline
 from evo_msa.data import load_data
 from evo_msa.data.dataset import Split
 from evo_msa.errors import UserError
@@ -161,3 +161,19 @@ def test_real_mosi_minilm_text_ridge(shared_data):
     summary, _ = run_baseline(load_data(str(path)), "ridge", ["text"], [0])
     assert abs(summary["test"]["mae"]["mean"] - 0.868) < 0.01
     assert abs(summary["test"]["corr"]["mean"] - 0.681) < 0.01
+
+
+@pytest.mark.parametrize("shape", [(40, 7), (12, 30)])  # more samples than features, and fewer
+def test_ridge_path_equals_sklearn_ridge(shape):
+    """The SVD path solves sklearn Ridge's problem (intercept included) at every alpha."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(shape[0])
+    x = rng.normal(size=shape) * rng.uniform(0.1, 10, shape[1]) + rng.normal(size=shape[1])
+    y = x[:, 0] - 2 * x[:, 1] + rng.normal(size=shape[0]) + 3.0
+    path = _RidgePath(x, y)
+    test = rng.normal(size=(5, shape[1]))
+    for alpha in RIDGE_ALPHAS:
+        ref = Ridge(alpha=alpha).fit(x, y)
+        np.testing.assert_allclose(path.predict(path.coef(alpha), test), ref.predict(test),
+                                   rtol=1e-6, atol=1e-8)

@@ -235,3 +235,35 @@ def test_objective_direction_and_primary():
     assert Objective("mae").worst() == float("inf") and corr.worst() == float("-inf")
     with pytest.raises(ValueError):
         Objective("mae", "down")
+
+
+# ---- the numpy counting against sklearn.metrics ------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(6))
+def test_classification_counts_match_sklearn(seed):
+    """Accuracy, weighted F1, per-class F1 and balanced accuracy equal sklearn's (zero_division
+    0) on imbalanced labels, with classes missing from the truth or from the predictions."""
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    rng = np.random.default_rng(seed)
+    k = 6
+    t = rng.choice(k, size=int(rng.integers(5, 60)), p=[0.4, 0.3, 0.15, 0.1, 0.05, 0.0])
+    p = np.where(rng.random(t.size) < 0.5, t, rng.integers(0, k - seed % 2, t.size))
+    got = classification_metrics(p, t, [f"c{i}" for i in range(k)])
+    assert got["acc"] == pytest.approx(accuracy_score(t, p))
+    assert got["weighted_f1"] == pytest.approx(f1_score(t, p, average="weighted",
+                                                        zero_division=0))
+    assert got["unweighted_acc"] == pytest.approx(
+        recall_score(t, p, average="macro", labels=np.unique(t), zero_division=0))
+    per = f1_score(t, p, average=None, labels=list(range(k)), zero_division=0)
+    assert [got[f"f1_c{i}"] for i in range(k)] == pytest.approx(list(per))
+
+
+def test_binary_f1_matches_sklearn_when_one_side_is_constant():
+    from sklearn.metrics import f1_score
+
+    t = np.array([1.0, 2.0, -1.0, 0.5, 3.0, -0.2])
+    for pred in (np.ones(6), -np.ones(6), t):
+        got = regression_metrics(pred, t)["has0_f1"]
+        assert got == pytest.approx(f1_score(t >= 0, pred >= 0, average="weighted",
+                                             zero_division=0))
