@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import socket
 import sys
 import tempfile
@@ -133,7 +134,52 @@ def _session(opts, address: str, joining: bool):
         with environment({}, {"TUNE_MAX_PENDING_TRIALS_PG": str(trial_slots(opts))}):
             yield
     finally:
+        _shutdown(owned=not joining)
+
+
+def _shutdown(owned: bool) -> None:
+    """ray.shutdown(). The processes of a Ray we started were born with SIGTERM blocked (see
+    above), so Ray's graceful stop (SIGTERM, then SIGKILL after a second) waits a second for
+    each of them in vain: ~5 s at the end of every search. They get the SIGKILL at once, and
+    so do the agents the raylet started (which a graceful stop gave time to exit by
+    themselves)."""
+    import ray
+
+    try:  # Ray's own node object (not a public API: without it, the graceful stop)
+        node = ray._private.worker._global_node
+        kill = node.kill_all_processes
+    except AttributeError:
+        node = kill = None
+    if not owned or kill is None or not Path("/proc/self/stat").exists():
         ray.shutdown()
+        return
+    ours = _ray_descendants()
+    node.kill_all_processes = lambda **kw: kill(**{**kw, "allow_graceful": False})
+    ray.shutdown()
+    for pid in ours:
+        with contextlib.suppress(OSError):  # gone already
+            os.kill(pid, signal.SIGKILL)
+
+
+def _ray_descendants() -> list[int]:
+    """Pids of this process's descendants that are Ray's (Linux: read from /proc)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+            text = stat.read_text()
+            parent[int(text.split(" ", 1)[0])] = int(text.rsplit(")", 1)[1].split()[1])
+    me, ours = os.getpid(), []
+    for pid in parent:
+        p, seen = parent.get(pid), 0
+        while p and p != me and seen < 64:
+            p, seen = parent.get(p), seen + 1
+        if p == me:
+            with contextlib.suppress(OSError):
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"ray" in cmd:
+                    ours.append(pid)
+    return ours
 
 
 @contextlib.contextmanager

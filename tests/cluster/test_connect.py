@@ -66,6 +66,20 @@ LOCAL = textwrap.dedent("""
             r = subprocess.run([sys.executable, "-c", join % gcs], capture_output=True,
                                text=True, env={**env, "RAY_AUTH_MODE": mode}, timeout=120)
             print(mode, "JOINED" in r.stdout, "InvalidAuthToken" in r.stderr)
+    # every process of that Ray is gone (killed at once: they ignore SIGTERM), the agents the
+    # raylet started included
+    import time
+    def running(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+        except OSError:
+            return False
+    ray_pids = mine - {os.getpid()}
+    deadline = time.time() + 10
+    while any(running(p) for p in ray_pids) and time.time() < deadline:
+        time.sleep(0.2)
+    print("stopped", len(ray_pids) >= 3 and not any(running(p) for p in ray_pids))
     # the environment is back as it was: the user's RAY_AUTH_MODE, no variable of ours left
     print("restored", os.environ.get("RAY_AUTH_MODE") == "disabled"
           and "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
@@ -84,7 +98,7 @@ def test_a_local_search_starts_ray_with_token_auth(tmp_path):
     said = [w for line in result.stdout.splitlines() if not line.startswith("note")
             for w in line.split()]  # "note": a token file that was not private yet
     assert said == ["mode", "True", "loopback", "True", "disabled", "False", "True",
-            "token", "True", "False", "restored", "True"], result.stdout
+            "token", "True", "False", "stopped", "True", "restored", "True"], result.stdout
 
 
 def test_trials_can_read_the_data_themselves():
