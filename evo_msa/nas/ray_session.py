@@ -155,10 +155,12 @@ def _shutdown(owned: bool) -> None:
         return
     ours = _ray_descendants()
     node.kill_all_processes = lambda **kw: kill(**{**kw, "allow_graceful": False})
-    ray.shutdown()
-    for pid in ours:
-        with contextlib.suppress(OSError):  # gone already
-            os.kill(pid, signal.SIGKILL)
+    try:
+        ray.shutdown()
+    finally:
+        for pid in ours:
+            with contextlib.suppress(OSError):  # gone already
+                os.kill(pid, signal.SIGKILL)
 
 
 def _ray_descendants() -> list[int]:
