@@ -61,21 +61,20 @@ def _accuracy(t: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean(t == p))
 
 
-def _per_class(t: np.ndarray, p: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
-    """(F1, recall) of each label; 0 where undefined (no such prediction or truth)."""
+def _per_class(t: np.ndarray, p: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(F1, recall, support in truth) of each label; F1 and recall 0 where undefined (no such
+    prediction or truth)."""
     labels = np.asarray(labels)[:, None]
     hit = ((t == labels) & (p == labels)).sum(1).astype(np.float64)
     true, pred = (t == labels).sum(1), (p == labels).sum(1)
     f1 = np.divide(2 * hit, true + pred, out=np.zeros_like(hit), where=true + pred > 0)
     recall = np.divide(hit, true, out=np.zeros_like(hit), where=true > 0)
-    return f1, recall
+    return f1, recall, true
 
 
 def _weighted_f1(t: np.ndarray, p: np.ndarray) -> float:
     """The F1 of every label in truth or prediction, weighted by its support in truth."""
-    labels = np.union1d(t, p)
-    f1, _ = _per_class(t, p, labels)
-    support = (t == labels[:, None]).sum(1)
+    f1, _, support = _per_class(t, p, np.union1d(t, p))
     return float((f1 * support).sum() / support.sum())
 
 
@@ -148,7 +147,7 @@ def classification_metrics(pred_labels: Any, truth: Any, label_names: Sequence[s
     t = _to_numpy(truth).reshape(-1).astype(np.int64)
     if p.size == 0 or p.size != t.size:
         raise ValueError(f"pred and truth must be non-empty and of equal length, got {p.size} and {t.size}")
-    per_class, _ = _per_class(t, p, range(len(label_names)))
+    per_class = _per_class(t, p, range(len(label_names)))[0]
     return {
         "acc": _accuracy(t, p),
         "unweighted_acc": float(_per_class(t, p, np.unique(t))[1].mean()),
