@@ -40,3 +40,15 @@ def test_no_module_imports_the_package_root_for_a_name():
                 offenders += [f"{path}: from evo_msa import {a.name}" for a in node.names
                               if a.name not in submodules]
     assert not offenders, offenders
+
+
+def test_the_command_line_and_the_search_driver_start_without_torch():
+    """torch (a second of imports) loads where a network trains, not in `evo-msa --help` or in
+    the search driver before its trials start (what a search's first result waits for)."""
+    code = ("import sys\nfrom evo_msa.cli import build_parser\nbuild_parser()\n"
+            "import evo_msa.nas.runner, evo_msa.nas.execution.tune, evo_msa.nas.evaluators\n"
+            "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "[]"

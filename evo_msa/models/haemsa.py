@@ -25,7 +25,7 @@ from torch import nn
 
 from evo_msa.config import ModelConfig, RunConfig
 from evo_msa.data.dataset import MODALITIES
-from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout
+from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout, keep_threshold
 from evo_msa.models.sequence import SequenceExpert, Steps, pooled_mean
 
 NEG = -1.0e4  # logit of a class a member does not have (finite: safe in bf16 and in KL)
@@ -344,9 +344,10 @@ class HAEMSA(nn.Module):
             inputs = {m: self._input_dropout(inputs[m], m, noise) for m in mods}
         if self.uses_modality_dropout:
             B = self._batch(inputs)
-            u = torch.cat([noise.uniform(f"modality_dropout.{m}", (self.P, B, 1)) for m in mods],
+            u = torch.cat([noise.draws(f"modality_dropout.{m}", (self.P, B, 1)) for m in mods],
                           -1)
-            drop = (u < self.modality_rate[:, :, None]) & self.modality_mask[:, None, :]
+            drop = (u < keep_threshold(self.modality_rate[:, :, None])) & \
+                self.modality_mask[:, None, :]
             kept_any = ((~drop) & self.modality_mask[:, None, :]).any(-1, keepdim=True)
             drop = drop & kept_any  # a sample that would lose every modality keeps them all
             keep = (~drop).float()

@@ -20,12 +20,17 @@ population it trains in, so batched and one-at-a-time training agree.
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Gradients are views of one flat buffer laid out like the weights (ParamStore.grad_flat), on
+# purpose; autograd warns that such views break its "layout contract" (meant for dense weights).
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout")
 
 
 @dataclass
@@ -46,6 +51,7 @@ class ParamStore:
         self.entries: list[_Entry] = []
         self.size = 0
         self.flat: torch.Tensor | None = None
+        self.grad_flat: torch.Tensor | None = None  # (P, N) every parameter's gradient
         self.params: dict[str, nn.Parameter] = {}
         self._full: torch.Tensor | None = None  # full_mask(), once the store is complete
 
@@ -83,6 +89,12 @@ class ParamStore:
                     view[m] = 1.0
         self.flat = flat.to(device)
         self.params = {name: nn.Parameter(v) for name, v in self.views(self.flat).items()}
+        # gradients land in one buffer laid out like the weights (autograd adds into a .grad
+        # that exists): a member's gradient is one contiguous row, so the optimiser steps
+        # over a row, not over every parameter's slice of it
+        self.grad_flat = torch.zeros_like(self.flat)
+        self._grads = self.views(self.grad_flat)
+        self.zero_grad()
         return self.params
 
     def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -103,8 +115,10 @@ class ParamStore:
         return self._full[member].nonzero().flatten()
 
     def zero_grad(self) -> None:
-        for p in self.params.values():
-            p.grad = None
+        self.grad_flat.zero_()
+        for name, p in self.params.items():
+            if p.grad is not self._grads[name]:  # (re)attach the view, had anything replaced it
+                p.grad = self._grads[name]
 
     def member_counts(self) -> list[int]:
         """Parameters each member really has (padding excluded)."""
@@ -224,7 +238,7 @@ class MemberNoise:
     """Dropout noise that belongs to each member: a counter-based hash ("lowbias32") of the
     member's seed, the dropout site, the training step and the element's own coordinates. A
     member so draws the same noise whether it trains alone or in any population (no shared
-    random stream whose use depends on the others), at the cost of torch.rand."""
+    random stream whose use depends on the others)."""
 
     def __init__(self, seeds: list[int], device: torch.device):
         self.keys = [hash_int(int(s)) for s in seeds]  # on the host
@@ -241,10 +255,12 @@ class MemberNoise:
         words = torch.empty(rows, -(-features // 4), dtype=torch.int32, device=device)
         return words.random_(generator=gen).view(torch.uint8)[:, :features]
 
-    def uniform(self, site: str, shape: tuple[int, ...], groups: torch.Tensor | None = None,
-                sel: torch.Tensor | None = None) -> torch.Tensor:
-        """U[0, 1) of `shape` = (P, *G, B, *rest); `groups` are canonical ids of the G axis
-        (e.g. which modality), rest is (W,) units or (T, D) time steps and features."""
+    def draws(self, site: str, shape: tuple[int, ...], groups: torch.Tensor | None = None,
+              sel: torch.Tensor | None = None) -> torch.Tensor:
+        """Uniform bytes (uint8) of `shape` = (P, *G, B, *rest); `groups` are canonical ids of
+        the G axis (e.g. which modality), rest is (W,) units or (T, D) time steps and features.
+        One 32-bit hash gives the bytes of four neighbours on the last axis: a quarter of the
+        arithmetic of a hash per element, rates in steps of 1/256 (`keep_threshold`)."""
         key = _pick(self.key, sel)
         dev = key.device
         salt = _i32(hash_int(zlib.crc32(site.encode())) + self.step * 0x9E3779B97F4A7C15)
@@ -253,20 +269,31 @@ class MemberNoise:
             z = z + (groups.to(dev, torch.int32) * _K_GROUP).view(1, -1, *([1] * (len(shape) - 2)))
         b_axis = 1 + (groups is not None)
         rest = shape[b_axis + 1:]
-        # the element's own coordinates: sample, then time step and feature, or unit
-        inner = math.prod(rest) if len(rest) == 2 else 65536  # units: a fixed stride (padding)
+        words = -(-rest[-1] // 4)  # along the last axis
+        # the word's own coordinates: sample, then time step and word, or word of units
+        inner = rest[0] * words if len(rest) == 2 else 16384  # units: a fixed stride (padding)
         idx = torch.arange(shape[b_axis], device=dev, dtype=torch.int32) * inner
         idx = idx.view(-1, *([1] * len(rest)))
         if len(rest) == 2:
-            idx = idx + (torch.arange(rest[0], device=dev, dtype=torch.int32) * rest[1]).view(-1, 1)
-        idx = idx + torch.arange(rest[-1], device=dev, dtype=torch.int32)
-        z = z + idx.view(*([1] * b_axis), *idx.shape)
-        z = z ^ ((z >> 16) & 0xFFFF)
-        z = z * _MIX1
-        z = z ^ ((z >> 15) & 0x1FFFF)
-        z = z * _MIX2
-        z = z ^ ((z >> 16) & 0xFFFF)
-        return ((z >> 8) & 0xFFFFFF).to(torch.float32) * (1.0 / (1 << 24))
+            idx = idx + (torch.arange(rest[0], device=dev, dtype=torch.int32) * words).view(-1, 1)
+        idx = idx + torch.arange(words, device=dev, dtype=torch.int32)
+        z = _lowbias32(z + idx.view(*([1] * b_axis), *idx.shape))
+        return z.view(torch.uint8)[..., :rest[-1]]
+
+
+def _lowbias32(z: torch.Tensor) -> torch.Tensor:
+    """The "lowbias32" integer hash on int32 (logical shifts written as masked arithmetic ones)."""
+    z = z ^ ((z >> 16) & 0xFFFF)
+    z = z * _MIX1
+    z = z ^ ((z >> 15) & 0x1FFFF)
+    z = z * _MIX2
+    return z ^ ((z >> 16) & 0xFFFF)
+
+
+def keep_threshold(rate: torch.Tensor) -> torch.Tensor:
+    """A dropout rate as the byte an element's draw must reach to be kept: round(256 rate)
+    (at most 255), so the rate is kept in steps of 1/256."""
+    return (rate * 256).round().clamp(0, 255).to(torch.uint8)
 
 
 def hash_int(x: int) -> int:
@@ -279,13 +306,15 @@ def hash_int(x: int) -> int:
 
 def dropout(x: torch.Tensor, rate: torch.Tensor, noise: MemberNoise | None, site: str,
             groups: torch.Tensor | None = None, sel: torch.Tensor | None = None) -> torch.Tensor:
-    """Dropout with one rate per member (`rate` broadcasts against x, e.g. (P, 1, 1));
+    """Dropout with one rate per member (`rate` broadcasts against x, e.g. (P, 1, 1)), in
+    steps of 1/256 (`keep_threshold`; kept units are scaled by 256 / (256 - round(256 rate)));
     no noise = evaluation, or no member drops anything (decided once, on the host: no
     device sync per call)."""
     if noise is None:
         return x
-    scale = 1.0 / (1.0 - rate).clamp_min(1e-6)
-    return x * ((noise.uniform(site, tuple(x.shape), groups, sel) >= rate) * scale)
+    cut = keep_threshold(rate)
+    keep = noise.draws(site, tuple(x.shape), groups, sel) >= cut
+    return x * (keep * (256.0 / (256.0 - cut.float())))
 
 
 class Block(nn.Module):

@@ -379,8 +379,9 @@ class SequenceExpert(nn.Module):
         w, b = _pick(params[self.w_hh.w], sel), _pick(params[self.w_hh.b], sel)[:, None]
         if torch.compiler.is_compiling():  # an export: no backward, plain ops trace best
             states = _gru_steps(gi, w, b, x.layout.counts, x.layout.steps)[0]
-        else:
-            states = _PackedGRU.apply(gi, w, b, x.layout.counts)
+        else:  # the recurrence in float32 (under bf16 autocast too): 50 rounded steps drift
+            with torch.autocast(gi.device.type, enabled=False):
+                states = _PackedGRU.apply(gi.float(), w, b, x.layout.counts)
         return x.layout.last(states)
 
     def _conv(self, params, x: Steps, sel, widths: list[int]):

@@ -14,8 +14,6 @@ from evo_msa.nas.references import reference, reference_line
 from evo_msa.provenance import provenance
 from evo_msa.rundir import RunDir
 from evo_msa.space import SearchSpace
-from evo_msa.training.multiseed import format_summary, train_seeds
-from evo_msa.training.trainer import resolve_device
 
 
 def final_config(ev: Evaluation, final_epochs: int) -> RunConfig:
@@ -28,6 +26,9 @@ def final_config(ev: Evaluation, final_epochs: int) -> RunConfig:
 
 def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Evaluation],
                   opts, log: Callable[[str], None] = print) -> dict:
+    from evo_msa.training.multiseed import format_summary, train_seeds  # torch: only here
+    from evo_msa.training.trainer import resolve_device
+
     seeds = list(opts.final_seeds)
     device = str(resolve_device(opts.device))
     baseline = pd.read_csv(run.file(rundir.BASELINES)) if run.has(rundir.BASELINES) else None

@@ -32,7 +32,6 @@ from evo_msa.studies.spec import (
     write_metrics,
     write_provenance,
 )
-from evo_msa.training.multiseed import pool
 
 # ---- baseline --------------------------------------------------------------------------
 
@@ -333,6 +332,8 @@ def _retrain(ctx: Context, name: str, folder: Path, r: dict) -> tuple[pd.DataFra
 def _write_pooled(ctx: Context, name: str, folder: Path, tables: list[pd.DataFrame],
                   search_seeds: list[int]) -> dict:
     """metrics.json/csv of a search variant: the seeds of every retraining pooled."""
+    from evo_msa.training.multiseed import pool
+
     table = pd.concat(tables, ignore_index=True)
     pooled = pool(table)
     pooled["seeds"] = ctx.seeds

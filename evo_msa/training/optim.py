@@ -2,9 +2,12 @@
 clipping, and a member that stopped (early stopping, divergence) is frozen.
 
 The update is PyTorch's own fused AdamW kernel (the one torch.optim.AdamW uses with
-fused=True), called once per running member on that member's rows of every parameter, with its
-lr, weight decay and clipping scale: torch.optim.AdamW's arithmetic exactly, one pass over the
-member's weights. Padded entries have zero gradients (models.layers), so they stay 0.
+fused=True), called once per running member on that member's row of the flat weights, gradients
+(ParamStore.grad_flat) and moments, with its lr, weight decay and clipping scale:
+torch.optim.AdamW's arithmetic, one pass over the member's weights. Padded entries have zero
+gradients (models.layers), so they stay 0. Unlike torch.optim.AdamW, a parameter that took no
+part in the step (no member of the population uses it) still gets its weight decay: it holds
+nothing any member computes with.
 """
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ class PopulationAdamW:
         self.clip_column = torch.tensor([c if c > 0 else 1.0 for c in self.clip],
                                         device=store.flat.device)
         self.b1, self.b2, self.eps = betas[0], betas[1], eps
-        self.names = list(store.params)
         # the moments in flat buffers laid out like the weights: a member's state moves
         # between populations as one row (trainer compaction)
         self.m_flat, self.v_flat = torch.zeros_like(store.flat), torch.zeros_like(store.flat)
@@ -35,19 +37,14 @@ class PopulationAdamW:
     def step(self, running: list[bool]) -> None:
         """One AdamW step for the running members, from the parameters' gradients. Nothing is
         read back from the device (a diverged member is found once per epoch)."""
-        params = self.store.params
-        names = [n for n in self.names if params[n].grad is not None]
-        grads = [params[n].grad for n in names]
-        P = self.store.P
+        flat, grads = self.store.flat, self.store.grad_flat
         # each member's own gradient norm, over all its parameters; the kernel divides the
         # gradients by grad_scale: the clipping factor, inverted
-        norms = torch.stack([torch.linalg.vector_norm(g.reshape(P, -1), dim=1) for g in grads])
-        scales = (torch.linalg.vector_norm(norms, dim=0) / self.clip_column).clamp_min(1.0)
+        scales = (torch.linalg.vector_norm(grads, dim=1) / self.clip_column).clamp_min(1.0)
         for p in [i for i, r in enumerate(running) if r]:  # frozen members: no step
             self.steps[p] += 1
             scale = scales[p] if self.clip[p] > 0 else None
-            torch._fused_adamw_([params[n][p] for n in names], [g[p] for g in grads],
-                                [self.m[n][p] for n in names], [self.v[n][p] for n in names], [],
-                                [self.steps[p]] * len(names), lr=self.lr[p], beta1=self.b1,
-                                beta2=self.b2, weight_decay=self.wd[p], eps=self.eps,
-                                amsgrad=False, maximize=False, grad_scale=scale)
+            torch._fused_adamw_([flat[p]], [grads[p]], [self.m_flat[p]], [self.v_flat[p]], [],
+                                [self.steps[p]], lr=self.lr[p], beta1=self.b1, beta2=self.b2,
+                                weight_decay=self.wd[p], eps=self.eps, amsgrad=False,
+                                maximize=False, grad_scale=scale)

@@ -1,15 +1,18 @@
 import json
+import math
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from evo_msa.cli import main
 from evo_msa.data import make_synthetic
 from evo_msa.data.loader import normalize
 from evo_msa.status import Status
 from evo_msa.training import TrainingDiverged, train_model, train_population
+from evo_msa.training.trainer import PopulationTrainer
 from tests.conftest import run_config
 
 FAST = {"model": {"expert_dim": 16, "unified_dim": 16, "level_widths": [16, 16, 8, 8],
@@ -194,3 +197,17 @@ def test_a_member_trains_the_same_alone_and_batched_on_sequences():
                                                            abs=1e-5), c.model.encoder
         assert r.history[0]["train_total"] == pytest.approx(alone.history[0]["train_total"],
                                                             abs=1e-5)
+
+
+@pytest.mark.parametrize("encoder", ["mean", "attention", "gru", "conv"])
+def test_the_mixed_precision_path_trains_every_encoder(encoder):
+    """The CUDA path (bf16 autocast of the training steps) run on the CPU: every sequence
+    encoder trains under it (the GRU's recurrence and hand-written backward in float32), and
+    evaluation is float32."""
+    data = normalize(make_synthetic("mosi", seed=0, n=160, seq_len=6))
+    configs = [cfg(model={"encoder": encoder}), cfg(model={"encoder": encoder, "expert_dim": 8})]
+    trainer = PopulationTrainer(data, configs, [0, 1], device="cpu", mixed_precision=True)
+    results = trainer.fit(eval_splits=("valid",))
+    assert [r.status for r in results] == [Status.OK, Status.OK]
+    assert all(math.isfinite(r.metrics["valid"]["loss"]) for r in results)
+    assert trainer.predict("valid").dtype == torch.float32

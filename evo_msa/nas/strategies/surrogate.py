@@ -19,9 +19,12 @@ Optuna's TPE on lookup tables (experiments/strategy_bench.py, RESULTS.md):
      the observed mean shrunk towards a smooth forest's prediction from the neighbours
      (predictor.smoothed_estimates), the less the more trainings it has.
 
-The model in use depends on the history only (it is refitted at fixed numbers of trainings with
-a seed derived from the search seed), and every other draw comes from the strategy's own
-checkpointed generator: a resumed search proposes exactly what the uninterrupted one would.
+The model in use depends on the history only (the trainings told so far, in candidate id order,
+not in the order parallel trials happened to end; refitted at fixed numbers of trainings with a
+seed derived from the search seed), and every other draw comes from the strategy's own
+checkpointed generator: a resumed search proposes exactly what the uninterrupted one would, as
+long as the same trainings are in when each proposal is made (always so with one trial at a
+time; with parallel trials, when they end in the same rounds).
 """
 from __future__ import annotations
 
@@ -171,7 +174,7 @@ class SurrogateEvolution(Strategy):
         trainings."""
         acc: dict[bytes, list] = {}
         seen = 0
-        for cid in self.told_order:
+        for cid in sorted(self.told_order):  # id order, not the order trials happened to end
             if cid not in self.trained_ids:
                 continue
             if limit is not None and seen >= limit:
@@ -205,7 +208,7 @@ class SurrogateEvolution(Strategy):
 
     def _first_id(self, key: bytes) -> int:
         """The first training of a configuration at the full budget (else the first)."""
-        ids = [c for c in self.told_order if c in self.trained_ids and self._key(c) == key]
+        ids = [c for c in sorted(self.told_order) if c in self.trained_ids and self._key(c) == key]
         return next((c for c in ids if not self.candidates[c].partial), ids[0])
 
     def _on_tell(self, cand: Candidate, trained: bool) -> None:
