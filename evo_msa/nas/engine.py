@@ -8,6 +8,13 @@ finished        the strategy is done (its budget is spent or it converged)
 state_dict()    everything a resume needs, as JSON (the run's state.json)
 
 Evaluations answered without training (cached, rejected) are settled inside `ask`.
+
+Parallel trials end in an order set by timing. For a strategy that learns from results as they
+come (the surrogate, TPE, steady-state evolution), the engine therefore tells results in
+candidate id order through a window (`set_window`): proposal k is made when every candidate
+older than k - window has settled, and the strategy then knows exactly those. What it proposes
+depends on the seed alone, so a resumed search repeats the uninterrupted one; a window of about
+twice the evaluations in flight keeps every slot busy unless one trial outlasts several others.
 """
 from __future__ import annotations
 
@@ -35,6 +42,8 @@ class SearchEngine:
         self.log = log
         self.evaluations: list[Evaluation] = []  # settled, in the order they settled
         self.pending: dict[int, Evaluation] = {}  # handed to trials
+        self.window: int | None = None  # None: each result is told as it settles
+        self.held: dict[int, Evaluation] = {}  # settled, not yet told to the strategy
         self.started = time.time()
         self.elapsed_before = 0.0  # seconds spent before a resume
         self.reported_generations = 0
@@ -47,11 +56,28 @@ class SearchEngine:
     def finished(self) -> bool:
         return self.strategy.done
 
+    def set_window(self, window: int) -> None:
+        """Tell results in id order, `window` proposals behind (see the module's docstring);
+        a resumed search keeps the window it started with."""
+        if self.window is None:
+            self.window = max(0, int(window))
+
+    @property
+    def _in_order(self) -> bool:
+        return self.window is not None and self.strategy.learns_as_results_come
+
     def ask(self, max_size: int = 1) -> list[Evaluation]:
         batch: list[Evaluation] = []
         while len(batch) < max_size and not self.strategy.done:
+            if not self.strategy.queue and not self._release():
+                break  # a result the next proposal must know is still in flight
+            if self.strategy.done:
+                break
             cand = self.strategy.ask()
             if cand is None:
+                if self.held and not self.pending:  # nothing in flight: all results count
+                    self._tell(sorted(self.held))
+                    continue
                 break  # the generation is in flight
             ev = self.policy.propose(cand)
             if ev.status is Status.PENDING:
@@ -77,36 +103,65 @@ class SearchEngine:
         if self.fingerprint:
             ev.fingerprint = short_fingerprint(self.fingerprint)
         self.evaluations.append(ev)
-        self.strategy.tell(ev.id, self.fitness.scores(ev.fitness), trained=ev.status.trained,
-                           partial=ev.status is Status.EARLY_STOPPED)
+        self.held[ev.id] = ev
+        if not self._in_order:
+            self._tell([ev.id])
+        elif self.strategy.done:  # nothing more will be proposed: the pick sees everything
+            self._tell(sorted(self.held))
         self.changed = True
         self._report_progress()
+
+    def _release(self) -> bool:
+        """Tell, in id order, the held results the next proposal sees (ids below
+        next_id - window); False while one of those is still in flight."""
+        if not self._in_order:
+            return True
+        limit = self.strategy.next_id - self.window
+        first_open = min([*self.pending, *self.strategy.queue], default=limit)
+        self._tell(sorted(i for i in self.held if i < min(limit, first_open)))
+        return first_open >= limit
+
+    def _tell(self, ids: list[int]) -> None:
+        for i in ids:
+            ev = self.held.pop(i)
+            self.strategy.tell(ev.id, self.fitness.scores(ev.fitness), trained=ev.status.trained,
+                               partial=ev.status is Status.EARLY_STOPPED)
 
     # ---- progress --------------------------------------------------------------------------
     def elapsed(self) -> float:
         return self.elapsed_before + time.time() - self.started
 
     def _report_progress(self) -> None:
-        """One compact line per finished generation (instead of Ray's per-trial tables)."""
-        history = self.strategy.best_per_generation
-        while self.reported_generations < len(history):
+        """One compact line per finished generation (instead of Ray's per-trial tables): once
+        the strategy has moved past it and none of its evaluations is in flight."""
+        while True:
             g = self.reported_generations
-            fits = [e.fitness[0] for e in self.evaluations
-                    if e.generation == g and e.status.usable]
-            stopped = sum(e.generation == g and e.status is Status.EARLY_STOPPED
-                          for e in self.evaluations)
-            failed = sum(e.generation == g and e.status.failed for e in self.evaluations)
-            best = -history[g] * self.fitness.primary.sign  # the score back as a value
+            moved_on = self.strategy.generation > g or self.strategy.done
+            if not moved_on or any(e.generation <= g for e in self.pending.values()):
+                return
+            mine = [e for e in self.evaluations if e.generation == g]
+            if not mine:
+                return
+            fits = [e.fitness[0] for e in mine if e.status.usable]
+            stopped = sum(e.status is Status.EARLY_STOPPED for e in mine)
+            failed = sum(e.status.failed for e in mine)
+            best = self._best_value()
             med = statistics.median(fits) if fits else math.nan
-            done = len(history)
+            done = g + 1
             total = max(self.strategy.planned_generations, done)
             elapsed = self.elapsed()
             eta = elapsed / done * (total - done) if done < total else 0.0
             halved = f" +{stopped} stopped at a rung" if stopped else ""
-            self.log(f"gen {g + 1:>2}/{total}  evaluated {len(fits):>3}{halved}"
+            self.log(f"gen {done:>2}/{total}  evaluated {len(fits):>3}{halved}"
                      f" (+{failed} failed/rejected)  best {best:.4f}  median {med:.4f}"
                      f"  elapsed {_clock(elapsed)}  eta {_clock(eta)}")
             self.reported_generations += 1
+
+    def _best_value(self) -> float:
+        """The best primary value settled so far (full-budget trainings only)."""
+        scores = [self.fitness.scores(e.fitness)[0] for e in self.evaluations
+                  if e.status.usable and e.status is not Status.EARLY_STOPPED]
+        return -max(scores) * self.fitness.primary.sign if scores else math.nan
 
     # ---- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -114,7 +169,7 @@ class SearchEngine:
                 "evaluations": [e.to_dict() for e in self.evaluations],
                 "known": {k: [list(v), cid] for k, (v, cid) in self.policy.known.items()},
                 "seeds": self.policy.seeds, "repeats": self.policy.repeats,
-                "reruns": self.policy.reruns,
+                "reruns": self.policy.reruns, "window": self.window, "held": sorted(self.held),
                 "elapsed": self.elapsed(), "reported_generations": self.reported_generations,
                 "fingerprint": self.fingerprint}
 
@@ -134,6 +189,11 @@ class SearchEngine:
         self.reported_generations = state["reported_generations"]
         self.fingerprint = dict(state.get("fingerprint") or {})
         self.pending = {}
+        # results settled but not yet told: the strategy has them in flight, not lost
+        self.window = state.get("window")
+        held = set(state.get("held", []))
+        self.held = {e.id: e for e in self.evaluations if e.id in held}
+        self.strategy.hold(sorted(held))
 
 
 def short_fingerprint(fp: dict[str, str]) -> str:

@@ -11,6 +11,7 @@ from evo_msa.nas.evaluators.base import Evaluator
 def run_inline(engine: SearchEngine, evaluator: Evaluator, *, batch: int = 1,
                persist: Callable[[], None] = lambda: None) -> None:
     """Ask up to `batch` evaluations, evaluate them, complete them; until the engine is done."""
+    engine.set_window(batch - 1)  # each batch knows every result before it
     while not engine.finished:
         todo = engine.ask(batch)
         if not todo:  # nothing in flight and nothing to train: the strategy has stopped

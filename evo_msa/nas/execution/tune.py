@@ -227,6 +227,9 @@ def run_on_tune(engine: SearchEngine, evaluator: Evaluator, opts, storage: str,
 
     slots = trial_slots(opts)
     batch = opts.batch_genomes or max(1, math.ceil(opts.pop / slots))
+    # results are told in id order; a proposal waits only for those older than twice what
+    # runs or waits at once (a trial per slot, a batch per slot made ahead): see the engine
+    engine.set_window(2 * slots * batch)
     searcher = EngineSearcher(engine, batch_size=batch, slots=slots, on_change=persist,
                               track=tensorboard is not None)
     callbacks = []

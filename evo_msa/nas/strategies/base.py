@@ -152,6 +152,9 @@ class Strategy:
     (`_on_tell`); the base keeps candidates, the budget, the generator and the checkpoint."""
 
     name = "base"
+    # its proposals depend on the results told so far, one by one: the engine then tells them
+    # in candidate id order through a window, so that parallel trials cannot change a search
+    learns_as_results_come = True
 
     def __init__(self, space: SearchSpace, settings: EvolutionSettings, seed: int = 0,
                  objectives: int = 1):
@@ -214,6 +217,13 @@ class Strategy:
     def planned_generations(self) -> int:
         """Generations the budget makes (steady-state and random: every pop_size evaluations)."""
         return math.ceil(self.budget / self.s.pop_size)
+
+    def hold(self, ids: list[int]) -> None:
+        """On resume: these asked candidates have results the engine holds back (not told
+        yet): in flight, not lost, so out of the re-queue."""
+        held = set(ids)
+        self.queue = deque(i for i in self.queue if i not in held)
+        self.pending |= held
 
     # ---- for subclasses --------------------------------------------------------------------
     def _refill(self) -> None:

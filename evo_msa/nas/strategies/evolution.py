@@ -24,6 +24,7 @@ from evo_msa.nas.strategies.operators import variation_toolbox
 
 class GenerationalEvolution(Strategy):
     name = "generational"
+    learns_as_results_come = False  # it breeds once a whole generation is in
 
     def __init__(self, space, settings, seed=0, objectives=1):
         super().__init__(space, settings, seed, objectives)

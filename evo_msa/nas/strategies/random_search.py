@@ -6,6 +6,7 @@ from evo_msa.nas.strategies.base import Strategy
 
 class RandomSearch(Strategy):
     name = "random"
+    learns_as_results_come = False
 
     def _refill(self):
         if not self.done and self.room > 0:

@@ -19,12 +19,11 @@ Optuna's TPE on lookup tables (experiments/strategy_bench.py, RESULTS.md):
      the observed mean shrunk towards a smooth forest's prediction from the neighbours
      (predictor.smoothed_estimates), the less the more trainings it has.
 
-The model in use depends on the history only (the trainings told so far, in candidate id order,
-not in the order parallel trials happened to end; refitted at fixed numbers of trainings with a
-seed derived from the search seed), and every other draw comes from the strategy's own
-checkpointed generator: a resumed search proposes exactly what the uninterrupted one would, as
-long as the same trainings are in when each proposal is made (always so with one trial at a
-time; with parallel trials, when they end in the same rounds).
+The model in use depends on the history only (the trainings told so far, refitted at fixed
+numbers of trainings with a seed derived from the search seed), and every other draw comes from
+the strategy's own checkpointed generator. The engine tells results in candidate id order
+through a window (engine.py), so the history at each proposal does not depend on which parallel
+trial ended first: a resumed search proposes exactly what the uninterrupted one would.
 """
 from __future__ import annotations
 
