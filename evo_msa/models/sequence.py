@@ -31,7 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from evo_msa.config import ENCODERS
-from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, _pick, masked_mean
+from evo_msa.models.layers import (
+    Block,
+    Linear,
+    MemberNoise,
+    ParamStore,
+    _pick,
+    keep_threshold,
+    masked_mean,
+)
 
 
 @dataclass
@@ -179,7 +187,7 @@ class Steps:
         x = self.x[valid]  # (sum of totals, D), a copy: changed in place below
         start = 0
         for p, (rate, n) in enumerate(zip(rates, lay.totals)):
-            cut = min(255, round(256 * rate))
+            cut = int(keep_threshold(torch.tensor(float(rate))))
             if cut > 0:
                 mine = x[start:start + n]
                 mine.masked_fill_(noise.bytes(site, p, n, D, x.device) < cut, 0.0)

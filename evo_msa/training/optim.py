@@ -29,7 +29,6 @@ class PopulationAdamW:
         # the moments in flat buffers laid out like the weights: a member's state moves
         # between populations as one row (trainer compaction)
         self.m_flat, self.v_flat = torch.zeros_like(store.flat), torch.zeros_like(store.flat)
-        self.m, self.v = store.views(self.m_flat), store.views(self.v_flat)
         dev = store.flat.device
         self.steps = [torch.zeros((), device=dev) for _ in self.lr]
 
