@@ -27,6 +27,7 @@ from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.strategies import Strategy
+from evo_msa.report.leaderboard import ranked
 from evo_msa.status import Status
 
 
@@ -126,6 +127,8 @@ class SearchEngine:
             ev = self.held.pop(i)
             self.strategy.tell(ev.id, self.fitness.scores(ev.fitness), trained=ev.status.trained,
                                partial=ev.status is Status.EARLY_STOPPED)
+        if ids:  # the strategy may have moved on (or finished): a generation's line is due
+            self._report_progress()
 
     # ---- progress --------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -145,7 +148,8 @@ class SearchEngine:
             fits = [e.fitness[0] for e in mine if e.status.usable]
             stopped = sum(e.status is Status.EARLY_STOPPED for e in mine)
             failed = sum(e.status.failed for e in mine)
-            best = self._best_value()
+            top = ranked(self.evaluations, self.fitness, 1)  # the best settled so far
+            best = top[0].fitness[0] if top else math.nan
             med = statistics.median(fits) if fits else math.nan
             done = g + 1
             total = max(self.strategy.planned_generations, done)
@@ -156,12 +160,6 @@ class SearchEngine:
                      f" (+{failed} failed/rejected)  best {best:.4f}  median {med:.4f}"
                      f"  elapsed {_clock(elapsed)}  eta {_clock(eta)}")
             self.reported_generations += 1
-
-    def _best_value(self) -> float:
-        """The best primary value settled so far (full-budget trainings only)."""
-        scores = [self.fitness.scores(e.fitness)[0] for e in self.evaluations
-                  if e.status.usable and e.status is not Status.EARLY_STOPPED]
-        return -max(scores) * self.fitness.primary.sign if scores else math.nan
 
     # ---- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -315,3 +315,13 @@ def test_without_the_window_the_completion_order_changes_the_search():
         run_in_parallel(engine, slots=3, order_seed=order, window=False)
         records.append(search_record(engine)[0])
     assert not records[0] == records[1] == records[2]
+
+
+def test_every_generation_gets_its_progress_line_with_the_window():
+    """The last results are told only once nothing is in flight: the last line still comes."""
+    lines = []
+    engine = make(kind="surrogate", pop=6, generations=4)
+    engine.log = lines.append
+    run_in_parallel(engine, slots=3, order_seed=0)
+    assert engine.finished
+    assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
