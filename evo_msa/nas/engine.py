@@ -143,8 +143,8 @@ class SearchEngine:
             if not moved_on or any(e.generation <= g for e in self.pending.values()):
                 return
             mine = [e for e in self.evaluations if e.generation == g]
-            if not mine:
-                return
+            if not mine or (self.strategy.done and g >= self.strategy.planned_generations):
+                return  # (past the plan: known architectures proposed as the budget ran out)
             fits = [e.fitness[0] for e in mine if e.status.usable]
             stopped = sum(e.status is Status.EARLY_STOPPED for e in mine)
             failed = sum(e.status.failed for e in mine)
