@@ -104,7 +104,8 @@ class SearchOptions:
                                    expected=f"a number in 0..{MAX_GPUS:g} (0.25: four trials "
                                    "per GPU)")
     batch_genomes: int = option(0, "genomes one trial trains together as one population "
-                                "(0: from the resources, so that a generation fills them)",
+                                "(0: from the resources: a generation fills the trial slots "
+                                "once on GPUs, twice on CPUs)",
                                 check=_int_in(0, MAX_BATCH_GENOMES),
                                 expected=f"an integer in 0..{MAX_BATCH_GENOMES} (0 = auto)")
     asha: bool = option(False, "stop weak trials early (ASHA; a trial is a batch of genomes)",

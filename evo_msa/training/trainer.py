@@ -424,9 +424,15 @@ class _Run:
         trainer.ids = list(ids)
         return trainer
 
-    def train(self, trainers: list[PopulationTrainer], eval_splits, on_epoch, restore: bool):
+    def train(self, trainers: list[PopulationTrainer], eval_splits, on_epoch, restore: bool,
+              on_end=None):
+        """`on_end({member: TrainResult})` in the epoch members end, when their validation
+        metrics are final then (only "valid" evaluated, no restore): the results returned at
+        the end, but for `seconds` (the time so far)."""
         t0 = time.perf_counter()
         tracks, P = self.tracks, len(self.configs)
+        streamed = not restore and set(eval_splits) == {"valid"}
+        done: dict[int, dict] = {}  # member -> its best state's validation metrics, once ended
         for trainer in trainers:
             for i in trainer.ids:
                 tracks[i].population = trainer.P
@@ -442,6 +448,13 @@ class _Run:
                                             [t.value(self.halving.rank) for t in tracks])
                 for i in stop:
                     tracks[i].running, tracks[i].rung = False, rung
+            if streamed:  # the validation metrics of members that just ended are final
+                ended = [i for i, t in enumerate(tracks) if not t.running and i not in done]
+                self.park(trainers)
+                done.update(zip(ended, self.best_valid(trainers[0], ended)))
+                if ended and on_end is not None:
+                    seconds = time.perf_counter() - t0
+                    on_end({i: self.result(i, {"valid": done[i]}, seconds) for i in ended})
             if on_epoch is not None:
                 on_epoch(epoch, valid)
             if not any(t.running for t in tracks):
@@ -454,8 +467,11 @@ class _Run:
             final = self.restored(trainers)
             metrics = {s: final.evaluate(s) for s in eval_splits if s in final.splits}
         else:  # the validation predictions of each best state are at hand
+            if eval_splits:
+                rest = [i for i in range(P) if i not in done]
+                done.update(zip(rest, self.best_valid(trainers[0], rest)))
+            metrics = {"valid": [done[i] for i in range(P)]} if eval_splits else {}
             final = None
-            metrics = {"valid": self.best_valid(trainers[0])} if eval_splits else {}
         return self.results(metrics, seconds), final
 
     def compact(self, trainers: list[PopulationTrainer]) -> list[PopulationTrainer]:
@@ -501,8 +517,9 @@ class _Run:
             trainer._load(r, {"params": t.best_own})
         return trainer
 
-    def best_valid(self, any_trainer: PopulationTrainer) -> list[dict[str, float]]:
-        preds = [t.best_pred for t in self.tracks]
+    def best_valid(self, any_trainer: PopulationTrainer, members) -> list[dict[str, float]]:
+        """The validation metrics of the members' best states."""
+        preds = [self.tracks[i].best_pred for i in members]
         fallback = next((p for p in preds if p is not None), None)
         if fallback is None:
             return [{"loss": math.inf} for _ in preds]
@@ -511,27 +528,29 @@ class _Run:
                                    "valid")
 
     def results(self, metrics: dict, seconds: float) -> list[TrainResult]:
-        out = []
-        for p, (t, cfg) in enumerate(zip(self.tracks, self.configs)):
-            error = t.diverged or ("" if t.best_epoch else
-                                  f"validation {cfg.train.select_metric} was never finite")
-            status = Status.NAN if error else Status.EARLY_STOPPED if t.rung else Status.OK
-            out.append(TrainResult(
-                status=status, metrics={s: m[p] for s, m in metrics.items()},
-                best_epoch=t.best_epoch, epochs=t.stopped_at, params=t.params, seconds=seconds,
-                population=t.population, history=t.history, task_weights=t.task_weights,
-                error=error, rung=t.rung))
-        return out
+        return [self.result(p, {s: m[p] for s, m in metrics.items()}, seconds)
+                for p in range(len(self.tracks))]
+
+    def result(self, p: int, metrics: dict, seconds: float) -> TrainResult:
+        t, cfg = self.tracks[p], self.configs[p]
+        error = t.diverged or ("" if t.best_epoch else
+                              f"validation {cfg.train.select_metric} was never finite")
+        status = Status.NAN if error else Status.EARLY_STOPPED if t.rung else Status.OK
+        return TrainResult(
+            status=status, metrics=metrics, best_epoch=t.best_epoch, epochs=t.stopped_at,
+            params=t.params, seconds=seconds, population=t.population, history=t.history,
+            task_weights=t.task_weights, error=error, rung=t.rung)
 
 
 def train_population(data: MSAData, configs: list[RunConfig], seeds: list[int], *,
                      device: str | torch.device = "auto", eval_splits=("valid", "test"),
                      watch: Sequence[str] = (), on_epoch=None,
-                     halving: Halving | None = None) -> list[TrainResult]:
+                     halving: Halving | None = None, on_end=None) -> list[TrainResult]:
     """Train every (config, seed) member. Members train together as few populations as the
     device makes worthwhile (see `plan_populations`; regrouped whenever members stop), in
     lockstep, so that `halving` ranks all of them; results come back in order. `on_epoch(epoch,
-    {member: valid metrics or None})` after every epoch."""
+    {member: valid metrics or None})` after every epoch; with eval_splits ("valid",),
+    `on_end({member: TrainResult})` as members end (their results then, as returned)."""
     device = resolve_device(device) if isinstance(device, str) else device
 
     def regroup(ids: list[int]) -> list[list[int]]:
@@ -543,7 +562,7 @@ def train_population(data: MSAData, configs: list[RunConfig], seeds: list[int], 
     if on_epoch is not None:
         hook = lambda epoch, valid: on_epoch(epoch, dict(enumerate(valid)))  # noqa: E731
     trainers = [run.population(ids) for ids in regroup(list(range(len(configs))))]
-    return run.train(trainers, eval_splits, hook, restore=False)[0]
+    return run.train(trainers, eval_splits, hook, restore=False, on_end=on_end)[0]
 
 
 # CPU cost of one population step, in units of one member's (width^2 x level) work: a fixed

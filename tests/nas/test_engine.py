@@ -117,6 +117,35 @@ def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
     searcher.on_trial_complete("unknown-trial", error=True)  # a report for nothing is ignored
 
 
+def test_an_evaluation_settles_when_its_trainings_have_ended_not_when_its_trial_does():
+    raw = {"genes": {"model.depth": {"type": "int", "low": 1, "high": 2},
+                     "train.lr": {"type": "log-float", "low": 1e-3, "high": 1e-2}},
+           "fitness": {"metric": "loss", "seeds": 2}}
+    engine = make(space=parse_space(raw, "two-seeds.yaml"), pop=4, generations=1)
+    persisted = []
+    searcher = EngineSearcher(engine, batch_size=3, on_change=lambda: persisted.append(1))
+    members = searcher.suggest("t1")["members"]
+    a, b, c = sorted({m["eval_id"] for m in members})
+
+    def ended(*pairs, loss=1.0):
+        return json.dumps([Outcome(e, s, Status.OK, {"loss": loss}, 2).to_dict()
+                           for e, s in pairs])
+
+    # a's two seeds and one of b's have ended: a settles, b waits for its other seed
+    searcher.on_trial_result("t1", {"ended": ended((a, 0), (a, 1), (b, 0)), "seconds": 4.0,
+                                    "node": "n1", "population": 6})
+    assert [e.id for e in engine.evaluations] == [a] and engine.evaluations[0].seconds == 4.0
+    assert a not in engine.pending and b in engine.pending and persisted
+    searcher.on_trial_result("t1", {"ended": ended((a, 0), (a, 1), (b, 0))})  # nothing new
+    assert len(engine.evaluations) == 1
+    # the trial's end settles the rest from its final outcomes; a stays as it settled
+    final = json.loads(ended((a, 0), (a, 1), (b, 0), (b, 1), (c, 0), (c, 1), loss=0.5))
+    searcher.on_trial_complete("t1", {"outcomes": json.dumps(final), "node": "n1"})
+    assert [(e.id, e.fitness) for e in engine.evaluations] == [(a, (1.0,)), (b, (0.5,)),
+                                                                (c, (0.5,))]
+    assert not engine.pending and "t1" not in searcher.trials
+
+
 def test_identical_architectures_are_not_trained_twice():
     # a space with one 2-valued gene has at most two distinct architectures
     space = parse_space({"genes": {"model.depth": {"type": "int", "low": 1, "high": 2}},
@@ -238,6 +267,16 @@ def test_batches_are_balanced_by_work():
     assert sorted(loads) == [130, 185]
     assert sorted(e.id for b in batches for e in b) == list(range(8))
     assert balanced_batches([], 4) == []
+
+
+def test_cpu_trials_are_cut_smaller_while_halving_still_has_genomes_to_rank():
+    from evo_msa.nas.execution.tune import default_batch
+
+    assert default_batch(32, 2, gpu=False) == 8  # two trials per slot and generation
+    assert default_batch(32, 2, gpu=True) == 16  # a GPU fills its slots once
+    assert default_batch(16, 2, gpu=False) == 8  # halves of 4 would leave halving 2 -> 1
+    assert default_batch(32, 16, gpu=False) == 2 and default_batch(5, 1, gpu=False) == 5
+    assert default_batch(1, 4, gpu=False) == 1
 
 
 def test_re_evaluations_in_flight_together_train_different_seeds():

@@ -40,6 +40,11 @@ def test_a_batch_reports_every_epoch_and_one_outcome_per_training():
     assert {o["status"] for o in partial} == {"early-stopped"} and len(partial) == 2
     assert reports[-1] is final and final["fitness"] == min(o["metrics"]["loss"]
                                                             for o in outcomes[:2])
+    # each epoch also carries the final outcomes of the trainings that have ended: the diverged
+    # one after its first epoch, all three at the last, as in the final report
+    ended = [json.loads(r["ended"]) for r in reports[:-1]]
+    assert [(o["eval_id"], o["status"]) for o in ended[0]] == [(1, "nan")] and ended[0] == ended[1]
+    assert sorted(ended[2], key=lambda o: (o["eval_id"], o["seed"])) == outcomes
 
 
 def test_out_of_memory_splits_the_batch_and_failures_stay_with_their_member():

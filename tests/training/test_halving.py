@@ -98,3 +98,36 @@ def test_fit_ends_with_every_member_in_its_best_state(mosi):
     for split in ("valid", "test"):
         again = [m["loss"] for m in trainer.evaluate(split)]
         assert again == pytest.approx([r.metrics[split]["loss"] for r in results], abs=1e-6)
+
+
+def test_members_are_reported_in_the_epoch_they_end_with_their_final_results(mosi):
+    """A search trial reports a training as soon as it ends (at a rung, by patience or at its
+    budget), so its genome settles then: what is reported is what is returned at the end."""
+    genomes = [cfg(train={"epochs": 2}), cfg(model={"depth": 2}), cfg(train={"lr": 3e-3}),
+               cfg(model={"dropout": 0.0}), cfg(train={"lr": 1e12, "grad_clip": 0.0})]
+    configs = [c for c in genomes for _ in range(2)]
+    halving = Halving(rungs=(1, 3), keep=0.5, groups=tuple(g for g in range(5) for _ in range(2)),
+                      rank=Objective("loss"))
+    ended, epochs = {}, []
+
+    def on_end(results):
+        assert not set(results) & set(ended)  # once each
+        ended.update({i: (len(epochs) + 1, r) for i, r in results.items()})
+
+    results = train_population(mosi, configs, [0, 1] * 5, device="cpu", eval_splits=("valid",),
+                               halving=halving, on_epoch=lambda e, v: epochs.append(e),
+                               on_end=on_end)
+    assert sorted(ended) == list(range(10))
+    statuses = set()
+    for i, r in enumerate(results):
+        epoch, early = ended[i]
+        assert epoch == r.epochs  # reported in the epoch it ended, not later
+        assert (early.status, early.metrics, early.epochs, early.rung, early.best_epoch,
+                early.params) == (r.status, r.metrics, r.epochs, r.rung, r.best_epoch, r.params)
+        statuses.add(r.status)
+    assert statuses == {Status.OK, Status.EARLY_STOPPED, Status.NAN}
+    assert min(r.epochs for r in results) < max(r.epochs for r in results)
+    # a training that also reports test metrics (restored at the end) is not reported early
+    late = []
+    train_population(mosi, genomes[:2], [0, 1], device="cpu", on_end=late.append)
+    assert late == []

@@ -70,8 +70,9 @@ class Outcome:
                    str(d.get("error") or ""), int(d.get("rung") or 0))
 
 
-# progress(epoch, outcomes so far): per-epoch reports of a long evaluation (Tune, ASHA)
-Progress = Callable[[int, list[Outcome]], None]
+# progress(epoch, each training's best so far, the final outcomes of the trainings that have
+# ended): per-epoch reports of a long evaluation (Tune: ASHA, results as they come)
+Progress = Callable[[int, list[Outcome], list[Outcome]], None]
 
 
 class Evaluator(ABC):

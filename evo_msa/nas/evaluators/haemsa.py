@@ -5,7 +5,8 @@ held here, so selection can never touch it.
 A batch that runs out of GPU memory is split in halves and retried, not penalised; one training
 that diverges or fails is penalised alone (a member whose config breaks the batch is found by
 bisection). Per epoch, `progress` gets each training's best validation metrics so far (what an
-early-stopped batch keeps).
+early-stopped batch keeps) and the final outcomes of the trainings that have ended (stopped at a
+rung, by patience or at the budget): a trial reports those as they come, not at its end.
 
 The space's `fidelity` (space.fidelity) halves the genomes of a batch at its rungs (one
 objective; with several, every genome trains its whole budget): they are ranked by the first
@@ -73,6 +74,12 @@ class HaemsaEvaluator(Evaluator):
 
         device = resolve_device(self.device)
         best: dict[int, tuple[float, Outcome]] = {}  # member index -> best so far
+        # final outcomes as trainings end (a batch retrained after a failure: the first)
+        ended: dict[tuple[int, int], Outcome] = {}
+
+        def on_end(outcomes: list[Outcome]) -> None:
+            for o in outcomes:
+                ended.setdefault((o.eval_id, o.seed), o)
 
         def on_epoch(epoch: int, valid: dict[int, dict | None]) -> None:
             for i, metrics in valid.items():
@@ -82,28 +89,37 @@ class HaemsaEvaluator(Evaluator):
                 if i not in best or (math.isfinite(value) and value < best[i][0]):
                     best[i] = (value, Outcome(members[i].eval_id, members[i].seed,
                                               Status.EARLY_STOPPED, dict(metrics), epoch))
-            progress(epoch, [o for _, o in best.values()])
+            progress(epoch, [o for _, o in best.values()], list(ended.values()))
 
         fidelity = None if self.space.fitness.multi else self.space.fidelity
         return train_members(self.data, members, device, self.watch,
                              on_epoch if progress is not None else None,
-                             fidelity=fidelity, rank=self.objective)
+                             fidelity=fidelity, rank=self.objective,
+                             on_end=on_end if progress is not None else None)
 
 
 def train_members(data: MSAData, members: list[Member], device, watch: list[str],
                   on_epoch=None, fidelity: Fidelity | None = None,
-                  rank: Objective | None = None) -> list[Outcome]:
+                  rank: Objective | None = None,
+                  on_end: Callable[[list[Outcome]], None] | None = None) -> list[Outcome]:
     """One outcome per member, splitting the population in halves on out-of-memory; with
-    `fidelity` and a `rank` objective, successive halving of the genomes (eval ids)."""
+    `fidelity` and a `rank` objective, successive halving of the genomes (eval ids);
+    `on_end(outcomes)` with the final outcomes of members as they end."""
     from evo_msa.config import RunConfig
     from evo_msa.training.halving import Halving
     from evo_msa.training.trainer import train_population
 
+    def outcome(i: int, r) -> Outcome:
+        return Outcome(members[i].eval_id, members[i].seed, r.status, r.metrics.get("valid", {}),
+                       r.epochs, r.error, r.rung)
+
     def train(indices: list[int]) -> list[Outcome]:
         cfgs = [RunConfig.from_dict(members[i].config, "trial config") for i in indices]
-        hook = None
+        hook = end = None
         if on_epoch is not None:
             hook = lambda epoch, valid: on_epoch(epoch, {indices[j]: v for j, v in valid.items()})  # noqa: E731
+        if on_end is not None:
+            end = lambda done: on_end([outcome(indices[j], r) for j, r in done.items()])  # noqa: E731
         rungs = fidelity.rungs_for(max(c.train.epochs for c in cfgs)) if fidelity else ()
         halving = (Halving(rungs, fidelity.keep, tuple(members[i].eval_id for i in indices),
                            rank, frozenset(members[i].eval_id for i in indices
@@ -111,10 +127,8 @@ def train_members(data: MSAData, members: list[Member], device, watch: list[str]
                    if rungs and rank is not None else None)
         results = train_population(data, cfgs, [members[i].seed for i in indices],
                                    device=device, eval_splits=("valid",), watch=watch,
-                                   on_epoch=hook, halving=halving)
-        return [Outcome(members[i].eval_id, members[i].seed, r.status,
-                        r.metrics.get("valid", {}), r.epochs, r.error, r.rung)
-                for i, r in zip(indices, results)]
+                                   on_epoch=hook, halving=halving, on_end=end)
+        return [outcome(i, r) for i, r in zip(indices, results)]
 
     def failed(indices: list[int], exc: BaseException) -> list[Outcome]:
         text = str(exc).splitlines()[0][:300] if str(exc) else ""
