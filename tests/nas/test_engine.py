@@ -92,13 +92,20 @@ def test_batches_spend_the_same_budget(kind):
     assert len({ev.id for ev in engine.evaluations}) == len(engine.evaluations)
 
 
-def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
+def two_seed_searcher():
+    """A Tune searcher over a space of 2 training seeds per genome, batches of 3 genomes;
+    returns the engine, the searcher and the list its checkpoints append to."""
     raw = {"genes": {"model.depth": {"type": "int", "low": 1, "high": 2},
                      "train.lr": {"type": "log-float", "low": 1e-3, "high": 1e-2}},
            "fitness": {"metric": "loss", "seeds": 2}}
     engine = make(space=parse_space(raw, "two-seeds.yaml"), pop=4, generations=1)
     persisted = []
     searcher = EngineSearcher(engine, batch_size=3, on_change=lambda: persisted.append(1))
+    return engine, searcher, persisted
+
+
+def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
+    engine, searcher, persisted = two_seed_searcher()
     config = searcher.suggest("t1")
     json.dumps(config)  # plain data only: no DEAP objects travel to the workers
     assert set(config) == {"members", "track"}
@@ -118,12 +125,7 @@ def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
 
 
 def test_an_evaluation_settles_when_its_trainings_have_ended_not_when_its_trial_does():
-    raw = {"genes": {"model.depth": {"type": "int", "low": 1, "high": 2},
-                     "train.lr": {"type": "log-float", "low": 1e-3, "high": 1e-2}},
-           "fitness": {"metric": "loss", "seeds": 2}}
-    engine = make(space=parse_space(raw, "two-seeds.yaml"), pop=4, generations=1)
-    persisted = []
-    searcher = EngineSearcher(engine, batch_size=3, on_change=lambda: persisted.append(1))
+    engine, searcher, persisted = two_seed_searcher()
     members = searcher.suggest("t1")["members"]
     a, b, c = sorted({m["eval_id"] for m in members})
 

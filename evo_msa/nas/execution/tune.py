@@ -112,7 +112,7 @@ class EngineSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path) as fh:
             self.engine.load_state_dict(json.load(fh))
-        self.trials = {}
+        self.trials, self.trainings = {}, {}
 
 
 # the fewest genomes a CPU trial is cut to: successive halving (keep 1/2 at two rungs) still
