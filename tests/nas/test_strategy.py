@@ -1,4 +1,5 @@
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,15 @@ def test_state_dict_roundtrip_resumes_identically(kind):
     assert best(resumed) == best(straight)
     assert [c.genome for c in resumed.candidates.values()] == \
         [c.genome for c in straight.candidates.values()]
+
+
+def test_finalists_asked_for_together_share_the_re_trainings():
+    """The last 10% of a surrogate search re-trains its 5 best configurations: asked for all
+    at once (parallel trials), each gets its share, not the first of them nearly all."""
+    strategy = make_strategy("surrogate", SPACE, EvolutionSettings(pop_size=8, budget=200))
+    n = strategy.finalist_trainings
+    drive(strategy, stop_after=strategy.budget - n, in_flight=1)
+    asked = [strategy.ask() for _ in range(n)]
+    assert all(c is not None and c.repeat for c in asked)
+    per_config = Counter(c.parents[0] for c in asked)
+    assert len(per_config) == 5 and max(per_config.values()) == n // 5

@@ -109,11 +109,18 @@ def gaussian_ranks(y: np.ndarray) -> np.ndarray:
 
 
 def smoothed_estimates(slots: Slots, G: np.ndarray, means: np.ndarray, counts: np.ndarray,
-                       seed: int, leaf: int = 3, trees: int = 32) -> np.ndarray:
+                       seed: int, leaf: int = 3, trees: int = 32,
+                       noise: float | None = None) -> np.ndarray:
     """Each trained configuration's score, robust to one lucky training: its observed mean,
     shrunk towards what a smooth forest (leaves of >= `leaf` configurations) predicts from its
-    neighbours, the less the more often it was trained (weight c / (c + 1) on the mean). The
-    forest's rank-space prediction is mapped back to score units through the observed means."""
+    neighbours. The forest's rank-space prediction is mapped back to score units through the
+    observed means.
+
+    How far a mean is trusted is the empirical-Bayes (BLUP) weight c tau^2 / (c tau^2 + sigma^2)
+    of a configuration trained c times: sigma^2 = `noise`, the variance of one training (pooled
+    over re-trained configurations), tau^2 = how far true scores stray from the smooth
+    prediction (the residuals' variance less the noise's share). Without a noise estimate (no
+    configuration trained twice yet) sigma^2 = tau^2: weight c / (c + 1)."""
     from scipy.special import ndtr
 
     X = slots.features(slots.snap(G))
@@ -121,5 +128,17 @@ def smoothed_estimates(slots: Slots, G: np.ndarray, means: np.ndarray, counts: n
     ordered = np.sort(means)
     position = np.clip(ndtr(mu) * len(ordered) - 0.5, 0, len(ordered) - 1)
     smooth = np.interp(position, np.arange(len(ordered)), ordered)
-    weight = counts / (counts + 1.0)
+    if noise is None or not np.isfinite(noise):
+        weight = counts / (counts + 1.0)
+    else:
+        tau2 = max(np.mean((means - smooth) ** 2) - np.mean(noise / counts), 1e-12)
+        weight = counts * tau2 / (counts * tau2 + noise)
     return weight * means + (1 - weight) * smooth
+
+
+def pooled_noise(scores: list[list[float]]) -> float | None:
+    """The variance of one training, pooled over the configurations trained more than once
+    (None when there is none)."""
+    ss = sum(float(np.sum((np.array(s) - np.mean(s)) ** 2)) for s in scores if len(s) > 1)
+    dof = sum(len(s) - 1 for s in scores if len(s) > 1)
+    return ss / dof if dof else None

@@ -17,7 +17,8 @@ Optuna's TPE on lookup tables (experiments/strategy_bench.py, RESULTS.md):
      split one training is a lottery, and the luckiest draw is not the best model;
   5. the pick (`pick()`: best_genome.json, the final trainer) is the best robust estimate:
      the observed mean shrunk towards a smooth forest's prediction from the neighbours
-     (predictor.smoothed_estimates), the less the more trainings it has.
+     (predictor.smoothed_estimates), the less the more trainings it has and the less noisy
+     one training is (its variance pooled over the re-trained configurations).
 
 The model in use depends on the history only (the trainings told so far, refitted at fixed
 numbers of trainings with a seed derived from the search seed), and every other draw comes from
@@ -29,13 +30,20 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 
 import numpy as np
 
 from evo_msa.errors import UserError
 from evo_msa.nas.strategies.base import Candidate, Strategy
 from evo_msa.nas.strategies.operators import variation_toolbox
-from evo_msa.nas.strategies.predictor import Forest, Slots, gaussian_ranks, smoothed_estimates
+from evo_msa.nas.strategies.predictor import (
+    Forest,
+    Slots,
+    gaussian_ranks,
+    pooled_noise,
+    smoothed_estimates,
+)
 
 RANDOM_SHARE, RANDOM_MIN, RANDOM_MAX = 0.1, 10, 20  # the random design
 CANDIDATES = 1000  # children scored by the predictor per proposal
@@ -82,7 +90,7 @@ class SurrogateEvolution(Strategy):
             full = self._configurations(full=True)  # finalists trained the whole budget
             if full[0]:
                 return self._retrain_a_finalist(*full)
-        keys, G, means, _ = self._configurations()
+        keys, G, means, *_ = self._configurations()
         if len(keys) < self.random_design:
             self._new_random(set(keys))
         else:
@@ -112,13 +120,13 @@ class SurrogateEvolution(Strategy):
         best = int(np.argmax(mu + KAPPA * spread))
         self._new(list(candidates[best]))
 
-    def _retrain_a_finalist(self, keys, G, means, counts) -> None:
+    def _retrain_a_finalist(self, keys, G, means, counts, noise) -> None:
         """A fresh training of one of the FINALISTS best configurations by the robust
         estimate: the one with the fewest trainings (in flight ones included)."""
-        estimate = self._estimates(G, means, counts)
+        estimate = self._estimates(G, means, counts, noise)
         top = list(np.argsort(-estimate, kind="stable")[:FINALISTS])
-        busy = self._busy()
-        load = [counts[j] + (keys[j] in busy) for j in top]
+        flying = Counter(self._key(i) for i in (*self.pending, *self.queue))
+        load = [counts[j] + flying[keys[j]] for j in top]  # every training in flight counts
         j = top[min(range(len(top)), key=lambda r: (load[r], r))]
         self._new(list(G[j]), parents=[self._first_id(keys[j])]).repeat = True
 
@@ -156,21 +164,22 @@ class SurrogateEvolution(Strategy):
     def _forest(self) -> Forest:
         at = self._fit_point()
         if self._model is None or self._model[0] != at:
-            keys, G, means, _ = self._configurations(limit=at)
+            keys, G, means, *_ = self._configurations(limit=at)
             seed = np.random.default_rng([self.seed, at, 7]).integers(2**31 - 1)
             forest = Forest(TREES, 1, seed).fit(self.slots.features(G), gaussian_ranks(means))
             self._model = (at, forest)
         return self._model[1]
 
-    def _estimates(self, G, means, counts) -> np.ndarray:
+    def _estimates(self, G, means, counts, noise) -> np.ndarray:
         seed = np.random.default_rng([self.seed, len(means), 11]).integers(2**31 - 1)
-        return smoothed_estimates(self.slots, G, means, counts, seed, leaf=PICK_LEAF, trees=TREES)
+        return smoothed_estimates(self.slots, G, means, counts, seed, leaf=PICK_LEAF, trees=TREES,
+                                  noise=noise)
 
     # ---- the history -----------------------------------------------------------------------
     def _configurations(self, limit: int | None = None, full: bool = False):
         """Trained configurations (of the first `limit` trainings; `full`: only trainings of
         the whole budget, not those stopped at a rung): keys, canonical genomes, mean scores,
-        trainings."""
+        trainings, and the variance of one training (None before a configuration is re-trained)."""
         acc: dict[bytes, list] = {}
         seen = 0
         for cid in sorted(self.told_order):  # id order, not the order trials happened to end
@@ -182,15 +191,14 @@ class SurrogateEvolution(Strategy):
             if full and self.candidates[cid].partial:
                 continue
             key = self._key(cid)
-            entry = acc.setdefault(key, [cid, 0.0, 0])
-            entry[1] += self.candidates[cid].score[0]
-            entry[2] += 1
+            acc.setdefault(key, [cid, []])[1].append(self.candidates[cid].score[0])
         keys = list(acc)
         G = self.slots.snap(np.array([self.candidates[acc[k][0]].genome for k in keys])
                             .reshape(len(keys), self.slots.n))
-        means = np.array([acc[k][1] / acc[k][2] for k in keys])
-        counts = np.array([acc[k][2] for k in keys])
-        return keys, G, means, counts
+        scores = [acc[k][1] for k in keys]
+        means = np.array([sum(s) / len(s) for s in scores])
+        counts = np.array([len(s) for s in scores])
+        return keys, G, means, counts, pooled_noise(scores)
 
     def _busy(self) -> set:
         """Configurations proposed and not told yet, and those told without a training (known
@@ -220,10 +228,10 @@ class SurrogateEvolution(Strategy):
     def pick(self) -> int | None:
         """The candidate id of the configuration with the best robust estimate, among those
         trained at the full budget."""
-        keys, G, means, counts = self._configurations(full=True)
+        keys, G, means, counts, noise = self._configurations(full=True)
         if not keys:
             return None
-        return self._first_id(keys[int(np.argmax(self._estimates(G, means, counts)))])
+        return self._first_id(keys[int(np.argmax(self._estimates(G, means, counts, noise)))])
 
     # ---- checkpoint --------------------------------------------------------------------------
     def _extra_state(self):
