@@ -177,10 +177,26 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
 
 # ---- study-level figures -----------------------------------------------------------------
 
+def _search_on_disk(folder: Path) -> dict:
+    """A search variant's record as study_figures needs it, from its best_so_far.csv."""
+    frame = pd.read_csv(folder / "best_so_far.csv", index_col="evaluations")
+    return {"kind": "search", "folder": folder,
+            "curves": [frame[c].dropna().tolist() for c in frame.columns]}
+
+
 def study_figures(ctx: Context) -> None:
     """best_so_far.png: every search variant's best-so-far validation fitness against the
-    number of trainings, mean over search seeds with min-max spread."""
-    searches = {n: r for n, r in ctx.done.items() if r.get("kind") == "search"}
+    number of trainings, mean over search seeds with min-max spread. Search variants not run
+    this time (--only) are drawn from their results on disk, so that one variant re-run does
+    not drop the others."""
+    searches = {}
+    for v in ctx.study.variants:
+        if v["kind"] != "search":
+            continue
+        if v["name"] in ctx.done:
+            searches[v["name"]] = ctx.done[v["name"]]
+        elif (ctx.out / v["name"] / "best_so_far.csv").is_file():
+            searches[v["name"]] = _search_on_disk(ctx.out / v["name"])
     if not searches:
         return
     from evo_msa.report.plots import _pyplot

@@ -157,3 +157,35 @@ def test_a_benchmark_folder_gets_its_section(tmp_path):
     text = md.read_text()
     assert "## strategy_bench" in text and "What the benchmark measures." in text
     assert "| kc1 | 0.018 |" in text and "(strategy_bench/regret_vs_trainings.png)" in text
+
+
+def test_a_variant_run_alone_keeps_the_others_in_the_study_figures(tmp_path):
+    """`--only default` redraws best_so_far.* with random's curves read back from its results."""
+    from evo_msa.studies.analysis import study_figures
+    from evo_msa.studies.spec import Context
+
+    study_file = tmp_path / "s.yaml"
+    study_file.write_text(
+        "name: s\ndatasets: [{name: d, path: synthetic:mosi}]\nseeds: [0]\nvariants:\n"
+        "  - {name: default, kind: search, space: search_spaces/tiny.yaml}\n"
+        "  - {name: random, kind: search, space: search_spaces/tiny.yaml}\n")
+    spec = load_study(study_file)
+    out = tmp_path / "results"
+    for name, best in (("default", 0.70), ("random", 0.80)):
+        (out / name).mkdir(parents=True)
+        pd.DataFrame({"search_seed0": [float("inf"), 0.9, best], "search_seed1": [1.0, best, best]}
+                     ).rename_axis("evaluations").to_csv(out / name / "best_so_far.csv")
+        pd.DataFrame({"search_fitness": [best], "final_valid_fitness_mean": [best + 0.01],
+                      "final_valid_fitness_std": [0.01]}).to_csv(out / name / "fitness_vs_final.csv",
+                                                                 index=False)
+    ctx = Context(spec, spec.datasets[0], "synthetic:mosi", out, tmp_path / "scratch", False, "",
+                  lambda line: None, tmp_path)
+    curves = pd.read_csv(out / "default" / "best_so_far.csv", index_col=0)
+    ctx.done["default"] = {"kind": "search", "folder": out / "default",
+                           "curves": [curves[c].tolist() for c in curves]}  # run this time
+    study_figures(ctx)
+    table = pd.read_csv(out / "best_so_far.csv").set_index("variant")
+    assert list(table.index) == ["default", "random"]
+    assert table.loc["random", "final_best_mean"] == pytest.approx(0.80)
+    assert table.loc["default", "final_best_mean"] == pytest.approx(0.70)
+    assert (out / "best_so_far.png").is_file() and (out / "fitness_vs_final.png").is_file()
