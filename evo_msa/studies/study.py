@@ -139,7 +139,8 @@ def add_arguments(parser) -> None:
                              "experiments/results; --quick: a temp dir; --summarize without "
                              "a study: experiments/results of the working directory)")
     parser.add_argument("--only", nargs="+", default=None, metavar="VARIANT",
-                        help="run only these variants (those they depend on must be listed too)")
+                        help="run only these variants (those they depend on must be listed "
+                             "too); the study figures keep the others' results on disk")
     parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
                         help="run only these datasets of the study")
     parser.add_argument("--scratch", default=None,
