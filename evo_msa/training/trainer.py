@@ -450,8 +450,9 @@ class _Run:
                     tracks[i].running, tracks[i].rung = False, rung
             if streamed:  # the validation metrics of members that just ended are final
                 ended = [i for i, t in enumerate(tracks) if not t.running and i not in done]
-                self.park(trainers)
-                done.update(zip(ended, self.best_valid(trainers[0], ended)))
+                if ended:
+                    self.park(trainers)  # their params and task weights, for result()
+                    done.update(zip(ended, self.best_valid(trainers[0], ended)))
                 if ended and on_end is not None:
                     seconds = time.perf_counter() - t0
                     on_end({i: self.result(i, {"valid": done[i]}, seconds) for i in ended})

@@ -125,7 +125,7 @@ class SurrogateEvolution(Strategy):
         estimate: the one with the fewest trainings (in flight ones included)."""
         estimate = self._estimates(G, means, counts, noise)
         top = list(np.argsort(-estimate, kind="stable")[:FINALISTS])
-        flying = Counter(self._key(i) for i in (*self.pending, *self.queue))
+        flying = self._in_flight()
         load = [counts[j] + flying[keys[j]] for j in top]  # every training in flight counts
         j = top[min(range(len(top)), key=lambda r: (load[r], r))]
         self._new(list(G[j]), parents=[self._first_id(keys[j])]).repeat = True
@@ -200,12 +200,15 @@ class SurrogateEvolution(Strategy):
         counts = np.array([len(s) for s in scores])
         return keys, G, means, counts, pooled_noise(scores)
 
+    def _in_flight(self) -> Counter:
+        """Trainings proposed and not told yet, per configuration."""
+        return Counter(self._key(i) for i in (*self.pending, *self.queue))
+
     def _busy(self) -> set:
-        """Configurations proposed and not told yet, and those told without a training (known
-        to the policy, or refused): proposing them again spends nothing."""
-        ids = [*self.pending, *self.queue,
-               *(c for c in self.told_order if c not in self.trained_ids)]
-        return {self._key(i) for i in ids}
+        """Configurations in flight, and those told without a training (known to the policy,
+        or refused): proposing them again spends nothing."""
+        told_untrained = (c for c in self.told_order if c not in self.trained_ids)
+        return set(self._in_flight()) | {self._key(i) for i in told_untrained}
 
     def _key(self, cid: int) -> bytes:
         if cid not in self._key_of:
