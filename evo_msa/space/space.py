@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evo_msa.config import RunConfig, _first, _is_int, _kind, read_yaml
 from evo_msa.data.dataset import MODALITIES
 from evo_msa.errors import UserError, brief
@@ -158,14 +160,30 @@ class SearchSpace:
         model["encoders"] = {m: cfg.model.encoder_of(m) for m in model["modalities"]
                              if seq_lens is None or seq_lens.get(m, 1) > 1}
         d["model"]["level_widths"] = d["model"]["level_widths"][:d["model"]["depth"]]
-        if d["objective"]["weighting"] != "gdwg":
-            d["objective"].pop("gdwg_tau")
-        if d["objective"]["lambda_contrast"] == 0:
-            d["objective"].pop("contrast_tau")
+        objective = d["objective"]
+        for rate in ("dropout", "input_dropout", "modality_dropout"):  # kept in steps of 1/256
+            model[rate] = _rate_byte(model[rate])
+        if len(model["modalities"]) == 1:  # nothing to contrast with, no other modality to keep
+            objective["lambda_contrast"] = 0
+            model.pop("modality_dropout")
+        if objective["weighting"] != "gdwg":
+            objective.pop("gdwg_tau")
+        if objective["lambda_contrast"] == 0:
+            objective.pop("contrast_tau")
+        if objective["regression_loss"] != "smooth_l1":
+            objective.pop("smooth_beta")
+        if objective["lambda_coarse"] == 0:  # label smoothing of a task nobody trains
+            objective.pop("coarse_smoothing")
         if not d["model"]["unified"]:  # no unified expert: nothing to transfer or predict
             d["objective"].pop("gamma_kl")
             d["objective"].pop("lambda_unified")
         return json.dumps(d, sort_keys=True)
+
+
+def _rate_byte(rate: float) -> int:
+    """The byte a dropout rate becomes in the model: models.layers.keep_threshold of the rate as
+    float32 (round half to even of 256 rate, at most 255), without torch."""
+    return int(min(255, max(0, np.round(np.float32(rate) * np.float32(256)))))
 
 
 def load_space(path: str | Path) -> SearchSpace:

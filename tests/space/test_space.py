@@ -1,12 +1,13 @@
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from evo_msa.config import RunConfig
 from evo_msa.errors import UserError
-from evo_msa.space import load_space, parse_space
+from evo_msa.space import SearchSpace, load_space, parse_space
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +68,49 @@ def test_dormant_levels_keep_genes_but_not_identity():
     c = s.to_config([0.3, 0.5, 0.1, 0.2, 0.3])
     d = s.to_config([0.3, 0.5, 0.9, 0.2, 0.3])
     assert c.model.depth == 2 and s.architecture_key(c) != s.architecture_key(d)
+
+
+def test_settings_without_effect_leave_the_identity():
+    """What the network cannot tell apart is one architecture: dropout rates within one step of
+    1/256 (the model keeps rates as bytes), the contrast weight and modality dropout of a single
+    modality, SmoothL1's beta under L1, the label smoothing of an unweighted coarse task."""
+    key = SearchSpace.architecture_key
+    model_fields = {"modalities", "dropout", "input_dropout", "modality_dropout"}
+
+    def conf(**fields):
+        return RunConfig.from_dict({
+            "model": {k: v for k, v in fields.items() if k in model_fields},
+            "objective": {k: v for k, v in fields.items() if k not in model_fields}})
+
+    assert key(conf(dropout=0.5736)) == key(conf(dropout=0.5745))  # both round to 147 / 256
+    assert key(conf(dropout=0.45)) != key(conf(dropout=0.50))
+    assert key(conf(input_dropout=0.001)) == key(conf(input_dropout=0.0))
+    one = dict(modalities=["text"])
+    assert key(conf(**one, lambda_contrast=0.1, contrast_tau=0.3, modality_dropout=0.2)) == \
+        key(conf(**one, lambda_contrast=0.4, contrast_tau=0.9, modality_dropout=0.4))
+    two = dict(modalities=["text", "audio"])
+    assert key(conf(**two, lambda_contrast=0.1)) != key(conf(**two, lambda_contrast=0.4))
+    assert key(conf(**two, modality_dropout=0.2)) != key(conf(**two, modality_dropout=0.4))
+    assert key(conf(regression_loss="l1", smooth_beta=0.5)) == \
+        key(conf(regression_loss="l1", smooth_beta=2.0))
+    assert key(conf(regression_loss="smooth_l1", smooth_beta=0.5)) != \
+        key(conf(regression_loss="smooth_l1", smooth_beta=2.0))
+    assert key(conf(lambda_coarse=0, coarse_smoothing=0.1)) == \
+        key(conf(lambda_coarse=0, coarse_smoothing=0.2))
+    assert key(conf(lambda_coarse=0.5, coarse_smoothing=0.1)) != \
+        key(conf(lambda_coarse=0.5, coarse_smoothing=0.2))
+
+
+def test_a_dropout_rate_becomes_the_models_byte():
+    import torch
+
+    from evo_msa.models.layers import keep_threshold
+    from evo_msa.space.space import _rate_byte
+
+    rates = [0.0, 1e-9, 1 / 512, 3 / 512, 0.5, 0.5736, 0.5745, 0.99, 0.999, 1.0,
+             *np.random.default_rng(0).uniform(0, 1, 500)]
+    assert [_rate_byte(r) for r in rates] == \
+        keep_threshold(torch.tensor(rates, dtype=torch.float32)).tolist()
 
 
 def test_an_encoder_gene_counts_only_for_a_sequence_in_the_mask():

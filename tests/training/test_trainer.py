@@ -211,3 +211,27 @@ def test_the_mixed_precision_path_trains_every_encoder(encoder):
     assert [r.status for r in results] == [Status.OK, Status.OK]
     assert all(math.isfinite(r.metrics["valid"]["loss"]) for r in results)
     assert trainer.predict("valid").dtype == torch.float32
+
+
+@pytest.mark.parametrize("weighting", ["fixed", "gdwg"])
+def test_configs_of_one_architecture_key_train_identically(mosi, weighting):
+    """The search trains one architecture key once (the policy's cache): the settings the key
+    leaves out must not change a single number of the training."""
+    from evo_msa.space import SearchSpace
+
+    def variant(contrast, tau, modality_dropout, dropout, beta, smoothing):
+        return cfg(model={"modalities": ["text"], "modality_dropout": modality_dropout,
+                          "dropout": dropout},
+                   objective={"weighting": weighting, "lambda_contrast": contrast,
+                              "contrast_tau": tau, "regression_loss": "l1",
+                              "smooth_beta": beta, "lambda_coarse": 0.0,
+                              "coarse_smoothing": smoothing})
+
+    a = variant(0.1, 0.3, 0.2, 0.5736, 0.5, 0.1)
+    b = variant(0.4, 0.9, 0.4, 0.5745, 2.0, 0.2)
+    assert SearchSpace.architecture_key(a) == SearchSpace.architecture_key(b)
+    ra = train_model(mosi, a, seed=3, device="cpu")
+    rb = train_model(mosi, b, seed=3, device="cpu")
+    assert ra.metrics == rb.metrics and ra.epochs == rb.epochs
+    rc = train_model(mosi, variant(0.1, 0.3, 0.2, 0.45, 0.5, 0.1), seed=3, device="cpu")
+    assert rc.metrics != ra.metrics  # a dropout rate the key keeps does change the training
