@@ -159,7 +159,7 @@ class SearchSpace:
             model.pop(name)
         model["encoders"] = {m: cfg.model.encoder_of(m) for m in model["modalities"]
                              if seq_lens is None or seq_lens.get(m, 1) > 1}
-        d["model"]["level_widths"] = d["model"]["level_widths"][:d["model"]["depth"]]
+        model["level_widths"] = model["level_widths"][:model["depth"]]
         objective = d["objective"]
         for rate in ("dropout", "input_dropout", "modality_dropout"):  # kept in steps of 1/256
             model[rate] = _rate_byte(model[rate])
@@ -174,9 +174,9 @@ class SearchSpace:
             objective.pop("smooth_beta")
         if objective["lambda_coarse"] == 0:  # label smoothing of a task nobody trains
             objective.pop("coarse_smoothing")
-        if not d["model"]["unified"]:  # no unified expert: nothing to transfer or predict
-            d["objective"].pop("gamma_kl")
-            d["objective"].pop("lambda_unified")
+        if not model["unified"]:  # no unified expert: nothing to transfer or predict
+            objective.pop("gamma_kl")
+            objective.pop("lambda_unified")
         return json.dumps(d, sort_keys=True)
 
 
