@@ -453,9 +453,9 @@ class _Run:
                 if ended:
                     self.park(trainers)  # their params and task weights, for result()
                     done.update(zip(ended, self.best_valid(trainers[0], ended)))
-                if ended and on_end is not None:
-                    seconds = time.perf_counter() - t0
-                    on_end({i: self.result(i, {"valid": done[i]}, seconds) for i in ended})
+                    if on_end is not None:
+                        seconds = time.perf_counter() - t0
+                        on_end({i: self.result(i, {"valid": done[i]}, seconds) for i in ended})
             if on_epoch is not None:
                 on_epoch(epoch, valid)
             if not any(t.running for t in tracks):
