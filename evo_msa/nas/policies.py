@@ -4,19 +4,31 @@ propose   decode a candidate (the evaluator's describe) into an Evaluation; reje
           (it cannot be built, or too many parameters) before any training; reuse the fitness of
           an architecture already trained (status `cached`), unless the strategy asks for a
           fresh training of it (a repeat: the next seeds, the known fitness becomes the mean)
-seeds     how many trainings one evaluation gets (fitness.seeds): their mean is the fitness
+seeds     how many trainings one evaluation gets (fitness.seeds): their mean is the fitness; an
+          architecture's seeds start at a place of its own (`seed_start`)
 complete  turn the trainings' outcomes into the evaluation's status and fitness; a failure gets
           the penalty fitness and keeps its reason
 """
 from __future__ import annotations
 
 import statistics
+import zlib
 
 from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators.base import Evaluator, Outcome
 from evo_msa.nas.strategies import Candidate
 from evo_msa.space.fitness import MissingMetric
 from evo_msa.status import Status
+
+
+def seed_start(key: str) -> int:
+    """Where an architecture's training seeds start (the search's seeds are added to it): a hash
+    of its identity. With common seeds every architecture trains with the same initialisations
+    and batch orders, so near-twins share one draw of the training noise, the search selects the
+    luck of those seeds, the pick's shrinkage (which assumes independent noise) is fooled, and
+    the final trainer's seeds 0-4 repeat the search's own trainings. One architecture still
+    draws the same seeds wherever it is met (the cache and a resume rely on that)."""
+    return zlib.crc32(key.encode())
 
 
 class EvaluationPolicy:
@@ -35,7 +47,7 @@ class EvaluationPolicy:
         d = self.evaluator.describe(cand.genome)
         ev = Evaluation(id=cand.id, generation=cand.generation, parents=list(cand.parents),
                         genome=list(cand.genome), genes=d.genes, config=d.config, key=d.key,
-                        params=d.size, seeds=list(self.seeds))
+                        params=d.size, seeds=[seed_start(d.key) + s for s in self.seeds])
         if d.rejected:
             return self._settle(ev, Status.REJECTED, self.fitness.penalty(), d.rejected)
         if d.key in self.known:
@@ -45,7 +57,7 @@ class EvaluationPolicy:
                 if cand.id not in ids:
                     ids.append(cand.id)
                 k = ids.index(cand.id) + 1  # 0 is the first evaluation
-                ev.seeds = [s + k * len(self.seeds) for s in self.seeds]
+                ev.seeds = [s + k * len(self.seeds) for s in ev.seeds]
                 ev.note = f"re-evaluation {k + 1} of #{cid}"
                 ev.repeat = True  # it re-measures the full budget: halving never stops it
                 return ev

@@ -1,7 +1,8 @@
 """`--track tensorboard`: a search as TensorBoard runs, one per evaluation.
 
     <run>/tensorboard/eval_<id>/   per-epoch validation curves of each of its seeds
-                                   (valid/<metric>/seed_<s>), and its decoded genes as
+                                   (valid/<metric>/seed_<k>: its k-th seed, so the runs of
+                                   all evaluations share tags), and its decoded genes as
                                    hyperparameters with its fitness (the HParams tab)
 
     tensorboard --logdir <run>/tensorboard
@@ -44,8 +45,10 @@ class TensorBoardTracker(Callback):
         for row in json.loads(result.get("epoch_metrics", "[]")):
             o = Outcome.from_dict(row)
             writer = self._writer(o.eval_id)
+            ev = self.engine.pending.get(o.eval_id)
+            k = ev.seeds.index(o.seed) if ev is not None and o.seed in ev.seeds else o.seed
             for metric, value in o.metrics.items():
-                writer.add_scalar(f"valid/{metric}/seed_{o.seed}", value, result["epoch"])
+                writer.add_scalar(f"valid/{metric}/seed_{k}", value, result["epoch"])
         self._log_settled()
 
     def on_trial_complete(self, iteration, trials, trial, **info):

@@ -13,7 +13,7 @@ from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
 from evo_msa.nas.execution.tune import EngineSearcher
-from evo_msa.nas.policies import EvaluationPolicy
+from evo_msa.nas.policies import EvaluationPolicy, seed_start
 from evo_msa.nas.strategies import EvolutionSettings, make_strategy
 from evo_msa.report.leaderboard import leaderboard_frame
 from evo_msa.space import load_space, parse_space
@@ -104,16 +104,24 @@ def two_seed_searcher():
     return engine, searcher, persisted
 
 
+def seeds_by_evaluation(members: list[dict]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for m in members:
+        out.setdefault(m["eval_id"], []).append(m["seed"])
+    return {e: sorted(s) for e, s in out.items()}
+
+
 def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
     engine, searcher, persisted = two_seed_searcher()
     config = searcher.suggest("t1")
     json.dumps(config)  # plain data only: no DEAP objects travel to the workers
     assert set(config) == {"members", "track"}
     assert len(config["members"]) == 6  # 3 genomes x 2 seeds
-    assert {m["seed"] for m in config["members"]} == {0, 1}
+    seeds = seeds_by_evaluation(config["members"])
+    assert all(len(s) == 2 and s[1] == s[0] + 1 for s in seeds.values())
     outcomes = []
     for m in config["members"]:
-        loss = 1.0 if m["seed"] == 0 else 0.5
+        loss = 1.0 if m["seed"] == seeds[m["eval_id"]][0] else 0.5
         outcomes.append(Outcome(m["eval_id"], m["seed"], Status.OK, {"loss": loss}, 2).to_dict())
     searcher.on_trial_complete("t1", {"outcomes": json.dumps(outcomes), "node": "n1",
                                       "device": "cpu", "seconds": 1.5, "population": 6})
@@ -127,11 +135,12 @@ def test_trials_get_plain_dicts_and_one_training_per_seed(tmp_path):
 def test_an_evaluation_settles_when_its_trainings_have_ended_not_when_its_trial_does():
     engine, searcher, persisted = two_seed_searcher()
     members = searcher.suggest("t1")["members"]
-    a, b, c = sorted({m["eval_id"] for m in members})
+    seeds = seeds_by_evaluation(members)
+    a, b, c = sorted(seeds)
 
-    def ended(*pairs, loss=1.0):
-        return json.dumps([Outcome(e, s, Status.OK, {"loss": loss}, 2).to_dict()
-                           for e, s in pairs])
+    def ended(*pairs, loss=1.0):  # (evaluation, its k-th seed)
+        return json.dumps([Outcome(e, seeds[e][k], Status.OK, {"loss": loss}, 2).to_dict()
+                           for e, k in pairs])
 
     # a's two seeds and one of b's have ended: a settles, b waits for its other seed
     searcher.on_trial_result("t1", {"ended": ended((a, 0), (a, 1), (b, 0)), "seconds": 4.0,
@@ -291,12 +300,38 @@ def test_re_evaluations_in_flight_together_train_different_seeds():
     first = policy.propose(Candidate(0, genome, 0))
     policy.complete(first, ok(first, 0.7))
     again = [policy.propose(Candidate(i, genome, 1, repeat=True)) for i in (5, 6)]
-    assert [e.seeds for e in again] == [[1], [2]] and first.seeds == [0]
+    s0 = seed_start(first.key)
+    assert [e.seeds for e in again] == [[s0 + 1], [s0 + 2]] and first.seeds == [s0]
     assert [e.note for e in again] == ["re-evaluation 2 of #0", "re-evaluation 3 of #0"]
-    assert policy.propose(Candidate(6, genome, 1, repeat=True)).seeds == [2]  # asked again
+    assert policy.propose(Candidate(6, genome, 1, repeat=True)).seeds == [s0 + 2]  # asked again
     for e, loss in zip(again, (0.8, 0.9)):
         policy.complete(e, ok(e, loss))
     assert policy.known[first.key][0] == pytest.approx((0.8,))  # the mean of three draws
+
+
+def test_each_architecture_trains_seeds_of_its_own_and_one_architecture_the_same():
+    # common seeds would give near-twins one shared draw of the training noise (and the final
+    # trainer's seeds 0-4 the search's own trainings)
+    from evo_msa.nas.strategies.base import Candidate
+
+    raw = {"genes": {"model.depth": {"type": "int", "low": 1, "high": 2},
+                     "train.lr": {"type": "log-float", "low": 1e-3, "high": 1e-2}},
+           "fitness": {"metric": "loss", "seeds": 3}}
+    space = parse_space(raw, "three-seeds.yaml")
+    genomes = [[0.5] * space.size, [0.5] * (space.size - 1) + [0.9]]
+    seeds = {}
+    for trial_seed in (0, 7):
+        policy = EvaluationPolicy(HaemsaEvaluator(space, INFO), trial_seed=trial_seed)
+        evs = [policy.propose(Candidate(i, g, 0)) for i, g in enumerate(genomes)]
+        assert evs[0].key != evs[1].key
+        for ev in evs:
+            start = seed_start(ev.key)
+            assert ev.seeds == [start + trial_seed + k for k in range(3)]
+            seeds[trial_seed, ev.key] = ev.seeds
+        assert not set(evs[0].seeds) & set(evs[1].seeds)
+        assert not set(range(5)) & {s for ev in evs for s in ev.seeds}
+    again = EvaluationPolicy(HaemsaEvaluator(space, INFO)).propose(Candidate(9, genomes[1], 3))
+    assert again.seeds == seeds[0, again.key]  # another search, the same architecture
 
 
 def run_in_parallel(engine, slots, order_seed, window=True, stop_after=None):
