@@ -65,6 +65,7 @@ class Evaluation:
         if fitness.multi:
             row.update({f"fitness:{name}": v for name, v in zip(fitness.names, values)})
         row.update({"params": self.params, "seconds": self.seconds, "epochs": self.epochs,
+                    "seeds": "" if self.status is Status.REJECTED else "|".join(map(str, self.seeds)),
                     "population": self.population, "node": self.node, "device": self.device,
                     "note": self.note, "fingerprint": self.fingerprint})
         row.update({f"gene:{k}": "|".join(map(str, v)) if isinstance(v, list) else v

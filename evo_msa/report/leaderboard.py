@@ -14,7 +14,8 @@ from evo_msa.space.fitness import Fitness
 from evo_msa.status import Status
 
 FIRST_COLUMNS = ["generation", "id", "parents", "status", "rung", "fitness", "pareto", "params",
-                 "seconds", "epochs", "population", "node", "device", "note", "fingerprint"]
+                 "seconds", "epochs", "seeds", "population", "node", "device", "note",
+                 "fingerprint"]
 
 
 def leaderboard_frame(evaluations: list[Evaluation], fitness: Fitness) -> pd.DataFrame:

@@ -79,6 +79,8 @@ def test_the_leaderboard_is_pinned(kind):
             assert old[key] == new[key] or (old[key] in ("", None) and new[key] in ("", None)), \
                 (key, old, new)
         assert [round(x, 6) for x in json.loads(new["genome"])] == old["genome"]
+        ev = next(e for e in engine.evaluations if e.id == new["id"])  # what trained, or nothing
+        assert new["seeds"] == ("" if ev.status is Status.REJECTED else str(seed_start(ev.key)))
         assert {k: v for k, v in old.items() if k.startswith("gene:")} == \
             {k: v for k, v in new.items() if k.startswith("gene:")}
 
