@@ -43,6 +43,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -489,10 +490,11 @@ def old_checkout(commit: str):
 
 
 def timed_search(tree: Path, options: list[str], threshold: float | None = None,
-                 name: str = "") -> dict:
+                 name: str = "", stop_at_threshold: bool = False) -> dict:
     """`evo-msa search` of the code in `tree`; polls the leaderboard every second for the first
     time its best full-budget fitness (ok or cached rows; lower is better) reached
-    `threshold`."""
+    `threshold`. `stop_at_threshold` kills the search (and its Ray) there: the time to the
+    threshold without the rest of the search, and no pick."""
     import pandas as pd
 
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-search-{name}-")) / "run"
@@ -501,7 +503,7 @@ def timed_search(tree: Path, options: list[str], threshold: float | None = None,
     log = open(run_dir.parent / "stdout.txt", "w")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, start_new_session=True)  # one group with its Ray
     reached, curve, last = None, [], math.inf
     board = run_dir / rundir.LEADERBOARD
     while proc.poll() is None:
@@ -516,10 +518,14 @@ def timed_search(tree: Path, options: list[str], threshold: float | None = None,
                 last = best
             if threshold is not None and reached is None and best <= threshold:
                 reached = now
+                if stop_at_threshold:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
     wall = time.perf_counter() - t0
     log.close()
     output = (run_dir.parent / "stdout.txt").read_text()
-    if proc.returncode != 0:
+    stopped = stop_at_threshold and reached is not None
+    if proc.returncode != 0 and not stopped:
         raise SystemExit(f"{name} search failed:\n{output[-3000:]}")
     frame = pd.read_csv(board)
     trained = frame["status"].isin(Status.trained_values())
@@ -531,8 +537,8 @@ def timed_search(tree: Path, options: list[str], threshold: float | None = None,
            "early_stopped": int((frame["status"] == "early-stopped").sum()),
            "member_epochs": float((frame.loc[trained, "epochs"].fillna(0)).sum()),
            "best_valid": float(frame.loc[full, "fitness"].min()), "curve": curve,
-           "seconds_to_threshold": reached, "finished_line": finished.group(0) if finished
-           else ""}
+           "seconds_to_threshold": reached, "stopped_at_threshold": stopped,
+           "finished_line": finished.group(0) if finished else ""}
     final = run_dir / rundir.FINAL_JSON
     if final.is_file():
         pick = json.loads(final.read_text())["genomes"][0]
@@ -555,7 +561,8 @@ def time_to_quality(args) -> dict:
                            str(args.pop), "--generations", str(args.ttq_generations),
                            "--seed", str(seed), "--final-seeds", *args.final_seeds.split(",")]
                 load = uptime()
-                r = timed_search(tree, options, args.threshold, name)
+                r = timed_search(tree, options, args.threshold, name,
+                                 stop_at_threshold=args.ttq_stop_at_threshold)
                 r.update(code=name, seed=seed, load_before=load, load_after=uptime())
                 out["runs"].append(r)
                 reached = r["seconds_to_threshold"]
@@ -687,9 +694,10 @@ def markdown(report: dict) -> str:
             pick = r.get("pick", {})
             mae, corr = pick.get("test_mae", {}), pick.get("test_corr", {})
             when = "not reached" if reached is None else f"{reached:.0f}"
+            wall = "stopped there" if r.get("stopped_at_threshold") else f"{r['process_wall']:.0f}"
             lines.append(
                 f"| {label} | {r['seed']} | {when} | {r['trained']} ({r['full_budget']}) | "
-                f"{r['process_wall']:.0f} | "
+                f"{wall} | "
                 f"{r['best_valid']:.4f} | {_pm(mae)} | {_pm(corr)} | "
                 f"{_load(r['load_before'])} / {_load(r['load_after'])} |")
         lines += ["", f"Median seconds to {t['threshold']}: {report['ttq_commit']} "
@@ -741,6 +749,9 @@ def main():
                                               / "mosi_acl17_minilm.pkl"))
     p.add_argument("--ttq-generations", type=int, default=6)
     p.add_argument("--threshold", type=float, default=0.785)
+    p.add_argument("--ttq-stop-at-threshold", action="store_true",
+                   help="end each search once it reaches the threshold (no whole-search time, "
+                        "no pick): many search seeds in little time")
     p.add_argument("--search-seeds", default="0,1,2")
     p.add_argument("--final-seeds", default="0,1,2,3,4")
     p.add_argument("--pop", type=int, default=32)
