@@ -184,6 +184,19 @@ def _search_on_disk(folder: Path) -> dict:
             "curves": [frame[c].dropna().tolist() for c in frame.columns]}
 
 
+def curve_scale(arrays: list[np.ndarray], start: float = 0.1) -> tuple[float, float] | None:
+    """The y-range of best-so-far curves (searches x trainings) past their first `start` share
+    of trainings, padded: the first trainings' values lie far from the rest and would flatten
+    the part where strategies differ (they run off the edge, whichever way the fitness goes)."""
+    tails = [a[:, int(start * a.shape[1]):] for a in arrays]
+    values = np.concatenate([t[np.isfinite(t)] for t in tails]) if tails else np.array([])
+    if values.size == 0:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.05 * (hi - lo) or 0.01 * abs(hi) or 0.01
+    return lo - pad, hi + pad
+
+
 def study_figures(ctx: Context) -> None:
     """best_so_far.png: every search variant's best-so-far validation fitness against the
     number of trainings, mean over search seeds with min-max spread. Search variants not run
@@ -203,10 +216,11 @@ def study_figures(ctx: Context) -> None:
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
-    rows = []
+    rows, arrays = [], []
     for name, rec in searches.items():
         n = min(len(c) for c in rec["curves"])
         arr = np.array([c[:n] for c in rec["curves"]])
+        arrays.append(arr)
         xs = np.arange(1, n + 1)
         mean = arr.mean(0)
         ax.plot(xs, mean, label=f"{name} (mean of {len(arr)})")
@@ -216,6 +230,9 @@ def study_figures(ctx: Context) -> None:
                      float(arr[:, -1].std(ddof=1)) if len(arr) > 1 else 0.0,
                      "final_best_min": float(arr[:, -1].min()),
                      "final_best_max": float(arr[:, -1].max())})
+    scale = curve_scale(arrays)
+    if scale is not None:
+        ax.set_ylim(*scale)
     ax.set_xlabel("trainings (evaluations that trained a genome)")
     ax.set_ylabel("best-so-far validation fitness")
     ax.grid(alpha=0.3)

@@ -3,6 +3,7 @@ into a temporary folder): what CI runs; the full-size results are in experiments
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -189,3 +190,17 @@ def test_a_variant_run_alone_keeps_the_others_in_the_study_figures(tmp_path):
     assert table.loc["random", "final_best_mean"] == pytest.approx(0.80)
     assert table.loc["default", "final_best_mean"] == pytest.approx(0.70)
     assert (out / "best_so_far.png").is_file() and (out / "fitness_vs_final.png").is_file()
+
+
+def test_the_curves_scale_leaves_out_the_first_trainings():
+    """best_so_far.png's y-range: the first tenth's spike (and inf before any result) runs off
+    the edge, in either direction of the fitness."""
+    from evo_msa.studies.analysis import curve_scale
+
+    falling = np.array([[np.inf] * 2 + [1.3] * 8 + list(np.linspace(0.80, 0.76, 90))])
+    lo, hi = curve_scale([falling, falling + 0.01])
+    assert 0.75 < lo < 0.76 and 0.81 < hi < 0.82  # the 0.76-0.81 band, padded; not 1.3
+    rising = -falling  # an accuracy: the spike is at the bottom
+    lo, hi = curve_scale([rising])
+    assert -0.81 < lo < -0.80 and -0.76 < hi < -0.75
+    assert curve_scale([np.full((2, 5), np.inf)]) is None
