@@ -40,6 +40,7 @@ class SearchEngine:
     def __init__(self, strategy: Strategy, policy: EvaluationPolicy,
                  log: Callable[[str], None] = print):
         self.strategy, self.policy, self.fitness = strategy, policy, policy.fitness
+        strategy.identity = policy.evaluator.identity  # what the policy's cache counts as one
         self.log = log
         self.evaluations: list[Evaluation] = []  # settled, in the order they settled
         self.pending: dict[int, Evaluation] = {}  # handed to trials

@@ -403,3 +403,16 @@ def test_every_generation_gets_its_progress_line_with_the_window():
     run_in_parallel(engine, slots=3, order_seed=0)
     assert engine.finished
     assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+
+
+def test_the_surrogate_proposes_no_twin_of_a_known_architecture():
+    """Genomes that differ only in a gene their architecture does not use (the width of a
+    dormant level: tiny.yaml's depth 1 of 2) are one architecture. The surrogate asks the
+    evaluator's identity, so it neither trains a twin again nor has one answered from the
+    cache; only its finalists' re-trainings repeat an architecture."""
+    engine = make(kind="surrogate", pop=8, generations=8)
+    run(engine, batch=3)
+    assert engine.finished and engine.strategy.identity is not None
+    first = [e.key for e in engine.evaluations if not e.repeat]
+    assert len(first) == len(set(first)) == 64 - engine.strategy.finalist_trainings
+    assert not [e for e in engine.evaluations if e.status is Status.CACHED]

@@ -2,6 +2,7 @@
 
     describe(genome) -> Description   decode: the genes, what is trained (config), its identity
                                       (key) and size (parameters), or why it cannot be built
+    identity(genome) -> str           the key alone (cheap: strategies ask it of many children)
     evaluate(members) -> [Outcome]    train (or look up) every member: an evaluation's config
                                       with one seed; never raises for a bad member
 
@@ -93,6 +94,10 @@ class Evaluator(ABC):
     def evaluate(self, members: list[Member], progress: Progress | None = None
                  ) -> list[Outcome]:
         """One outcome per member, in order; a bad member gets an ERROR/NAN outcome."""
+
+    def identity(self, genome: list[float]) -> str:
+        """describe(genome).key: two genomes with one identity are one architecture."""
+        return self.describe(genome).key
 
     def describe_data(self) -> str:
         """One line on what is evaluated (the search banner)."""

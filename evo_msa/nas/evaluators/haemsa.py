@@ -65,6 +65,11 @@ class HaemsaEvaluator(Evaluator):
         except ValueError as exc:  # e.g. a modality mask that keeps none of the data's
             return Description(genes, cfg.to_dict(), key, rejected=str(exc))
 
+    def identity(self, genome: list[float]) -> str:
+        """Without counting parameters (a tenth of describe's time)."""
+        cfg = self.space.to_config(genome, available=self.info.modalities)
+        return self.space.architecture_key(cfg, self.info.seq_lens)
+
     def describe_data(self) -> str:
         return self.data.describe() if self._data is not None or self.data_spec else self.kind
 

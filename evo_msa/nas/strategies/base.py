@@ -13,6 +13,9 @@ a rejected one) costs nothing, and the strategy proposes another instead. A spac
 distinct architectures than the budget ends when it runs dry (EXHAUSTED_AFTER proposals in a
 row that were all known), with a line saying so.
     state_dict() / load_state_dict()   everything needed to resume bit-for-bit
+    identity                 set by the engine: genome -> what the evaluator trains once (two
+                             genomes differing only in a gene the architecture does not use are
+                             one); a strategy may use it to avoid proposing twins
 
 Strategies know genomes (vectors in [0, 1]^n, see evo_msa.space) and scores, nothing else.
 DEAP operators draw from Python's global `random`; each strategy keeps its own generator state
@@ -25,7 +28,7 @@ import math
 import random
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Callable, Hashable
 
 from deap import base, creator
 
@@ -171,6 +174,7 @@ class Strategy:
         self.told = 0
         self.trained = 0  # tells that spent a training: what the budget counts
         self.idle = 0  # tells in a row that spent none
+        self.identity: Callable[[list[float]], Hashable] | None = None  # see the docstring
 
     # ---- interface -------------------------------------------------------------------------
     def ask(self) -> Candidate | None:

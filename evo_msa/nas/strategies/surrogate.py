@@ -8,7 +8,9 @@ Optuna's TPE on lookup tables (experiments/strategy_bench.py, RESULTS.md):
      (operators.py: blend + Gaussian on ordered genes, uniform + resampling on unordered ones;
      each gene mutates with probability 1 / genes, at least one per child): 60% mutants and 30%
      crossover children (then mutated) of parents drawn from the PARENTS best configurations,
-     10% uniform samples; configurations trained, refused or in flight already are dropped;
+     10% uniform samples; architectures trained, refused or in flight already (by the
+     evaluator's identity: a change to a gene the architecture does not use makes a twin) are
+     dropped;
   3. a forest of extremely randomized trees (predictor.py), fitted on every trained
      configuration's mean score (as Gaussian ranks), scores them by UCB = mean + KAPPA x spread
      over the trees; the best is proposed (the next best for the next worker in parallel);
@@ -31,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections import Counter
+from typing import Hashable
 
 import numpy as np
 
@@ -71,7 +74,7 @@ class SurrogateEvolution(Strategy):
         self.told_order: list[int] = []  # candidate ids in the order they were told
         self.trained_ids: set[int] = set()  # told ones that spent a training
         self._model = None  # (trainings it was fitted on, forest)
-        self._key_of: dict[int, bytes] = {}  # candidate id -> its configuration (a cache)
+        self._key_of: dict[int, Hashable] = {}  # candidate id -> its identity (a cache)
 
     # ---- the phases ------------------------------------------------------------------------
     @property
@@ -100,25 +103,26 @@ class SurrogateEvolution(Strategy):
         known |= self._busy()
         for _ in range(1000):
             genome = self.slots.snap(np.array([self.space.sample(self.rng)]))
-            if self.slots.keys(genome)[0] not in known:
+            if self._identify(genome[0]) not in known:
                 break
         self._new(list(genome[0]))
 
     def _new_predicted(self, keys, G, means) -> None:
         forest = self._forest()
         candidates = self.slots.snap(self._children(G, means))
-        blocked = set(keys) | self._busy()
-        fresh, seen = [], set()
+        first: dict[bytes, int] = {}  # one child per configuration, in the order drawn
         for i, key in enumerate(self.slots.keys(candidates)):
-            if key not in blocked and key not in seen:
-                seen.add(key)
-                fresh.append(i)
-        if not fresh:  # every child is known: a uniform sample instead
-            return self._new_random(set(keys))
-        candidates = candidates[fresh]
+            first.setdefault(key, i)
+        candidates = candidates[list(first.values())]
         mu, spread = forest.predict(self.slots.features(candidates))
-        best = int(np.argmax(mu + KAPPA * spread))
-        self._new(list(candidates[best]))
+        # the best by UCB that is neither trained nor in flight, as the evaluator counts
+        # architectures: a child differing from its parent only in a gene its architecture does
+        # not use (a dormant level's width) would only be answered from the cache, or train twice
+        blocked = set(keys) | self._busy()
+        for i in np.argsort(-(mu + KAPPA * spread), kind="stable"):
+            if self._identify(candidates[i]) not in blocked:
+                return self._new(list(candidates[i]))
+        self._new_random(set(keys))  # every child is known: a uniform sample instead
 
     def _retrain_a_finalist(self, keys, G, means, counts, noise) -> None:
         """A fresh training of one of the FINALISTS best configurations by the robust
@@ -180,7 +184,7 @@ class SurrogateEvolution(Strategy):
         """Trained configurations (of the first `limit` trainings; `full`: only trainings of
         the whole budget, not those stopped at a rung): keys, canonical genomes, mean scores,
         trainings, and the variance of one training (None before a configuration is re-trained)."""
-        acc: dict[bytes, list] = {}
+        acc: dict[Hashable, list] = {}
         seen = 0
         for cid in sorted(self.told_order):  # id order, not the order trials happened to end
             if cid not in self.trained_ids:
@@ -210,13 +214,20 @@ class SurrogateEvolution(Strategy):
         told_untrained = (c for c in self.told_order if c not in self.trained_ids)
         return set(self._in_flight()) | {self._key(i) for i in told_untrained}
 
-    def _key(self, cid: int) -> bytes:
+    def _key(self, cid: int) -> Hashable:
         if cid not in self._key_of:
-            genome = self.slots.snap(np.array([self.candidates[cid].genome]))
-            self._key_of[cid] = self.slots.keys(genome)[0]
+            self._key_of[cid] = self._identify(self.slots.snap(
+                np.array([self.candidates[cid].genome]))[0])
         return self._key_of[cid]
 
-    def _first_id(self, key: bytes) -> int:
+    def _identify(self, snapped: np.ndarray) -> Hashable:
+        """A configuration's identity: the evaluator's (`identity`, set by the engine), else
+        its grid cells."""
+        if self.identity is None:
+            return self.slots.keys(snapped[None])[0]
+        return self.identity(self.space.clip(list(snapped)))
+
+    def _first_id(self, key: Hashable) -> int:
         """The first training of a configuration at the full budget (else the first)."""
         ids = [c for c in sorted(self.told_order) if c in self.trained_ids and self._key(c) == key]
         return next((c for c in ids if not self.candidates[c].partial), ids[0])
