@@ -61,10 +61,10 @@ sys.path.insert(0, str(ROOT))
 
 from evo_msa import rundir  # noqa: E402
 from evo_msa.config import RunConfig  # noqa: E402
+from evo_msa.data import DataInfo  # noqa: E402
 from evo_msa.data.dataset import SPLITS, MSAData, Split  # noqa: E402
 from evo_msa.losses import TaskLabels  # noqa: E402
 from evo_msa.losses.labels import coarse_labels  # noqa: E402
-from evo_msa.models import DataInfo  # noqa: E402
 from evo_msa.space import load_space  # noqa: E402
 from evo_msa.status import Status  # noqa: E402
 from evo_msa.training import build_population, resolve_device, train_population  # noqa: E402
@@ -193,7 +193,7 @@ def ray_way(data: MSAData, configs: list[RunConfig], per_trial: int, device: tor
             resources: dict) -> dict:
     from ray import tune
 
-    from evo_msa.models import DataInfo
+    from evo_msa.data import DataInfo
     from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
     from evo_msa.nas.execution.tune import trial
     from evo_msa.space import parse_space

@@ -53,8 +53,8 @@ SCHEDULES = [(r, k) for r in ((1,), (2,), (3,), (1, 3), (1, 4), (2, 4), (2, 5), 
 def record(args) -> None:
     import torch
 
-    from evo_msa.data import load_data
-    from evo_msa.models import DataInfo, member_parameters
+    from evo_msa.data import DataInfo, load_data
+    from evo_msa.models import member_parameters
     from evo_msa.space import load_space
     from evo_msa.training import train_population
 

@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import torch  # noqa: E402
 
-from evo_msa.data import load_data  # noqa: E402
-from evo_msa.models import HAEMSA, DataInfo, member_parameters  # noqa: E402
+from evo_msa.data import DataInfo, load_data  # noqa: E402
+from evo_msa.models import HAEMSA, member_parameters  # noqa: E402
 from evo_msa.space import load_space  # noqa: E402
 from evo_msa.training.trainer import plan_populations  # noqa: E402
 

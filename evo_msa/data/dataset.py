@@ -29,6 +29,22 @@ class Split:
         return len(next(iter(self.features.values())))
 
 
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model (and a study) needs to know about the data (dims, task), not the data."""
+
+    dims: dict[str, int]  # modality -> feature width
+    seq_lens: dict[str, int]  # modality -> T
+    task: str  # "regression" or "classification"
+    num_classes: int = 0  # classification only
+    modalities: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_data(cls, data: "MSAData") -> "DataInfo":
+        return cls(dims=dict(data.dims), seq_lens=dict(data.seq_lens), task=data.task,
+                   num_classes=data.num_classes, modalities=tuple(data.modalities))
+
+
 @dataclass
 class MSAData:
     """A whole dataset: three splits plus what the model and the metrics need to know."""

@@ -1,6 +1,5 @@
 from evo_msa.models.haemsa import (
     HAEMSA,
-    DataInfo,
     ModelOutput,
     active_modalities,
     build_model,
@@ -8,5 +7,5 @@ from evo_msa.models.haemsa import (
     member_parameters,
 )
 
-__all__ = ["HAEMSA", "DataInfo", "ModelOutput", "active_modalities", "build_model",
+__all__ = ["HAEMSA", "ModelOutput", "active_modalities", "build_model",
            "count_parameters", "member_parameters"]

@@ -17,34 +17,18 @@ padding works. A member's masked modality has no parameters and its inputs are n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from evo_msa.config import ModelConfig, RunConfig
-from evo_msa.data.dataset import MODALITIES
+from evo_msa.data.dataset import MODALITIES, DataInfo
 from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout, keep_threshold
 from evo_msa.models.sequence import SequenceExpert, Steps, pooled_mean
 
 NEG = -1.0e4  # logit of a class a member does not have (finite: safe in bf16 and in KL)
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What the model needs to know about the data (dims, task), not the data itself."""
-
-    dims: dict[str, int]  # modality -> feature width
-    seq_lens: dict[str, int]  # modality -> T
-    task: str  # "regression" or "classification"
-    num_classes: int = 0  # classification only
-    modalities: tuple[str, ...] = field(default=())
-
-    @classmethod
-    def from_data(cls, data) -> "DataInfo":
-        return cls(dims=dict(data.dims), seq_lens=dict(data.seq_lens), task=data.task,
-                   num_classes=data.num_classes, modalities=tuple(data.modalities))
 
 
 @dataclass

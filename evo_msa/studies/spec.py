@@ -13,6 +13,7 @@ import pandas as pd
 
 from evo_msa import rundir
 from evo_msa.config import RunConfig, _first, read_yaml
+from evo_msa.data.dataset import DataInfo
 from evo_msa.errors import UserError, brief
 from evo_msa.io import write_json
 
@@ -149,14 +150,6 @@ def _guess_quick(path: str) -> str:
 
 
 @dataclass
-class DataInfo:
-    """What variants need to know of a dataset before they train: its task and modalities."""
-
-    task: str
-    modalities: list[str]
-
-
-@dataclass
 class Pretrained:
     """A train variant trained before its turn, together with others (variants.train_together)."""
 
@@ -181,7 +174,7 @@ class Context:
     root: Path  # the repository root, which the study file's paths are relative to
     done: dict = field(default_factory=dict)  # variant name -> its record
     pretrained: dict[str, Pretrained] = field(default_factory=dict)  # variant name -> it
-    data_info: DataInfo | None = None  # see describe_data
+    data_info: DataInfo | None = None  # see describe_data (the task and modalities are used)
 
     @property
     def seeds(self) -> list[int]:
@@ -200,8 +193,7 @@ class Context:
         if self.data_info is None:
             from evo_msa.data import load_data
 
-            d = load_data(self.data)
-            self.data_info = DataInfo(d.task, list(d.modalities))
+            self.data_info = DataInfo.from_data(load_data(self.data))
         return self.data_info
 
 

@@ -14,8 +14,9 @@ from typing import NamedTuple
 import torch
 
 from evo_msa.config import RunConfig
+from evo_msa.data import DataInfo
 from evo_msa.losses import PopulationLoss, TaskWeighting
-from evo_msa.models import HAEMSA, DataInfo
+from evo_msa.models import HAEMSA
 
 
 class Population(NamedTuple):

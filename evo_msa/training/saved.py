@@ -23,11 +23,12 @@ import pandas as pd
 import torch
 
 from evo_msa.config import RunConfig
+from evo_msa.data import DataInfo
 from evo_msa.data.dataset import MODALITIES, Split
 from evo_msa.data.loader import apply_normalization
 from evo_msa.errors import UserError, brief
 from evo_msa.io import file_kind, input_file, read_json
-from evo_msa.models import HAEMSA, DataInfo, build_model
+from evo_msa.models import HAEMSA, build_model
 from evo_msa.models.haemsa import active_modalities
 from evo_msa.rundir import (
     ANY,

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from evo_msa.config import RunConfig
+from evo_msa.data import DataInfo
 from evo_msa.data.dataset import MSAData, Split
 from evo_msa.losses import TaskLabels, coarse_labels
 from evo_msa.losses.terms import TERMS
 from evo_msa.metrics import Objective, compute_metrics
-from evo_msa.models import DataInfo
 from evo_msa.models.sequence import StepLayout, Steps
 from evo_msa.status import Status
 from evo_msa.training.halving import Halving

@@ -3,8 +3,8 @@ pad nothing against each other."""
 import importlib.util
 from pathlib import Path
 
-from evo_msa.data import make_synthetic
-from evo_msa.models import DataInfo, member_parameters
+from evo_msa.data import DataInfo, make_synthetic
+from evo_msa.models import member_parameters
 from evo_msa.space import load_space
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from evo_msa.config import RunConfig
-from evo_msa.models import HAEMSA, DataInfo, build_model, count_parameters, member_parameters
+from evo_msa.data import DataInfo
+from evo_msa.models import HAEMSA, build_model, count_parameters, member_parameters
 
 DIMS = {"text": 12, "audio": 6, "vision": 5}
 

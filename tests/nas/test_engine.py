@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evo_msa.models import DataInfo
+from evo_msa.data import DataInfo
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator

@@ -2,9 +2,8 @@
 (not the best, not the pick, not reused as a cache hit), and a re-evaluation trains whole."""
 from pathlib import Path
 
-from evo_msa.data import make_synthetic
+from evo_msa.data import DataInfo, make_synthetic
 from evo_msa.data.loader import normalize
-from evo_msa.models import DataInfo
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators.base import Member, Outcome
 from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator

@@ -6,8 +6,7 @@ from pathlib import Path
 import torch
 
 from evo_msa.config import RunConfig
-from evo_msa.data import load_data
-from evo_msa.models import DataInfo
+from evo_msa.data import DataInfo, load_data
 from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator, isolate_failures
 from evo_msa.nas.execution.tune import run_trial
 from evo_msa.space import load_space

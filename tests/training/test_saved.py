@@ -296,7 +296,8 @@ def test_the_size_lower_bound_never_refuses_a_genuine_model():
     from pathlib import Path
 
     from evo_msa.config import RunConfig
-    from evo_msa.models import HAEMSA, DataInfo
+    from evo_msa.data import DataInfo
+    from evo_msa.models import HAEMSA
     from evo_msa.training.saved import _check_shapes
 
     rng = random.Random(0)

@@ -13,7 +13,7 @@ def make_evaluator(space: SearchSpace, data=None, *, data_spec: str | None = Non
     """The space's evaluator; `data` (an MSAData) for HAEMSA spaces, or `data_spec` for trials
     that read the data themselves."""
     if space.haemsa:
-        from evo_msa.models import DataInfo
+        from evo_msa.data import DataInfo
         from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
 
         return HaemsaEvaluator(space, DataInfo.from_data(data), data=data, data_spec=data_spec,

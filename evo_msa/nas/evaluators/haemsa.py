@@ -18,9 +18,9 @@ import functools
 import math
 from typing import Callable
 
-from evo_msa.data.dataset import MSAData
+from evo_msa.data.dataset import DataInfo, MSAData
 from evo_msa.metrics import Objective
-from evo_msa.models import DataInfo, member_parameters
+from evo_msa.models import member_parameters
 from evo_msa.nas.evaluators.base import Description, Evaluator, Member, Outcome, Progress
 from evo_msa.space import SearchSpace
 from evo_msa.space.fidelity import Fidelity
