@@ -27,6 +27,7 @@ class Evaluation:
     status: Status = Status.PENDING
     rung: int = 0  # > 0: successive halving stopped it at this rung (status early-stopped)
     fitness: tuple[float, ...] | None = None  # one value per objective (at the rung, if any)
+    fitness_std: float | None = None  # the primary objective's spread over the seeds (>= 2)
     metrics: dict[str, float] = field(default_factory=dict)  # validation, mean over seeds
     seeds: list[int] = field(default_factory=list)
     epochs: float | None = None  # mean over seeds
@@ -61,7 +62,8 @@ class Evaluation:
         values = self.fitness or (float("nan"),) * len(fitness.objectives)
         row = {"generation": self.generation, "id": self.id,
                "parents": "|".join(map(str, self.parents)), "status": self.status.value,
-               "rung": self.rung or "", "fitness": values[0]}
+               "rung": self.rung or "", "fitness": values[0],
+               "fitness_std": "" if self.fitness_std is None else self.fitness_std}
         if fitness.multi:
             row.update({f"fitness:{name}": v for name, v in zip(fitness.names, values)})
         row.update({"params": self.params, "seconds": self.seconds, "epochs": self.epochs,

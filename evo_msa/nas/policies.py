@@ -11,6 +11,7 @@ complete  turn the trainings' outcomes into the evaluation's status and fitness;
 """
 from __future__ import annotations
 
+import math
 import statistics
 import zlib
 
@@ -89,6 +90,9 @@ class EvaluationPolicy:
             return self._settle(ev, Status.ERROR, penalty, str(exc.args[0]))
         if not all(v == v and abs(v) != float("inf") for v in values):
             return self._settle(ev, Status.NAN, penalty, "the fitness is not finite")
+        per_seed = [self.fitness.values(o.metrics, ev.params)[0] for o in outcomes]
+        if len(per_seed) > 1 and all(math.isfinite(v) for v in per_seed):
+            ev.fitness_std = statistics.stdev(per_seed)  # one seed's spread: is a lead real?
         partial = any(o.status is Status.EARLY_STOPPED for o in outcomes)
         ev.rung = max(o.rung for o in outcomes)
         note = ev.note

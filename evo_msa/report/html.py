@@ -276,7 +276,10 @@ def top_section(run: RunFiles, k: int) -> str:
     genes = [c for c in top.columns if c.startswith("gene:")]
     # the status only when some row is not plainly trained (cached, early-stopped)
     status = ["status"] if "status" in top and (top["status"] != "ok").any() else []
-    cols = [c for c in ["id", "generation"] + status + ([] if fits else ["fitness"])
+    # one seed's spread, where evaluations trained several: is a lead over the next row real?
+    spread = (["fitness_std"] if not fits and "fitness_std" in top
+              and pd.to_numeric(top["fitness_std"], errors="coerce").notna().any() else [])
+    cols = [c for c in ["id", "generation"] + status + ([] if fits else ["fitness"]) + spread
             if c in top] + fits + [c for c in ["pareto", "params", "epochs"] if c in top] + genes
     header = ["rank"] + [c[len("gene:"):] if c.startswith("gene:") else c for c in cols]
     # genes by their last name (lr, not train.lr) where that is still unambiguous: narrower

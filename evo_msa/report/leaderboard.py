@@ -13,9 +13,9 @@ from evo_msa.nas.evaluation import Evaluation
 from evo_msa.space.fitness import Fitness
 from evo_msa.status import Status
 
-FIRST_COLUMNS = ["generation", "id", "parents", "status", "rung", "fitness", "pareto", "params",
-                 "seconds", "epochs", "seeds", "population", "node", "device", "note",
-                 "fingerprint"]
+FIRST_COLUMNS = ["generation", "id", "parents", "status", "rung", "fitness", "fitness_std",
+                 "pareto", "params", "seconds", "epochs", "seeds", "population", "node", "device",
+                 "note", "fingerprint"]
 
 
 def leaderboard_frame(evaluations: list[Evaluation], fitness: Fitness) -> pd.DataFrame:

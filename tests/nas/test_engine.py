@@ -213,6 +213,23 @@ def test_a_missing_fitness_metric_is_an_error_of_that_evaluation():
     assert ev.fitness == (-PENALTY,)  # corr is maximised: the penalty is very low
 
 
+def test_an_evaluation_records_how_far_its_seeds_stray():
+    two = make(space=parse_space({"genes": {"model.depth": {"type": "int", "low": 1, "high": 2}},
+                                  "fitness": {"seeds": 2}}, "two.yaml"))
+    ev = two.ask(1)[0]
+    two.complete(ev.id, [Outcome(ev.id, s, Status.OK, {"loss": v}, 3)
+                            for s, v in zip(ev.seeds, (0.8, 0.9))])
+    assert ev.fitness == pytest.approx((0.85,))
+    assert ev.fitness_std == pytest.approx(0.1 / math.sqrt(2))
+    row = leaderboard_frame([ev], two.fitness).iloc[0]
+    assert row["fitness_std"] == pytest.approx(0.0707, abs=1e-4)
+    one = make()  # tiny.yaml: one seed per evaluation, no spread to tell
+    ev = one.ask(1)[0]
+    one.complete(ev.id, ok(ev, 0.5))
+    assert ev.fitness_std is None
+    assert leaderboard_frame([ev], one.fitness).iloc[0]["fitness_std"] == ""
+
+
 def test_an_early_stopped_batch_keeps_its_best_so_far():
     engine = make()
     ev = engine.ask(1)[0]

@@ -124,6 +124,18 @@ def test_single_objective_without_final_says_so(tmp_path):
     assert "<img" in _section(page, "progress")
 
 
+def test_the_top_table_shows_the_seeds_spread_where_there_is_one(tmp_path):
+    run = make_run(tmp_path / "run", fitness=ONE, final=False)
+    assert "fitness_std" not in _section(render(run), "top")  # one seed each: no column
+    board = pd.read_csv(run / "leaderboard.csv")
+    board.loc[board["id"] == 4, "fitness_std"] = 0.0123
+    board.to_csv(run / "leaderboard.csv", index=False)
+    top = _section(render(run), "top")
+    first = re.search(r'<tr class="best">(.*?)</tr>', top, re.S).group(1)
+    assert "<th>fitness_std</th>" in top
+    assert re.findall(r"<td>(.*?)</td>", first)[3:5] == ["1.2000", "0.0123"]
+
+
 def test_text_from_the_run_is_escaped(tmp_path):
     run = make_run(tmp_path / "run", name="<b>data</b>", modalities_of_1="<script>x</script>",
                    final=False)
