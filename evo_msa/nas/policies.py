@@ -88,7 +88,7 @@ class EvaluationPolicy:
             values = self.fitness.values(ev.metrics, ev.params)
         except MissingMetric as exc:
             return self._settle(ev, Status.ERROR, penalty, str(exc.args[0]))
-        if not all(v == v and abs(v) != float("inf") for v in values):
+        if not all(math.isfinite(v) for v in values):
             return self._settle(ev, Status.NAN, penalty, "the fitness is not finite")
         per_seed = [self.fitness.values(o.metrics, ev.params)[0] for o in outcomes]
         if len(per_seed) > 1 and all(math.isfinite(v) for v in per_seed):
