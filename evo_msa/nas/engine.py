@@ -4,10 +4,15 @@ strategy.
 
 ask(n)          up to n evaluations to train now ([] while a generation is in flight)
 complete(...)   a trial's typed outcomes settle its evaluations; the strategy is told
-finished        the strategy is done (its budget is spent or it converged)
+finished        the strategy is done (its budget is spent or it converged) and the final
+                selection has re-trained its finalists
+pick()          the configuration the search hands on (selection.py: the same stage and rule
+                for every strategy)
 state_dict()    everything a resume needs, as JSON (the run's state.json)
 
-Evaluations answered without training (cached, rejected) are settled inside `ask`.
+Evaluations answered without training (cached, rejected) are settled inside `ask`. Once the
+strategy is done and every result is in, the final selection (selection.FinalSelection) asks
+for its re-trainings through the same policy; the strategy is not told of them.
 
 Parallel trials end in an order set by timing. For a strategy that learns from results as they
 come (the surrogate, TPE, steady-state evolution), the engine therefore tells results in
@@ -26,6 +31,7 @@ from typing import Callable
 from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.policies import EvaluationPolicy
+from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import Strategy
 from evo_msa.report.leaderboard import ranked
 from evo_msa.status import Status
@@ -38,8 +44,10 @@ class SearchEngine:
     execution.inline."""
 
     def __init__(self, strategy: Strategy, policy: EvaluationPolicy,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, selection: FinalSelection | None = None):
         self.strategy, self.policy, self.fitness = strategy, policy, policy.fitness
+        # without one: nothing re-trained, the pick by the same robust estimate
+        self.selection = selection or FinalSelection(policy.space)
         strategy.identity = policy.evaluator.identity  # what the policy's cache counts as one
         self.log = log
         self.evaluations: list[Evaluation] = []  # settled, in the order they settled
@@ -56,7 +64,16 @@ class SearchEngine:
 
     @property
     def finished(self) -> bool:
-        return self.strategy.done
+        return self.strategy.done and self.selection.finished and not self.pending
+
+    @property
+    def budget(self) -> int:
+        """Trainings in all: the strategy's and the final selection's."""
+        return self.strategy.budget + self.selection.trainings
+
+    def pick(self) -> Evaluation | None:
+        """The evaluation of the configuration the search hands on (see selection.py)."""
+        return self.selection.pick(self.evaluations)
 
     def set_window(self, window: int) -> None:
         """Tell results in id order, `window` proposals behind (see the module's docstring);
@@ -69,6 +86,18 @@ class SearchEngine:
         return self.window is not None and self.strategy.learns_as_results_come
 
     def ask(self, max_size: int = 1) -> list[Evaluation]:
+        batch = self._ask_search(max_size)
+        if self.strategy.done and len(batch) < max_size:
+            quiet = not self.pending and not self.held
+            next_id = max([self.strategy.next_id, *(e.id + 1 for e in self.evaluations)])
+            for cand in self.selection.ask(self.evaluations, max_size - len(batch), next_id,
+                                           quiet):
+                ev = self.policy.propose(cand)  # a repeat of a trained configuration: trains
+                self.pending[ev.id] = ev
+                batch.append(ev)
+        return batch
+
+    def _ask_search(self, max_size: int) -> list[Evaluation]:
         batch: list[Evaluation] = []
         while len(batch) < max_size and not self.strategy.done:
             if not self.strategy.queue and not self._release():
@@ -105,6 +134,9 @@ class SearchEngine:
         if self.fingerprint:
             ev.fingerprint = short_fingerprint(self.fingerprint)
         self.evaluations.append(ev)
+        if ev.id in self.selection.ids:  # a finalist's re-training: not the strategy's
+            self.changed = True
+            return
         self.held[ev.id] = ev
         if not self._in_order:
             self._tell([ev.id])
@@ -143,7 +175,8 @@ class SearchEngine:
             moved_on = self.strategy.generation > g or self.strategy.done
             if not moved_on or any(e.generation <= g for e in self.pending.values()):
                 return
-            mine = [e for e in self.evaluations if e.generation == g]
+            mine = [e for e in self.evaluations
+                    if e.generation == g and e.id not in self.selection.ids]
             if not mine or (self.strategy.done and g >= self.strategy.planned_generations):
                 return  # (past the plan: known architectures proposed as the budget ran out)
             fits = [e.fitness[0] for e in mine if e.status.usable]
@@ -165,6 +198,7 @@ class SearchEngine:
     # ---- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"strategy": self.strategy.state_dict(),
+                "selection": self.selection.state_dict(),
                 "evaluations": [e.to_dict() for e in self.evaluations],
                 "known": {k: [list(v), cid] for k, (v, cid) in self.policy.known.items()},
                 "seeds": self.policy.seeds, "repeats": self.policy.repeats,
@@ -193,6 +227,9 @@ class SearchEngine:
         held = set(state.get("held", []))
         self.held = {e.id: e for e in self.evaluations if e.id in held}
         self.strategy.hold(sorted(held))
+        if "selection" in state:
+            self.selection.load_state_dict(state["selection"],
+                                           {e.id for e in self.evaluations})
 
 
 def short_fingerprint(fp: dict[str, str]) -> str:

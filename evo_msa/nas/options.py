@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from evo_msa.errors import UserError, brief
+from evo_msa.nas.selection import FINALISTS, SHARE
 from evo_msa.nas.strategies.base import MAX_GENERATIONS, MAX_POP, MAX_TRAININGS
 
 
@@ -27,6 +28,8 @@ def option(default: Any, help: str, *, check: Callable[[Any], bool] | None = Non
 # search.json) fails here in one line instead of allocating for minutes.
 # (pop, generations and trainings: the strategies' own bounds, imported above)
 MAX_FINAL_TOP = 100  # genomes retrained at the end
+MAX_FINALISTS = 100  # configurations re-trained at the end of a search
+MAX_SHARE = 0.5  # of the budget, for the finalists: the search keeps at least half
 MAX_EPOCHS = 100_000  # as config.MAX_COUNT
 MAX_SEEDS = 100  # seeds of one training (final or `evo-msa train`)
 MAX_SEED = 2 ** 32 - 1  # numpy's seed range
@@ -84,13 +87,23 @@ class SearchOptions:
                                   "many generations", check=_int_in(1, MAX_GENERATIONS, True),
                                   expected=f"an integer in 1..{MAX_GENERATIONS}")
     strategy: str = option("evolution", "random: uniform samples with the same budget "
-                           "(the baseline); tpe: Optuna's TPE (needs evo-msa[bench])",
-                           choices=("evolution", "random", "tpe"))
+                           "(the baseline); tpe: Optuna's TPE; cmaes: CMA-ES with margin "
+                           "(the cmaes package); both need evo-msa[bench]",
+                           choices=("evolution", "random", "tpe", "cmaes"))
     mode: str = option("auto", "auto: surrogate with one objective, generational with several; "
-                       "surrogate (evolution proposes, a predictor picks; re-trains the "
-                       "finalists), generational (the paper; NSGA-II with several objectives) "
-                       "or steady-state (asynchronous aging evolution)",
+                       "surrogate (evolution proposes, a predictor picks), generational (the "
+                       "paper; NSGA-II with several objectives) or steady-state (asynchronous "
+                       "aging evolution)",
                        choices=("auto", "surrogate", "generational", "steady-state"))
+    finalists: int = option(FINALISTS, "configurations re-trained at the end of the search, "
+                            "for every strategy: the pick is the one with the best robust "
+                            "estimate (their mean, shrunk towards the neighbours')",
+                            check=_int_in(1, MAX_FINALISTS),
+                            expected=f"an integer in 1..{MAX_FINALISTS}")
+    finalist_share: float = option(SHARE, "share of the budget the finalists' re-trainings "
+                                   "take (0: none; the pick is then the best robust estimate "
+                                   "of single trainings)", check=_number_in(0, MAX_SHARE),
+                                   expected=f"a number in 0..{MAX_SHARE}")
     seed: int = option(0, "seed of the search and of every trial", check=_int_in(0, MAX_SEED),
                        expected=f"an integer in 0..{MAX_SEED}")
     device: str = option("auto", "trials use CUDA when --gpus-per-trial > 0 (auto)",

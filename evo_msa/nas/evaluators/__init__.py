@@ -9,9 +9,9 @@ __all__ = ["Description", "Evaluator", "Member", "Outcome", "make_evaluator"]
 
 
 def make_evaluator(space: SearchSpace, data=None, *, data_spec: str | None = None,
-                   device: str = "cpu") -> Evaluator:
+                   device: str = "cpu", seed: int = 0) -> Evaluator:
     """The space's evaluator; `data` (an MSAData) for HAEMSA spaces, or `data_spec` for trials
-    that read the data themselves."""
+    that read the data themselves; `seed`: the search's (a table draws its noise from it)."""
     if space.haemsa:
         from evo_msa.data import DataInfo
         from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
@@ -20,4 +20,4 @@ def make_evaluator(space: SearchSpace, data=None, *, data_spec: str | None = Non
                                device=device)
     from evo_msa.nas.evaluators.table import TableEvaluator
 
-    return TableEvaluator(space)
+    return TableEvaluator(space, seed=seed)

@@ -6,6 +6,12 @@ HPOBench's MLP (hpobench: 8 OpenML datasets) and HPOLib's FCNet (hpolib: 4 datas
 evaluation returns ONE recorded seed, the same kind of noise as a short training; the mean over
 the recorded seeds is the truth a benchmark scores the searches' picks by.
 
+Which recorded seed a training returns is drawn i.i.d. (with replacement) from a generator of
+the search's seed and the training's seed, for first trainings and re-trainings alike, as a
+real training draws its noise afresh: re-training a configuration as many times as it has
+recorded seeds does not return its truth, and a search is still reproducible and resumes
+exactly (a draw depends on those two seeds only).
+
 A space for a table names the table's parameters as genes (categorical for unordered choices,
 ordinal for ordered grids) and runs through the same engine, policies and strategies as a
 HAEMSA search:
@@ -16,6 +22,9 @@ HAEMSA search:
       Op0: {type: categorical, choices: [none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3]}
       ...
     fitness: {metric: val_acc}
+
+A table spec may name the metric a search optimises: `hpobench:kc1@val_f1` (any metric the
+table records, in its own direction; without one, the table's main metric).
 """
 from __future__ import annotations
 
@@ -34,6 +43,12 @@ from evo_msa.status import Status
 BENCHMARKS = {"nb201": "NASBench201", "hpobench": "HPOBench", "hpolib": "HPOLib"}
 
 
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """`BENCH:DATASET[@METRIC]` -> the table and the metric (None: the table's main one)."""
+    table, at, metric = spec.partition("@")
+    return table, (metric if at else None)
+
+
 class LookupTable:
     """One table: its parameters (name -> ordered choices), metrics (name -> min/max) and every
     configuration's recorded trainings."""
@@ -42,6 +57,9 @@ class LookupTable:
         self.spec = spec
         self._best: dict[tuple[str, str], float] = {}
         bench, _, dataset = spec.partition(":")
+        if "@" in spec:
+            raise UserError(f"table {spec!r}: a space names its metric in `fitness`, not after "
+                            "the table")
         if bench not in BENCHMARKS:
             raise UserError(f"table {spec!r}: unknown benchmark {bench!r} (expected "
                             f"{', '.join(f'{b}:DATASET' for b in BENCHMARKS)})")
@@ -61,6 +79,15 @@ class LookupTable:
                            for k, v in bench_obj._metric_directions.items()}
         self.rows: dict[str, dict[str, list[float]]] = bench_obj._dataset
         self.main_metric = bench_obj.metric_names[0]
+
+    def metric(self, name: str | None) -> tuple[str, str]:
+        """A metric of the table and its direction (None: the main metric); a UserError
+        naming the metrics otherwise."""
+        name = self.main_metric if name is None else name
+        if name not in self.directions:
+            raise UserError(f"table {self.spec}: no metric {name!r} (expected one of "
+                            f"{', '.join(f'{k} ({v})' for k, v in self.directions.items())})")
+        return name, self.directions[name]
 
     def index(self, config: dict[str, Any]) -> str:
         """The table's row id of a configuration (its choices' indices)."""
@@ -102,11 +129,15 @@ def load_table(spec: str) -> LookupTable:
 
 
 class TableEvaluator(Evaluator):
+    """A space whose `evaluator: {table: ...}` names a lookup table; `seed`: the search's seed
+    (the generator the recorded trainings are drawn from)."""
+
     kind = "table"
 
-    def __init__(self, space: SearchSpace):
+    def __init__(self, space: SearchSpace, seed: int = 0):
         super().__init__(space)
         self.table = load_table(space.evaluator["table"])
+        self.seed = int(seed)
         check_space(space, self.table)
 
     def describe(self, genome: list[float]) -> Description:
@@ -120,10 +151,10 @@ class TableEvaluator(Evaluator):
         for m in members:
             runs = self.table.recorded(m.config)
             n = len(runs[self.table.main_metric])
-            # the seed picks the recorded training: the policy starts each configuration's
-            # seeds at a place of its own (a hash of its key, this config), and a
-            # re-evaluation (the next seed) gets the next recorded training
-            pick = m.seed % n
+            # one recorded training drawn with replacement: the policy gives every training a
+            # seed of its own (a hash of the configuration, plus the re-training's rank), and
+            # the generator mixes it with the search's seed (independent repetitions)
+            pick = int(np.random.default_rng([self.seed, m.seed]).integers(n))
             out.append(Outcome(m.eval_id, m.seed, Status.OK,
                                {k: float(v[pick]) for k, v in runs.items()}, epochs=0.0))
         return out
@@ -162,17 +193,23 @@ def check_space(space: SearchSpace, table: LookupTable) -> None:
         if o.metric not in table.directions:
             raise UserError(f"{where}: fitness metric {o.metric!r} is not a metric of table "
                             f"{table.spec} (expected {', '.join(table.directions)})")
+        if o.direction != table.directions[o.metric]:
+            raise UserError(f"{where}: fitness metric {o.metric!r} is to "
+                            f"{table.directions[o.metric]}imise in table {table.spec}, got "
+                            f"direction {o.direction}")
 
 
 def table_space(spec: str, *, seeds: int = 1) -> SearchSpace:
-    """The natural space of a table: unordered string parameters as categorical genes, ordered
-    numeric grids as ordinal genes, the table's main metric as the fitness."""
+    """The natural space of a table (`BENCH:DATASET[@METRIC]`): unordered string parameters as
+    categorical genes, ordered numeric grids as ordinal genes, the metric (default: the table's
+    main one) in its direction as the fitness."""
     from evo_msa.space import parse_space
 
-    table = load_table(spec)
-    genes = {name: {"type": "categorical" if table.types[name] is str else "ordinal",
-                    "choices": list(choices)} for name, choices in table.params.items()}
-    raw = {"name": spec.replace(":", "_"), "evaluator": {"table": spec}, "genes": genes,
-           "fitness": {"metric": table.main_metric,
-                       "direction": table.directions[table.main_metric], "seeds": seeds}}
+    name, metric = split_spec(spec)
+    table = load_table(name)
+    metric, direction = table.metric(metric)
+    genes = {p: {"type": "categorical" if table.types[p] is str else "ordinal",
+                 "choices": list(choices)} for p, choices in table.params.items()}
+    raw = {"name": spec.replace(":", "_").replace("@", "_"), "evaluator": {"table": name},
+           "genes": genes, "fitness": {"metric": metric, "direction": direction, "seeds": seeds}}
     return parse_space(raw, f"table {spec}")

@@ -1,12 +1,16 @@
 """Search strategies: which genome to evaluate next (ask/tell; see base).
 
-  surrogate      the default: evolution proposes, a predictor picks, finalists re-trained
+  surrogate      the default: evolution proposes, a predictor picks the children to train
   generational   HAEMSA's loop (evolution)         steady-state   aging evolution (evolution)
   random         uniform samples (random_search)   tpe            Optuna's TPE (tpe)
+  cmaes          CMA-ES with margin, mixed categorical (cma_es: the cmaes package)
+
+The finalists' re-trainings and the pick are the engine's, the same for all (nas/selection.py).
 """
 from __future__ import annotations
 
 from evo_msa.nas.strategies.base import Candidate, EvolutionSettings, Strategy
+from evo_msa.nas.strategies.cma_es import CMAESSearch
 from evo_msa.nas.strategies.evolution import GenerationalEvolution, SteadyStateEvolution
 from evo_msa.nas.strategies.random_search import RandomSearch
 from evo_msa.nas.strategies.surrogate import SurrogateEvolution
@@ -16,7 +20,8 @@ from evo_msa.space import SearchSpace
 __all__ = ["Candidate", "EvolutionSettings", "Strategy", "STRATEGIES", "make_strategy"]
 
 STRATEGIES = {"surrogate": SurrogateEvolution, "generational": GenerationalEvolution,
-              "steady-state": SteadyStateEvolution, "random": RandomSearch, "tpe": TPESearch}
+              "steady-state": SteadyStateEvolution, "random": RandomSearch, "tpe": TPESearch,
+              "cmaes": CMAESSearch}
 
 
 def make_strategy(kind: str, space: SearchSpace, settings: EvolutionSettings,

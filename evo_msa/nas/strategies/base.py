@@ -17,6 +17,11 @@ row that were all known), with a line saying so.
                              genomes differing only in a gene the architecture does not use are
                              one); a strategy may use it to avoid proposing twins
 
+What a strategy does not do: pick. The engine's final selection (nas/selection.py) re-trains
+the finalists on the last share of the budget and picks, the same way for every strategy; a
+strategy is built with the budget that stage leaves it, and what it adds to the pick is its
+history of trainings (no strategy is told of the re-trainings).
+
 Strategies know genomes (vectors in [0, 1]^n, see evo_msa.space) and scores, nothing else.
 DEAP operators draw from Python's global `random`; each strategy keeps its own generator state
 and swaps it in around DEAP calls, so the search is reproducible and its state checkpointable.

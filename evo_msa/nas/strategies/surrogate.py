@@ -13,18 +13,10 @@ Optuna's TPE on lookup tables (experiments/strategy_bench.py, RESULTS.md):
      dropped;
   3. a forest of extremely randomized trees (predictor.py), fitted on every trained
      configuration's mean score (as Gaussian ranks), scores them by UCB = mean + KAPPA x spread
-     over the trees; the best is proposed (the next best for the next worker in parallel);
-  4. the last FINALIST_SHARE of the budget re-trains, with fresh seeds, the FINALISTS best
-     configurations by their robust estimate, the least trained first: on a small validation
-     split one training is a lottery, and the luckiest draw is not the best model;
-  5. the pick (`pick()`: best_genome.json, the final trainer) is the re-trained configuration
-     with the best robust estimate: the observed mean shrunk towards a smooth forest's
-     prediction from the neighbours (predictor.smoothed_estimates), the less the more trainings
-     it has and the less noisy one training is (its variance pooled over the re-trained
-     configurations). A configuration trained once is not picked while any was re-trained:
-     the best of ~100 single draws is the luckiest (on MOSI such picks' search fitness
-     overstated their retraining by 0.008-0.023, the re-trained picks' of the same searches
-     by 0.010-0.011).
+     over the trees; the best is proposed (the next best for the next worker in parallel).
+
+The finalists' re-trainings and the pick are not this strategy's: the engine's final selection
+(nas/selection.py) does them for every strategy, on the budget it leaves the strategy.
 
 The model in use depends on the history only (the trainings told so far, refitted at fixed
 numbers of trainings with a seed derived from the search seed), and every other draw comes from
@@ -44,13 +36,7 @@ import numpy as np
 from evo_msa.errors import UserError
 from evo_msa.nas.strategies.base import Candidate, Strategy
 from evo_msa.nas.strategies.operators import variation_toolbox
-from evo_msa.nas.strategies.predictor import (
-    Forest,
-    Slots,
-    gaussian_ranks,
-    pooled_noise,
-    smoothed_estimates,
-)
+from evo_msa.nas.strategies.predictor import Forest, Slots, gaussian_ranks
 
 RANDOM_SHARE, RANDOM_MIN, RANDOM_MAX = 0.1, 10, 20  # the random design
 CANDIDATES = 1000  # children scored by the predictor per proposal
@@ -59,8 +45,6 @@ PARENTS = 10  # candidates descend from the best this many configurations
 TREES = 32
 KAPPA = 0.5  # UCB: larger explores more (1 and 2 lost to TPE on NAS-Bench-201, 0.25 = 0.5)
 REFITS = 25  # the predictor is refitted after every training up to this many, then every n // 25
-FINALIST_SHARE, FINALISTS = 0.1, 5  # re-training at the end
-PICK_LEAF = 3  # leaves of the smoothing forest of the pick
 
 
 class SurrogateEvolution(Strategy):
@@ -85,19 +69,11 @@ class SurrogateEvolution(Strategy):
     def random_design(self) -> int:
         return int(min(RANDOM_MAX, max(RANDOM_MIN, round(RANDOM_SHARE * self.budget))))
 
-    @property
-    def finalist_trainings(self) -> int:
-        return int(round(FINALIST_SHARE * self.budget))
-
     def _refill(self):
         if self.done or self.room <= 0:
             return
         self.generation = self.next_id // self.s.pop_size
-        if self.budget - self.trained - len(self.pending) <= self.finalist_trainings:
-            full = self._configurations(full=True)  # finalists trained the whole budget
-            if full[0]:
-                return self._retrain_a_finalist(*full)
-        keys, G, means, *_ = self._configurations()
+        keys, G, means = self._configurations()
         if len(keys) < self.random_design:
             self._new_random(set(keys))
         else:
@@ -127,16 +103,6 @@ class SurrogateEvolution(Strategy):
             if self._identify(candidates[i]) not in blocked:
                 return self._new(list(candidates[i]))
         self._new_random(set(keys))  # every child is known: a uniform sample instead
-
-    def _retrain_a_finalist(self, keys, G, means, counts, noise) -> None:
-        """A fresh training of one of the FINALISTS best configurations by the robust
-        estimate: the one with the fewest trainings (in flight ones included)."""
-        estimate = self._estimates(G, means, counts, noise)
-        top = list(np.argsort(-estimate, kind="stable")[:FINALISTS])
-        flying = self._in_flight()
-        load = [counts[j] + flying[keys[j]] for j in top]  # every training in flight counts
-        j = top[min(range(len(top)), key=lambda r: (load[r], r))]
-        self._new(list(G[j]), parents=[self._first_id(keys[j])]).repeat = True
 
     # ---- candidates ------------------------------------------------------------------------
     def _children(self, G: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -172,22 +138,16 @@ class SurrogateEvolution(Strategy):
     def _forest(self) -> Forest:
         at = self._fit_point()
         if self._model is None or self._model[0] != at:
-            keys, G, means, *_ = self._configurations(limit=at)
+            keys, G, means = self._configurations(limit=at)
             seed = np.random.default_rng([self.seed, at, 7]).integers(2**31 - 1)
             forest = Forest(TREES, 1, seed).fit(self.slots.features(G), gaussian_ranks(means))
             self._model = (at, forest)
         return self._model[1]
 
-    def _estimates(self, G, means, counts, noise) -> np.ndarray:
-        seed = np.random.default_rng([self.seed, len(means), 11]).integers(2**31 - 1)
-        return smoothed_estimates(self.slots, G, means, counts, seed, leaf=PICK_LEAF, trees=TREES,
-                                  noise=noise)
-
     # ---- the history -----------------------------------------------------------------------
-    def _configurations(self, limit: int | None = None, full: bool = False):
-        """Trained configurations (of the first `limit` trainings; `full`: only trainings of
-        the whole budget, not those stopped at a rung): keys, canonical genomes, mean scores,
-        trainings, and the variance of one training (None before a configuration is re-trained)."""
+    def _configurations(self, limit: int | None = None):
+        """Trained configurations (of the first `limit` trainings): keys, canonical genomes and
+        mean scores."""
         acc: dict[Hashable, list] = {}
         seen = 0
         for cid in sorted(self.told_order):  # id order, not the order trials happened to end
@@ -196,8 +156,6 @@ class SurrogateEvolution(Strategy):
             if limit is not None and seen >= limit:
                 break
             seen += 1
-            if full and self.candidates[cid].partial:
-                continue
             key = self._key(cid)
             acc.setdefault(key, [cid, []])[1].append(self.candidates[cid].score[0])
         keys = list(acc)
@@ -205,8 +163,7 @@ class SurrogateEvolution(Strategy):
                             .reshape(len(keys), self.slots.n))
         scores = [acc[k][1] for k in keys]
         means = np.array([sum(s) / len(s) for s in scores])
-        counts = np.array([len(s) for s in scores])
-        return keys, G, means, counts, pooled_noise(scores)
+        return keys, G, means
 
     def _in_flight(self) -> Counter:
         """Trainings proposed and not told yet, per configuration."""
@@ -231,28 +188,11 @@ class SurrogateEvolution(Strategy):
             return self.slots.keys(snapped[None])[0]
         return self.identity(self.space.clip(list(snapped)))
 
-    def _first_id(self, key: Hashable) -> int:
-        """The first training of a configuration at the full budget (else the first)."""
-        ids = [c for c in sorted(self.told_order) if c in self.trained_ids and self._key(c) == key]
-        return next((c for c in ids if not self.candidates[c].partial), ids[0])
-
     def _on_tell(self, cand: Candidate, trained: bool) -> None:
         self.told_order.append(cand.id)
         if trained:
             self.trained_ids.add(cand.id)
         self._count_budget()
-
-    # ---- the pick ----------------------------------------------------------------------------
-    def pick(self) -> int | None:
-        """The candidate id of the configuration with the best robust estimate, among those
-        trained at the full budget, and among them those re-trained if any was (step 5)."""
-        keys, G, means, counts, noise = self._configurations(full=True)
-        if not keys:
-            return None
-        estimate = self._estimates(G, means, counts, noise)
-        if counts.max() > 1:
-            estimate = np.where(counts > 1, estimate, -np.inf)
-        return self._first_id(keys[int(np.argmax(estimate))])
 
     # ---- checkpoint --------------------------------------------------------------------------
     def _extra_state(self):
