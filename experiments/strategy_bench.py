@@ -98,6 +98,14 @@ def run_one(table: str, method: str, budget: int, rep: int, curve: bool,
     return row
 
 
+def kept(path: Path, methods: list[str]) -> pd.DataFrame:
+    """The rows of a previous run's csv whose method is not being run again."""
+    if not path.is_file():
+        return pd.DataFrame()
+    old = pd.read_csv(path)
+    return old[~old["method"].isin(methods)]
+
+
 def versions() -> dict[str, str]:
     """The versions of the packages a result depends on."""
     from importlib.metadata import PackageNotFoundError, version
@@ -225,6 +233,9 @@ def main(argv=None) -> int:
                     help="share of the budget for their re-trainings (default: evo-msa search's)")
     ap.add_argument("--no-curves", action="store_true",
                     help="skip curves.csv and the figure (the pick along the way costs time)")
+    ap.add_argument("--update", action="store_true",
+                    help="keep the other methods' rows already in DIR (runs.csv, curves.csv) and "
+                    "summarise them with the new ones")
     ap.add_argument("--out", default="experiments/results/strategy_bench")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
@@ -249,9 +260,16 @@ def main(argv=None) -> int:
                 print(f"{i}/{len(jobs)} runs, {time.time() - t0:.0f}s", flush=True)
     curves = {"curve_at", "curve", "curve_best_trained"}
     runs = pd.DataFrame([{k: v for k, v in r.items() if k not in curves} for r in rows])
+    band = None if args.no_curves else bands(pd.DataFrame([r for r in rows if "curve" in r]))
+    if args.update:  # the other methods' rows as they were
+        runs = pd.concat([kept(out / "runs.csv", methods), runs], ignore_index=True)
+        if band is not None:
+            band = pd.concat([kept(out / "curves.csv", methods), band], ignore_index=True)
+    order = {m: i for i, m in enumerate(METHODS)}  # the default first, then its peers
+    runs = runs.sort_values(["method"], key=lambda c: c.map(order), kind="stable")
     runs.to_csv(out / "runs.csv", index=False)
-    if not args.no_curves:
-        band = bands(pd.DataFrame([r for r in rows if "curve" in r]))
+    if band is not None:
+        band = band.sort_values(["method"], key=lambda c: c.map(order), kind="stable")
         band.to_csv(out / "curves.csv", index=False, float_format="%.6g")
         plot(band, out / "regret_vs_trainings.png")
     summary = summarise(runs)
