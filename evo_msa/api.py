@@ -113,10 +113,8 @@ def search(space: str, data: str = "synthetic:mosi", *, out: str | Path | None =
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search as run_search
 
-    try:
-        opts = SearchOptions(space=str(space), data=data, out=str(out) if out else None, **options)
-    except TypeError as exc:
-        raise UserError(f"search: {exc}") from None
+    SearchOptions.check_names(options, "search")
+    opts = SearchOptions(space=str(space), data=data, out=str(out) if out else None, **options)
     return run_search(opts, log=log)
 
 

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from evo_msa.errors import UserError
+from evo_msa.errors import UserError, did_you_mean
 
 
 def _positive_int(text: str) -> int:
@@ -13,6 +13,43 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
     return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse without prefix matching (`--generation 2` is no `--generations 2`), and an
+    unknown option named with the closest known one ("did you mean '--generations'?")."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self._unknown(parsed, extra)
+        return parsed
+
+    def error(self, message: str):
+        """argparse's error, with the closest choice to a mistyped command or value."""
+        import re
+
+        bad = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if bad:
+            choices = re.findall(r"'(.*?)'", bad.group(2))
+            message += did_you_mean(bad.group(1), choices)
+        super().error(message)
+
+    def _unknown(self, parsed: argparse.Namespace, extra: list[str]) -> None:
+        parser = self
+        command = getattr(parsed, "command", None)
+        for action in self._subparsers._group_actions if self._subparsers else []:
+            parser = action.choices.get(command, parser)
+        flags = [f for f in extra if f.startswith("-")]
+        if not flags:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        flag = flags[0].partition("=")[0]
+        known = [o for o in parser._option_string_actions if o.startswith("--")]
+        parser.error(f"unknown option {flag!r}{did_you_mean(flag, known)}")
 
 
 DATA_HELP = ("an MMSA-layout pickle, or synthetic:mosi / synthetic:iemocap / synthetic:sims "
@@ -26,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     metrics_out = f"output directory ({rundir.METRICS_JSON}, {rundir.METRICS_CSV})"
     seed = rundir.seed_folder("<s>")
-    parser = argparse.ArgumentParser(prog="evo-msa", description=(
+    parser = Parser(prog="evo-msa", description=(
         "Evolutionary architecture search for multimodal sentiment analysis (HAEMSA)."))
     sub = parser.add_subparsers(dest="command", required=True)
 

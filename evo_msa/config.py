@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from evo_msa.data.dataset import MODALITIES, SHORT_NAMES
-from evo_msa.errors import UserError, brief
+from evo_msa.errors import UserError, brief, did_you_mean
 
 MAX_DEPTH = 4
 ENCODERS = ("mean", "gru", "conv", "attention")
@@ -113,7 +113,8 @@ class RunConfig:
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = [k for k in raw if k not in sections]
         if unknown:
-            raise UserError(f"{source}: unknown section {brief(_first(unknown))} "
+            raise UserError(f"{source}: unknown section {brief(_first(unknown))}"
+                            f"{did_you_mean(_first(unknown), sections)} "
                             f"(expected {', '.join(sections)})")
         parts = {name: _build(_SECTION_TYPES[name], raw.get(name), f"{source}: {name}")
                  for name in sections}
@@ -127,7 +128,8 @@ class RunConfig:
         for path, value in flat.items():
             section, _, key = path.partition(".")
             if section not in nested or key not in nested[section]:
-                raise UserError(f"{source}: {brief(path)} is not a config field "
+                raise UserError(f"{source}: {brief(path)} is not a config field"
+                                f"{did_you_mean(path, config_paths(nested))} "
                                 f"(expected section.field, e.g. model.depth)")
             nested[section][key] = value
         return RunConfig.from_dict(nested, source)
@@ -218,6 +220,11 @@ def _kind(value: Any) -> str:
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
+def config_paths(nested: dict[str, Any]) -> list[str]:
+    """Every dotted path (section.field) of a config as nested dicts."""
+    return [f"{s}.{k}" for s, fields in nested.items() if isinstance(fields, dict) for k in fields]
+
+
 def _first(keys: list) -> Any:
     """The first of some mapping keys in a stable order, whatever their types."""
     return sorted(keys, key=lambda k: (type(k).__name__, repr(k)))[0]
@@ -240,7 +247,8 @@ def _build(kind: type, raw: dict[str, Any] | None, source: str):
     fields = {f.name: f for f in dataclasses.fields(kind)}
     unknown = [k for k in raw if k not in fields]
     if unknown:
-        raise UserError(f"{source}: unknown field {brief(_first(unknown))} "
+        raise UserError(f"{source}: unknown field {brief(_first(unknown))}"
+                        f"{did_you_mean(_first(unknown), fields)} "
                         f"(expected one of {', '.join(fields)})")
     values = {}
     default = kind()

@@ -87,3 +87,15 @@ def brief(value, limit: int = 60) -> str:
         text = f"<{type(value).__name__}>"
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def did_you_mean(word, known) -> str:
+    """' (did you mean 'x'?)' for the closest of `known` to a mistyped `word` (difflib), or ''
+    when none is close: appended to an "unknown ..." message."""
+    import difflib
+
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, [k for k in known if isinstance(k, str)], n=1,
+                                      cutoff=0.6)
+    return f", did you mean {close[0]!r}?" if close else ""

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from evo_msa.errors import UserError, brief
+from evo_msa.errors import UserError, brief, did_you_mean
 from evo_msa.nas.selection import FINALISTS, SHARE
 from evo_msa.nas.strategies.base import MAX_GENERATIONS, MAX_POP, MAX_TRAININGS
 
@@ -226,14 +226,21 @@ class SearchOptions:
                 and getattr(args, f.name) != getattr(defaults, f.name)]
 
     @classmethod
+    def check_names(cls, names, source: str, also: tuple[str, ...] = ()) -> None:
+        """A UserError naming the first of `names` that is no option, with the closest one
+        ("unknown option 'popp', did you mean 'pop'?")."""
+        known = [f.name for f in dataclasses.fields(cls)] + list(also)
+        unknown = [k for k in names if k not in known]
+        if unknown:
+            raise UserError(f"{source}: unknown option {brief(unknown[0])}"
+                            f"{did_you_mean(unknown[0], known)}")
+
+    @classmethod
     def from_dict(cls, raw: Any, source: str) -> "SearchOptions":
         """Options saved in a run's search.json (older runs stored a seed count)."""
         if not isinstance(raw, dict):
             raise UserError(f"{source}: expected a mapping of search options")
-        known = {f.name for f in dataclasses.fields(cls)} | {"provenance"}
-        unknown = [k for k in raw if k not in known]
-        if unknown:
-            raise UserError(f"{source}: unknown option {brief(unknown[0])}")
+        cls.check_names(raw, source, also=("provenance",))
         raw = {k: v for k, v in raw.items() if k != "provenance"}  # a record, not an option
         if isinstance(raw.get("final_seeds"), int):
             raw["final_seeds"] = list(range(raw["final_seeds"]))

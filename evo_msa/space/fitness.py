@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from evo_msa.errors import UserError, brief
+from evo_msa.errors import UserError, brief, did_you_mean
 from evo_msa.metrics import Objective
 
 PENALTY = 1.0e6  # magnitude of a failed, NaN or rejected evaluation's fitness
@@ -107,7 +107,8 @@ class Fitness:
         allowed = {"metric", "direction", "seeds", "objectives"}
         unknown = [k for k in raw if k not in allowed]
         if unknown:
-            raise UserError(f"{where}: unknown key {brief(str(unknown[0]))} "
+            raise UserError(f"{where}: unknown key {brief(str(unknown[0]))}"
+                            f"{did_you_mean(unknown[0], allowed)} "
                             f"(expected {', '.join(sorted(allowed))})")
         if "objectives" in raw and ({"metric", "direction"} & set(raw)):
             raise UserError(f"{where}: give either metric/direction or objectives, not both")

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from evo_msa.config import RunConfig, _first, _is_int, _kind, read_yaml
+from evo_msa.config import RunConfig, _first, _is_int, _kind, config_paths, read_yaml
 from evo_msa.data.dataset import MODALITIES
-from evo_msa.errors import UserError, brief
+from evo_msa.errors import UserError, brief, did_you_mean
 from evo_msa.space.fidelity import Fidelity
 from evo_msa.space.fitness import Fitness
 
@@ -198,7 +198,8 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
                         f"got {_kind(raw)}")
     unknown = [k for k in raw if k not in TOP_KEYS]
     if unknown:
-        raise UserError(f"{source}: unknown key {brief(_first(unknown))} "
+        raise UserError(f"{source}: unknown key {brief(_first(unknown))}"
+                        f"{did_you_mean(_first(unknown), TOP_KEYS)} "
                         f"(expected {', '.join(TOP_KEYS)})")
     name = raw.get("name", Path(source).stem or "space")
     if not isinstance(name, str) or not name.strip() or "\n" in name:
@@ -236,8 +237,8 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
     constraints = _section(raw, "constraints", source)
     unknown = [k for k in constraints if k != "max_params"]
     if unknown:
-        raise UserError(f"{source}: constraints: unknown key {brief(_first(unknown))} "
-                        "(expected max_params)")
+        raise UserError(f"{source}: constraints: unknown key {brief(_first(unknown))}"
+                        f"{did_you_mean(_first(unknown), ['max_params'])} (expected max_params)")
     max_params = constraints.get("max_params")
     if max_params is not None and (not _is_int(max_params) or max_params <= 0):
         raise UserError(f"{source}: constraints.max_params must be a positive integer, "
@@ -357,13 +358,15 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
             raise UserError(f"{where}: expected a parameter name (letters, digits, _ . -)")
     elif not isinstance(name, str) or name.partition(".")[0] not in defaults or \
             name.partition(".")[2] not in defaults[name.partition(".")[0]]:
-        raise UserError(f"{where}: not a config field (expected section.field, e.g. model.depth)")
+        raise UserError(f"{where}: not a config field{did_you_mean(name, config_paths(defaults))} "
+                        "(expected section.field, e.g. model.depth)")
     if not isinstance(spec, dict):
         raise UserError(f"{where}: expected a mapping with 'type' and bounds or choices, "
                         f"got {_kind(spec)}")
     unknown = [k for k in spec if k not in GENE_KEYS]
     if unknown:
-        raise UserError(f"{where}: unknown key {brief(_first(unknown))} "
+        raise UserError(f"{where}: unknown key {brief(_first(unknown))}"
+                        f"{did_you_mean(_first(unknown), GENE_KEYS)} "
                         f"(expected {', '.join(sorted(GENE_KEYS))})")
     kind = spec.get("type")
     if not isinstance(kind, str) or kind not in GENE_TYPES:

@@ -37,7 +37,7 @@ from typing import Any, Callable, Hashable
 
 from deap import base, creator
 
-from evo_msa.errors import UserError, brief
+from evo_msa.errors import UserError, brief, did_you_mean
 from evo_msa.space import SearchSpace
 
 
@@ -103,8 +103,8 @@ class EvolutionSettings:
                 raise UserError(f"evolution.{key} is set by {cls.FROM_OPTIONS[key]}, not in "
                                 "evolution")
             if key not in known:
-                raise UserError(f"evolution: unknown setting {brief(key)} (expected "
-                                f"{', '.join(known)})")
+                raise UserError(f"evolution: unknown setting {brief(key)}"
+                                f"{did_you_mean(key, known)} (expected {', '.join(known)})")
         return cls(pop_size=pop, generations=generations, budget=budget, patience=patience,
                    **overrides)
 
