@@ -98,12 +98,13 @@ def run_one(table: str, method: str, budget: int, rep: int, curve: bool,
     return row
 
 
-def kept(path: Path, methods: list[str]) -> pd.DataFrame:
-    """The rows of a previous run's csv whose method is not being run again."""
+def kept(path: Path, tables: list[str], methods: list[str]) -> pd.DataFrame:
+    """The rows of a previous run's csv that are not being run again (another method, or
+    another table)."""
     if not path.is_file():
         return pd.DataFrame()
     old = pd.read_csv(path)
-    return old[~old["method"].isin(methods)]
+    return old[~(old["method"].isin(methods) & old["table"].isin(tables))]
 
 
 def versions() -> dict[str, str]:
@@ -273,8 +274,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-curves", action="store_true",
                     help="skip curves.csv and the figure (the pick along the way costs time)")
     ap.add_argument("--update", action="store_true",
-                    help="keep the other methods' rows already in DIR (runs.csv, curves.csv) and "
-                    "summarise them with the new ones")
+                    help="keep the rows already in DIR (runs.csv, curves.csv) of other methods "
+                    "or tables (rerun one method, add a table) and summarise them with the new "
+                    "ones")
     ap.add_argument("--resummarize", action="store_true",
                     help="run nothing: rewrite DIR/summary.csv and summary.md from DIR/runs.csv "
                     "(and the versions in DIR/versions.json)")
@@ -307,10 +309,10 @@ def main(argv=None) -> int:
     curves = {"curve_at", "curve", "curve_best_trained"}
     runs = pd.DataFrame([{k: v for k, v in r.items() if k not in curves} for r in rows])
     band = None if args.no_curves else bands(pd.DataFrame([r for r in rows if "curve" in r]))
-    if args.update:  # the other methods' rows as they were
-        runs = pd.concat([kept(out / "runs.csv", methods), runs], ignore_index=True)
+    if args.update:  # the other methods' and tables' rows as they were
+        runs = pd.concat([kept(out / "runs.csv", tables, methods), runs], ignore_index=True)
         if band is not None:
-            band = pd.concat([kept(out / "curves.csv", methods), band], ignore_index=True)
+            band = pd.concat([kept(out / "curves.csv", tables, methods), band], ignore_index=True)
     order = {m: i for i, m in enumerate(METHODS)}  # the default first, then its peers
     runs = runs.sort_values(["method"], key=lambda c: c.map(order), kind="stable")
     runs.to_csv(out / "runs.csv", index=False)

@@ -45,3 +45,26 @@ def test_a_tiny_benchmark_writes_runs_bands_summary_and_plot(tmp_path, monkeypat
     assert (tmp_path / "summary.md").read_text() == text
     assert bench.main(["--resummarize", "--out", str(tmp_path / "none")]) == 2
     assert (tmp_path / "regret_vs_trainings.png").stat().st_size
+
+
+def test_update_adds_a_table_and_reruns_a_method_keeping_the_other_rows(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    monkeypatch.delitem(sys.modules, "strategy_bench", raising=False)
+    bench = importlib.import_module("strategy_bench")
+    common = ["--budgets", "6", "--reps", "1", "--workers", "1", "--out", str(tmp_path)]
+    assert bench.main(["--tables", "hpobench:kc1", "--methods", "random,tpe", *common]) == 0
+    first = pd.read_csv(tmp_path / "runs.csv")
+    assert bench.main(["--tables", "hpobench:car", "--methods", "random,tpe", "--update",
+                       *common]) == 0
+    assert bench.main(["--tables", "hpobench:kc1", "--methods", "tpe", "--update",
+                       *common]) == 0
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert len(runs) == 2 * 2 and set(runs["table"]) == {"hpobench:kc1", "hpobench:car"}
+    key = ["table", "method", "budget", "rep"]
+    again = runs[runs["table"] == "hpobench:kc1"].sort_values(key)
+    # the same repetitions reproduce: kc1's rows, rerun or kept, are the first run's
+    assert np.allclose(again["regret"], first.sort_values(key)["regret"])
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert set(zip(curves["table"], curves["method"])) == {
+        (t, m) for t in ("hpobench:kc1", "hpobench:car") for m in ("random", "tpe")}
+    assert set(pd.read_csv(tmp_path / "summary.csv")["table"]) == set(runs["table"])
