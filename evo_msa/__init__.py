@@ -16,13 +16,15 @@ The layout follows the data flow; one room, one job:
     space/       the search-space file: genes decoded from a genome in [0, 1]^n, the fitness
       -> nas/        the search: strategies -> policies -> evaluators -> engine -> execution
                      (Ray Tune trials or inline) -> runner (run directory, final trainer)
-      -> report/     leaderboard, plots, the HTML report
+    record/      what a run leaves, written and read in one place: the run directory, the
+                 evaluation record, ranking, the leaderboard, best_genome.json, study files
+      -> report/     plots and the HTML report (renders records)
     studies/     `evo-msa experiment`: study files (the top-level experiments/ folder) ->
                  variants (baselines, train, search, ...) -> results, summary, RESULTS.md
 
 Cross-cutting, at the root: config.py (the run config a genome decodes into), status.py (one
-status vocabulary from a training to the leaderboard), rundir.py (every file a run writes),
-io.py (the one atomic writer), errors.py (UserError: one line, exit 2), provenance.py.
+status vocabulary from a training to the leaderboard), io.py (the one atomic writer),
+errors.py (UserError: one line, exit 2), provenance.py.
 
 Which way a search flows: `nas.runner` checks options, space and data, then the engine asks
 its strategy for genomes, the policy decodes each through the space's evaluator (cached and

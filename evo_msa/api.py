@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from evo_msa import rundir
 from evo_msa.config import RunConfig, load_run_config
 from evo_msa.errors import UserError, brief
 from evo_msa.provenance import provenance
+from evo_msa.record import rundir
 
 MAX_ROWS = 100_000  # rows of a printed table (--top)
 

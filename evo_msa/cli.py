@@ -57,8 +57,8 @@ DATA_HELP = ("an MMSA-layout pickle, or synthetic:mosi / synthetic:iemocap / syn
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from evo_msa import rundir
     from evo_msa.nas.options import SearchOptions
+    from evo_msa.record import rundir
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
     metrics_out = f"output directory ({rundir.METRICS_JSON}, {rundir.METRICS_CSV})"
@@ -168,9 +168,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from evo_msa import rundir
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search
+    from evo_msa.record import rundir
 
     if args.force and not args.resume:
         raise UserError("--force goes with --resume")
@@ -212,7 +212,7 @@ def cmd_leaderboard(args) -> int:
     import pandas as pd
 
     from evo_msa.api import MAX_ROWS, _count
-    from evo_msa.report.leaderboard import read_leaderboards, run_objective, top_rows
+    from evo_msa.record.leaderboard import read_leaderboards, run_objective, top_rows
 
     _count("--top", args.top, MAX_ROWS)
     frame = read_leaderboards(args.runs)

@@ -23,7 +23,7 @@ from torch import nn
 
 from evo_msa.errors import UserError
 from evo_msa.io import atomic_write, write_json
-from evo_msa.rundir import sidecar_path
+from evo_msa.record.rundir import sidecar_path
 from evo_msa.training.saved import SavedModel
 
 

@@ -59,12 +59,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evo_msa import rundir  # noqa: E402
 from evo_msa.config import RunConfig  # noqa: E402
 from evo_msa.data import DataInfo  # noqa: E402
 from evo_msa.data.dataset import SPLITS, MSAData, Split  # noqa: E402
 from evo_msa.losses import TaskLabels  # noqa: E402
 from evo_msa.losses.labels import coarse_labels  # noqa: E402
+from evo_msa.record import rundir  # noqa: E402
 from evo_msa.space import load_space  # noqa: E402
 from evo_msa.status import Status  # noqa: E402
 from evo_msa.training import build_population, resolve_device, train_population  # noqa: E402

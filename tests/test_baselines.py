@@ -8,7 +8,7 @@ from evo_msa.baselines import RIDGE_ALPHAS, _RidgePath, pooled_inputs, run_basel
 from evo_msa.data import load_data
 from evo_msa.data.dataset import Split
 from evo_msa.errors import UserError
-from evo_msa.rundir import RunDir
+from evo_msa.record.rundir import RunDir
 from evo_msa.training.multiseed import format_summary
 
 SEEDS = [0, 1]

@@ -28,12 +28,12 @@ import statistics
 import time
 from typing import Callable
 
-from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import Strategy
-from evo_msa.report.leaderboard import ranked
+from evo_msa.record.evaluation import Evaluation
+from evo_msa.record.ranking import ranked
 from evo_msa.status import Status
 
 

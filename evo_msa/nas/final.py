@@ -6,13 +6,13 @@ from typing import Callable
 
 import pandas as pd
 
-from evo_msa import rundir
 from evo_msa.config import RunConfig, TrainConfig
 from evo_msa.data.dataset import MSAData
-from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.references import reference, reference_line
 from evo_msa.provenance import provenance
-from evo_msa.rundir import RunDir
+from evo_msa.record import rundir
+from evo_msa.record.evaluation import Evaluation
+from evo_msa.record.rundir import RunDir
 from evo_msa.space import SearchSpace
 
 

@@ -15,9 +15,9 @@ import math
 import statistics
 import zlib
 
-from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators.base import Evaluator, Outcome
 from evo_msa.nas.strategies import Candidate
+from evo_msa.record.evaluation import Evaluation
 from evo_msa.space.fitness import MissingMetric
 from evo_msa.status import Status
 

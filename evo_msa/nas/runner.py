@@ -21,13 +21,11 @@ from typing import Callable
 
 import pandas as pd
 
-from evo_msa import rundir
 from evo_msa.data import load_data
 from evo_msa.data.dataset import MSAData
 from evo_msa.errors import UserError
 from evo_msa.io import StorageError
 from evo_msa.nas.engine import SearchEngine
-from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators import Evaluator, make_evaluator
 from evo_msa.nas.final import final_trainer
 from evo_msa.nas.interrupt import STOP_GRACE_S, StopGuard, interruption, signals_deferred
@@ -38,9 +36,13 @@ from evo_msa.nas.references import fit_references, reference
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import make_strategy
 from evo_msa.provenance import fingerprint, provenance
-from evo_msa.report.leaderboard import leaderboard_frame, pareto_front, ranked
+from evo_msa.record import rundir
+from evo_msa.record.best import best_genome_record
+from evo_msa.record.evaluation import Evaluation
+from evo_msa.record.leaderboard import leaderboard_frame
+from evo_msa.record.ranking import pareto_front, ranked
+from evo_msa.record.rundir import RunDir
 from evo_msa.report.plots import pareto_figure, progress_figure
-from evo_msa.rundir import RunDir
 from evo_msa.space import SearchSpace, load_space
 
 MAX_FINAL_FRONT = 8  # a long Pareto front is retrained up to this many (best first); --final-top K for more
@@ -257,12 +259,8 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
     # a genome trained several times (re-trained finalists) stands by its mean
     values, _ = engine.policy.known.get(best.key, (best.fitness, best.id))
     evaluated = engine.policy.repeats.get(best.key, 1)
-    run.write_json(rundir.BEST, {
-        "id": best.id, "generation": best.generation, "fitness": values[0],
-        "evaluations": evaluated, "metric": fitness.metric, "direction": fitness.direction,
-        "objectives": fitness.to_dict()["objectives"], "fitness_values": list(values),
-        "space": rundir.space_copy(space.name), "genome": best.genome, "decoded": best.genes,
-        "params": best.params, "run_config": best.config})
+    run.write_json(rundir.BEST, best_genome_record(best, values, evaluated, fitness,
+                                                   rundir.space_copy(space.name)))
     run.write_figure(rundir.PROGRESS, progress_figure(engine.evaluations, fitness))
     if fitness.multi:
         run.write_figure(rundir.PARETO, pareto_figure(board, fitness.objectives))

@@ -30,9 +30,10 @@ from typing import Hashable
 
 import numpy as np
 
-from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.strategies import Candidate
 from evo_msa.nas.strategies.predictor import Slots, pooled_noise, smoothed_estimates
+from evo_msa.record.evaluation import Evaluation
+from evo_msa.record.ranking import ranked
 from evo_msa.space import SearchSpace
 from evo_msa.status import Status
 
@@ -119,8 +120,6 @@ class FinalSelection:
         """The evaluation of the picked configuration (its first training at the full budget)."""
         table = None if self.fitness.multi else self._table(evaluations)
         if table is None:  # several objectives, or nothing trained at the full budget
-            from evo_msa.report.leaderboard import ranked  # pandas: only when needed
-
             top = ranked(evaluations, self.fitness, 1)
             return top[0] if top else None
         _, firsts, _, counts, estimate = table

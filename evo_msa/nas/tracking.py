@@ -20,9 +20,9 @@ from pathlib import Path
 from ray.tune import Callback
 
 from evo_msa.nas.engine import SearchEngine
-from evo_msa.nas.evaluation import Evaluation
 from evo_msa.nas.evaluators.base import Outcome
-from evo_msa.rundir import tensorboard_folder
+from evo_msa.record.evaluation import Evaluation
+from evo_msa.record.rundir import tensorboard_folder
 
 TRACKERS = ("tensorboard",)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import re
 import time
@@ -21,10 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from evo_msa import rundir
 from evo_msa.errors import UserError
 from evo_msa.io import atomic_write, file_kind
 from evo_msa.metrics import Objective
+from evo_msa.record import rundir
+from evo_msa.record.best import objectives, read_best
+from evo_msa.record.leaderboard import read_leaderboard
+from evo_msa.record.rundir import load_json
 
 SECTIONS = {"summary": "Run summary", "progress": "Progress", "top": "Top architectures",
             "genes": "Genes vs fitness", "pareto": "Pareto front",
@@ -58,37 +60,24 @@ class RunFiles:
                 raise UserError(f"{path}: is {file_kind(path.stat().st_mode)}, not a run "
                                 "directory")
             raise UserError(f"{path}: no such run directory")
-        run = cls(path, search=_json(path / rundir.SEARCH),
-                  metrics=_json(path / rundir.METRICS_JSON), best=_json(path / rundir.BEST),
-                  final=_json(path / rundir.FINAL_JSON))
+        run = cls(path, search=_json(path / rundir.SEARCH, "the search options"),
+                  metrics=_json(path / rundir.METRICS_JSON, "a training run's metrics"),
+                  best=read_best(path), final=_json(path / rundir.FINAL_JSON, "final metrics"))
         if run.search is None and run.metrics is None and not (path / rundir.LEADERBOARD).is_file():
             raise UserError(f"{path}: not a run directory (no {rundir.SEARCH}, "
                             f"{rundir.LEADERBOARD} or {rundir.METRICS_JSON} there)")
         board = path / rundir.LEADERBOARD
         if board.is_file():
-            try:
-                run.leaderboard = pd.read_csv(board)
-                if "status" in run.leaderboard:  # pandas reads the status "nan" as missing
-                    run.leaderboard["status"] = run.leaderboard["status"].fillna("nan")
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise UserError(f"{board}: damaged, not a readable CSV "
-                                f"({str(exc).splitlines()[0][:120]})") from None
-        state = _json(path / rundir.STATE)
+            run.leaderboard = read_leaderboard(board)
+        state = _json(path / rundir.STATE, "the search checkpoint")
         if isinstance(state, dict) and isinstance(state.get("elapsed"), (int, float)):
             run.elapsed = float(state["elapsed"])
         run.objectives = _objectives(run)
         return run
 
 
-def _json(path: Path):
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: damaged, not valid JSON ({getattr(exc, 'msg', exc)})") from None
-    except RecursionError:
-        raise UserError(f"{path}: damaged, not usable JSON (nested too deeply)") from None
+def _json(path: Path, what: str):
+    return load_json(path, what, required=False)
 
 
 def _objectives(run: RunFiles) -> list[Objective]:
@@ -96,7 +85,7 @@ def _objectives(run: RunFiles) -> list[Objective]:
     runs neither exists, and the run's copy of the space says."""
     for record in (run.best, run.final):
         if isinstance(record, dict) and record.get("objectives"):
-            return [Objective(o["metric"], o.get("direction", "")) for o in record["objectives"]]
+            return objectives(record)
     for copy in rundir.RunDir(run.path).space_copies():
         try:
             from evo_msa.space import load_space
@@ -235,7 +224,7 @@ def summary_section(run: RunFiles) -> str:
 
 
 def progress_section(run: RunFiles) -> str:
-    from evo_msa.report.leaderboard import usable_rows
+    from evo_msa.record.leaderboard import usable_rows
     from evo_msa.report.plots import leaderboard_progress_figure
 
     if not run.is_search:
@@ -260,7 +249,7 @@ def progress_section(run: RunFiles) -> str:
 
 
 def top_section(run: RunFiles, k: int) -> str:
-    from evo_msa.report.leaderboard import top_rows
+    from evo_msa.record.leaderboard import top_rows
 
     if not run.is_search:
         return _note("A training run: there is no leaderboard.")
@@ -293,7 +282,7 @@ def top_section(run: RunFiles, k: int) -> str:
 
 
 def genes_section(run: RunFiles) -> str:
-    from evo_msa.report.leaderboard import usable_rows
+    from evo_msa.record.leaderboard import usable_rows
     from evo_msa.report.plots import genes_figure
 
     board = run.leaderboard
@@ -305,7 +294,7 @@ def genes_section(run: RunFiles) -> str:
 
 
 def pareto_section(run: RunFiles) -> str:
-    from evo_msa.report.leaderboard import usable_rows
+    from evo_msa.record.leaderboard import usable_rows
     from evo_msa.report.plots import pareto_figure
 
     objs = run.objectives
@@ -399,7 +388,7 @@ def curves_section(run: RunFiles) -> str:
         history = pd.read_csv(path)
         if not len(history):
             continue
-        meta = _json(path.parent / rundir.MODEL_JSON) or {}
+        meta = _json(path.parent / rundir.MODEL_JSON, "a saved model's description") or {}
         where = path.parent.relative_to(run.path)
         title = (f"{where.parent.name.replace('-', ' ')} · {where.name.replace('_', ' ')}"
                  if where.parent.name else where.name.replace("_", " "))

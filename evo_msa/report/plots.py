@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import statistics
 
-from evo_msa.nas.evaluation import Evaluation
-from evo_msa.report.leaderboard import usable_rows
+from evo_msa.record.evaluation import Evaluation
+from evo_msa.record.leaderboard import usable_rows
 from evo_msa.space.fitness import Fitness
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -19,7 +20,7 @@ def _pyplot():
 
 def progress_figure(evaluations: list[Evaluation], fitness: Fitness):
     """progress.png: best-so-far, best and median fitness per generation."""
-    plt = _pyplot()
+    plt = pyplot()
     objective = fitness.primary
     per_gen: dict[int, list[float]] = {}
     for e in evaluations:
@@ -44,7 +45,7 @@ def progress_figure(evaluations: list[Evaluation], fitness: Fitness):
 
 def curves_figure(history, best_epoch: int, title: str = ""):
     """curves.png: train loss (total and main task) and validation loss per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     for column, label, style in (("train_total", "train (weighted total)", ":"),
                                  ("train_main", "train (main task)", "-"),
@@ -72,7 +73,7 @@ def leaderboard_progress_figure(frame, objective):
     best so far; reads the leaderboard, so it needs no checkpoint."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     frame = frame.reset_index(drop=True)
     ok = usable_rows(frame)
     order = np.arange(1, len(frame) + 1)[frame.index.get_indexer(ok.index)]
@@ -130,7 +131,7 @@ def genes_figure(frame, objective, columns: int = 3):
     import numpy as np
     import pandas as pd
 
-    plt = _pyplot()
+    plt = pyplot()
     ok = usable_rows(frame)
     genes = _gene_columns(ok)
     rows = max(1, math.ceil(len(genes) / columns))
@@ -168,7 +169,7 @@ def pareto_figure(frame, objectives):
     """pareto.png: the primary objective against each other one; every usable evaluation in
     grey, the non-dominated ones (the leaderboard's `pareto` column) highlighted, joined and
     labelled with their ids. `frame` is a leaderboard (leaderboard_frame or the CSV)."""
-    plt = _pyplot()
+    plt = pyplot()
     ok = usable_rows(frame)
     first, others = objectives[0], list(objectives[1:])
     fig, axes = plt.subplots(1, len(others), figsize=(6 * len(others), 4), dpi=110,

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evo_msa.rundir import ANY, MODEL_PT, seed_folder
+from evo_msa.record import studyfiles as sf
+from evo_msa.record.rundir import ANY, MODEL_PT, seed_folder
 from evo_msa.studies.spec import (
     Context,
     Skip,
@@ -87,12 +88,12 @@ def missing_variant(ctx: Context, v: dict) -> dict:
                                                               for k, x in met.items()}})
     folder = variant_dir(ctx, v["name"])
     table = pd.DataFrame(rows)
-    table.to_csv(folder / "per_seed.csv", index=False)
+    table.to_csv(folder / sf.PER_SEED, index=False)
     agg = table.drop(columns="seed").groupby("zeroed", sort=False).agg(["mean", "std"])
     agg.columns = [f"{a}_{b}" for a, b in agg.columns]
-    agg.reset_index().to_csv(folder / "missing.csv", index=False)
+    agg.reset_index().to_csv(folder / sf.MISSING_CSV, index=False)
     write_provenance(ctx, folder, v, {"of": v["of"], "modalities": ",".join(used)})
-    _missing_figure(agg, folder / "missing.png", data.task, f"{ctx.dataset.name}: {v['of']}")
+    _missing_figure(agg, folder / sf.MISSING_PNG, data.task, f"{ctx.dataset.name}: {v['of']}")
     ctx.log("   zeroed at test: " + "; ".join(
         f"{z}: " + ", ".join(f"{k} {agg.loc[z, 'test_' + k + '_mean']:.3f}"
                              for k in ("mae", "corr", "weighted_f1")
@@ -101,9 +102,9 @@ def missing_variant(ctx: Context, v: dict) -> dict:
 
 
 def _missing_figure(agg: pd.DataFrame, path: Path, task: str, title: str) -> None:
-    from evo_msa.report.plots import _pyplot
+    from evo_msa.report.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     metric = "test_mae" if task == "regression" else "test_weighted_f1"
     fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
     ax.bar(range(len(agg)), agg[f"{metric}_mean"], yerr=agg[f"{metric}_std"].fillna(0),
@@ -123,7 +124,7 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
     from sklearn.manifold import TSNE
 
     from evo_msa.data import load_data
-    from evo_msa.report.plots import _pyplot
+    from evo_msa.report.plots import pyplot
 
     data = load_data(ctx.data, normalize=False)
     test = data.splits["test"]
@@ -136,7 +137,7 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
         classes = test.classification
         labels = data.label_names
     folder = variant_dir(ctx, v["name"])
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.4), dpi=110,
                              squeeze=False)
     rows = []
@@ -166,9 +167,9 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
         ax.set_yticks([])
     axes[0][0].legend(fontsize=6, markerscale=2)
     fig.tight_layout()
-    fig.savefig(folder / "tsne.png")
+    fig.savefig(folder / sf.TSNE)
     plt.close(fig)
-    pd.DataFrame(rows).to_csv(folder / "silhouette.csv", index=False)
+    pd.DataFrame(rows).to_csv(folder / sf.SILHOUETTE, index=False)
     write_provenance(ctx, folder, v, {"of": ",".join(names)})
     ctx.log("   silhouette: " + ", ".join(f"{r['variant']} {r['silhouette_fused']:.3f}"
                                           for r in rows))
@@ -179,7 +180,7 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
 
 def _search_on_disk(folder: Path) -> dict:
     """A search variant's record as study_figures needs it, from its best_so_far.csv."""
-    frame = pd.read_csv(folder / "best_so_far.csv", index_col="evaluations")
+    frame = pd.read_csv(folder / sf.BEST_SO_FAR_CSV, index_col="evaluations")
     return {"kind": "search", "folder": folder,
             "curves": [frame[c].dropna().tolist() for c in frame.columns]}
 
@@ -208,13 +209,13 @@ def study_figures(ctx: Context) -> None:
             continue
         if v["name"] in ctx.done:
             searches[v["name"]] = ctx.done[v["name"]]
-        elif (ctx.out / v["name"] / "best_so_far.csv").is_file():
+        elif (ctx.out / v["name"] / sf.BEST_SO_FAR_CSV).is_file():
             searches[v["name"]] = _search_on_disk(ctx.out / v["name"])
     if not searches:
         return
-    from evo_msa.report.plots import _pyplot
+    from evo_msa.report.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
     rows, arrays = [], []
     for name, rec in searches.items():
@@ -240,15 +241,15 @@ def study_figures(ctx: Context) -> None:
     ax.set_title(f"{ctx.study.name} / {ctx.dataset.name}", fontsize=9)
     fig.tight_layout()
     ctx.out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(ctx.out / "best_so_far.png")
+    fig.savefig(ctx.out / sf.BEST_SO_FAR_PNG)
     plt.close(fig)
-    pd.DataFrame(rows).to_csv(ctx.out / "best_so_far.csv", index=False)
+    pd.DataFrame(rows).to_csv(ctx.out / sf.BEST_SO_FAR_CSV, index=False)
     # the winner's curse: a best genome's search fitness against the mean valid fitness of
     # its retraining with the study's seeds (points above the diagonal: selection was lucky)
     fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
     lo, hi = math.inf, -math.inf
     for name, rec in searches.items():
-        frame = pd.read_csv(rec["folder"] / "fitness_vs_final.csv")
+        frame = pd.read_csv(rec["folder"] / sf.FITNESS_VS_FINAL_CSV)
         x, y = frame["search_fitness"], frame["final_valid_fitness_mean"]
         ax.errorbar(x, y, yerr=frame["final_valid_fitness_std"], fmt="o", capsize=3, label=name)
         lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())
@@ -260,5 +261,5 @@ def study_figures(ctx: Context) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(ctx.out / "fitness_vs_final.png")
+    fig.savefig(ctx.out / sf.FITNESS_VS_FINAL_PNG)
     plt.close(fig)

@@ -11,15 +11,15 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from evo_msa import rundir
 from evo_msa.config import RunConfig, _first, read_yaml
 from evo_msa.data.dataset import DataInfo
 from evo_msa.errors import UserError, brief
 from evo_msa.io import write_json
+from evo_msa.record import rundir
+from evo_msa.record import studyfiles as sf
+from evo_msa.record.studyfiles import RESULTS_MD
 
 KINDS = ("baseline", "baselines", "train", "search", "missing", "tsne")
-SUMMARY = "summary.csv"
-RESULTS_MD = "RESULTS.md"
 DEFAULT_DATA_DIR = "../shared/data"  # relative to the repository root (see Layout)
 SMALL = (".csv", ".json", ".png", ".yaml", ".txt", ".md")
 QUICK_DEFAULTS = {"seeds": [0, 1], "epochs": 2, "pop": 3, "generations": 2, "search_seeds": [0],
@@ -52,7 +52,7 @@ class Layout:
     @property
     def results(self) -> Path:
         """results/<study>/<dataset>/<variant>/ and summary.csv."""
-        return self.folder / "results"
+        return self.folder / sf.RESULTS_FOLDER
 
     @property
     def results_md(self) -> Path:
@@ -62,7 +62,7 @@ class Layout:
     @property
     def notes(self) -> Path:
         """Hand-written commentary: _header.md, and one <study>.md per study."""
-        return self.folder / "notes"
+        return self.folder / sf.NOTES_FOLDER
 
     @property
     def root(self) -> Path:
@@ -222,8 +222,8 @@ def write_provenance(ctx: Context, folder: Path, variant: dict, extra: dict | No
     info = {"study": ctx.study.name, "dataset": ctx.dataset.name, "variant": variant,
             "command": ctx.command, "quick": ctx.quick, "study_file": ctx.study.source,
             **provenance(ctx.data), **(extra or {})}
-    write_json(folder / "provenance.json", info)
-    (folder / "command.txt").write_text(ctx.command + "\n" + "".join(
+    write_json(folder / sf.PROVENANCE, info)
+    (folder / sf.COMMAND).write_text(ctx.command + "\n" + "".join(
         f"# {k}: {v}\n" for k, v in (extra or {}).items() if isinstance(v, str)))
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from evo_msa.studies.spec import RESULTS_MD, SUMMARY
+from evo_msa.record import studyfiles as sf
+from evo_msa.record.studyfiles import RESULTS_MD, SUMMARY
 
 # ---- summary.csv and RESULTS.md ----------------------------------------------------------
 
@@ -21,8 +22,8 @@ def collect(root: Path) -> pd.DataFrame:
         study, dataset, variant = variant_dir.parts[-3:]
         meta = json.loads(path.read_text())
         prov = {}
-        if (variant_dir / "provenance.json").is_file():
-            prov = json.loads((variant_dir / "provenance.json").read_text())
+        if (variant_dir / sf.PROVENANCE).is_file():
+            prov = json.loads((variant_dir / sf.PROVENANCE).read_text())
         row = {"study": study, "dataset": dataset, "variant": variant,
                "kind": meta.get("kind", ""), "seeds": len(meta.get("seeds", [])) or None,
                "search_seeds": len(meta.get("search_seeds", [])) or None,
@@ -75,8 +76,8 @@ def render_markdown(frame: pd.DataFrame, root: Path, md_dir: Path,
              "metrics.json` (do not edit by hand; commentary lives in `experiments/notes/`). "
              "Test metrics are mean ± std over the training seeds (MMSA definitions); every "
              "selection used the valid split only.", ""]
-    if notes and (notes / "_header.md").is_file():
-        lines += [(notes / "_header.md").read_text().strip(), ""]
+    if notes and (notes / sf.NOTES_HEADER).is_file():
+        lines += [(notes / sf.NOTES_HEADER).read_text().strip(), ""]
     benches = _benchmarks(root, md_dir, notes)
     if frame.empty:
         return "\n".join(lines + (benches or ["No results yet.", ""]))
@@ -117,11 +118,11 @@ def _benchmarks(root: Path, md_dir: Path, notes: Path | None) -> list[str]:
     import os
 
     lines: list[str] = []
-    for folder in sorted(p.parent for p in root.glob("*/summary.md")):
+    for folder in sorted(p.parent for p in root.glob(f"*/{sf.STUDY_SUMMARY_MD}")):
         lines += [f"## {folder.name}", ""]
         if notes and (notes / f"{folder.name}.md").is_file():
             lines += [(notes / f"{folder.name}.md").read_text().strip(), ""]
-        lines += [(folder / "summary.md").read_text().strip(), ""]
+        lines += [(folder / sf.STUDY_SUMMARY_MD).read_text().strip(), ""]
         lines += [f"![{folder.name} {png.stem}]({os.path.relpath(png, md_dir)})"
                   for png in sorted(folder.glob("*.png"))] + [""]
     return lines
@@ -140,9 +141,9 @@ def _extra_tables(ds_dir: Path) -> list[str]:
     """The small analysis tables of a dataset folder: search curves' end points, search
     fitness against retraining, missing modalities, silhouettes."""
     lines: list[str] = []
-    if (ds_dir / "best_so_far.csv").is_file():
+    if (ds_dir / sf.BEST_SO_FAR_CSV).is_file():
         lines += ["Best-so-far validation fitness at the end of each search (over search seeds):",
-                  ""] + _markdown_table(pd.read_csv(ds_dir / "best_so_far.csv"))
+                  ""] + _markdown_table(pd.read_csv(ds_dir / sf.BEST_SO_FAR_CSV))
     fits = []
     for f in sorted(ds_dir.glob("*/fitness_vs_final.csv")):
         frame = pd.read_csv(f)

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evo_msa import rundir
 from evo_msa.config import RunConfig, read_yaml
 from evo_msa.errors import UserError, brief
 from evo_msa.io import write_json
-from evo_msa.metrics import Objective
-from evo_msa.rundir import RunDir
+from evo_msa.record import rundir
+from evo_msa.record import studyfiles as sf
+from evo_msa.record.best import loss_of, objectives, read_best
+from evo_msa.record.leaderboard import read_leaderboard
+from evo_msa.record.rundir import RunDir
 from evo_msa.status import Status
 from evo_msa.studies.spec import (
     DEFAULT_DATA_DIR,
@@ -198,7 +200,7 @@ def train_variant(ctx: Context, v: dict) -> dict:
         cmd = (f"evo-msa train --data {ctx.data} --genome {origin['genome']} --space "
                f"{origin['space']} --seeds {' '.join(map(str, ctx.seeds))} --out DIR")
     else:
-        (folder / "run_config.yaml").write_text(to_yaml(cfg.to_dict()))
+        (folder / sf.RUN_CONFIG).write_text(to_yaml(cfg.to_dict()))
         cmd = (f"evo-msa train --data {ctx.data} --arch run_config.yaml --seeds "
                f"{' '.join(map(str, ctx.seeds))} --out DIR")
     write_json(folder / rundir.METRICS_JSON, {**json.loads((folder / rundir.METRICS_JSON).read_text()),
@@ -230,7 +232,7 @@ def search_variant(ctx: Context, v: dict) -> dict:
         tables.append(table)
         finals.append(final)
     pooled = _write_pooled(ctx, v["name"], folder, tables, search_seeds)
-    pd.DataFrame(finals).to_csv(folder / "fitness_vs_final.csv", index=False)
+    pd.DataFrame(finals).to_csv(folder / sf.FITNESS_VS_FINAL_CSV, index=False)
     curves = _write_curves(folder, runs)
     best, space_copy = _copy_winner(folder, win)
     write_provenance(ctx, folder, v, {"space": space, "search_seeds": str(search_seeds)})
@@ -281,25 +283,25 @@ def _search(ctx: Context, name: str, folder: Path, space: str, opts: dict, seed:
     folder/search_seed<s>/: its seed, run directory, best genome and space file."""
     from evo_msa import api
 
-    heavy = clear(ctx.scratch / name / f"search_seed{seed}")
+    heavy = clear(ctx.scratch / name / sf.search_seed_folder(seed))
     heavy.parent.mkdir(parents=True, exist_ok=True)
     run_opts = {**opts, "seed": seed, "final_seeds": []}
     ctx.log(f"   search seed {seed}: {space}, {json.dumps(run_opts)}")
     run = Path(api.search(space, ctx.data, out=heavy, log=_quiet(ctx), **run_opts))
-    copy_small(run, folder / f"search_seed{seed}")
+    copy_small(run, folder / sf.search_seed_folder(seed))
     flags = " ".join(f"--{k.replace('_', '-')} {val}" for k, val in run_opts.items()
                      if k not in ("evolution", "final_seeds"))
-    (folder / f"search_seed{seed}" / "command.txt").write_text(
+    (folder / sf.search_seed_folder(seed) / sf.COMMAND).write_text(
         f"{ctx.command}\n# equivalent: evo-msa search --space {space} --data {ctx.data} "
         f"{flags} --final-seeds --out DIR\n")
     beside = run / Path(space).name
-    return {"seed": seed, "dir": run, "best": json.loads((run / rundir.BEST).read_text()),
+    return {"seed": seed, "dir": run, "best": read_best(run, required=True),
             "space": str(beside) if beside.is_file() else str(RunDir(run).space_copies()[0])}
 
 
 def _winner(runs: list[dict]) -> dict:
     """The search whose best genome has the best search fitness (on valid; never test)."""
-    return min(runs, key=lambda r: _loss_of(r["best"]))
+    return min(runs, key=lambda r: loss_of(r["best"]))
 
 
 def _retrain(ctx: Context, name: str, folder: Path, r: dict) -> tuple[pd.DataFrame, dict]:
@@ -308,7 +310,7 @@ def _retrain(ctx: Context, name: str, folder: Path, r: dict) -> tuple[pd.DataFra
     retraining's); the models and summary go into the search's record `r`."""
     from evo_msa import api
 
-    heavy = clear(ctx.scratch / name / f"final_seed{r['seed']}")
+    heavy = clear(ctx.scratch / name / sf.final_seed_folder(r['seed']))
     cfg = RunConfig.from_dict(r["best"]["run_config"], rundir.BEST)
     if ctx.quick:
         cfg.train.epochs = min(cfg.train.epochs, ctx.quick_value("epochs", 2))
@@ -324,7 +326,7 @@ def _retrain(ctx: Context, name: str, folder: Path, r: dict) -> tuple[pd.DataFra
              "final_valid_loss_mean": summary["valid"]["loss"]["mean"],
              "final_valid_loss_std": summary["valid"]["loss"]["std"],
              **{f"test_{k}": x["mean"] for k, x in summary["test"].items()}}
-    write_json(folder / f"search_seed{r['seed']}" / "retrained.json", summary)
+    write_json(folder / sf.search_seed_folder(r['seed']) / sf.RETRAINED, summary)
     r["models"], r["summary"] = heavy, summary
     return table, final
 
@@ -346,7 +348,7 @@ def _write_curves(folder: Path, runs: list[dict]) -> list[list[float]]:
     """best_so_far.csv: every search's best-so-far fitness against evaluations; the curves."""
     curves = [_best_so_far(r["dir"]) for r in runs]
     pd.DataFrame({f"search_seed{r['seed']}": pd.Series(c) for r, c in zip(runs, curves)}
-                 ).rename_axis("evaluations").to_csv(folder / "best_so_far.csv")
+                 ).rename_axis("evaluations").to_csv(folder / sf.BEST_SO_FAR_CSV)
     return curves
 
 
@@ -364,11 +366,11 @@ def _publish(ctx: Context, name: str, best: Path, space: Path) -> None:
     `genome:` names) and a README saying how to retrain it."""
     shutil.copy2(best, ctx.out / rundir.BEST)
     shutil.copy2(space, ctx.out / space.name)
-    (ctx.out / "README.md").write_text(
+    (ctx.out / sf.README).write_text(
         f"Best genome of `{ctx.study.name}/{ctx.dataset.name}/{name}` (selected on "
         f"valid only). Retrain it from scratch:\n\n    evo-msa train --data "
         f"{ctx.data if ctx.quick else Path(DEFAULT_DATA_DIR) / ctx.dataset.path} --genome "
-        f"{ctx.out / 'best_genome.json'} --space {ctx.out / space.name} "
+        f"{ctx.out / rundir.BEST} --space {ctx.out / space.name} "
         f"--seeds {' '.join(map(str, ctx.seeds))} --out DIR\n")
 
 
@@ -394,16 +396,6 @@ def _override_space(ctx: Context, name: str, space: str, overrides: dict) -> str
     return str(path)
 
 
-def _objective(best: dict) -> Objective:
-    """The primary objective a search's best_genome.json was selected on."""
-    return Objective(best.get("metric", "loss"), best.get("direction", ""))
-
-
-def _loss_of(best: dict) -> float:
-    fit = best.get("fitness")
-    return _objective(best).loss(fit[0] if isinstance(fit, list) else fit)
-
-
 def _quiet(ctx: Context):
     def log(line: str) -> None:
         if line.startswith(("gen ", "generation", "search finished")):
@@ -414,9 +406,9 @@ def _quiet(ctx: Context):
 def _best_so_far(run: Path) -> list[float]:
     """The best validation fitness after each training of a search (rows answered without a
     training, cached or rejected, spend no budget and take no step)."""
-    frame = pd.read_csv(run / rundir.LEADERBOARD, keep_default_na=False)
+    frame = read_leaderboard(run / rundir.LEADERBOARD)
     frame = frame[[Status(x).trained for x in frame["status"]]]
-    sign = _objective(json.loads((run / rundir.BEST).read_text())).sign
+    sign = objectives(read_best(run, required=True))[0].sign
     vals = pd.to_numeric(frame["fitness"], errors="coerce").to_numpy(dtype=float)
     usable = [Status(x).usable for x in frame["status"]]
     losses = np.where(np.array(usable) & np.isfinite(vals), sign * vals, np.inf)

@@ -10,10 +10,10 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from evo_msa import rundir
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData
-from evo_msa.rundir import RunDir, seed_folder
+from evo_msa.record import rundir
+from evo_msa.record.rundir import RunDir, seed_folder
 from evo_msa.status import Status
 from evo_msa.training.trainer import PopulationTrainer, TrainingDiverged, TrainResult
 

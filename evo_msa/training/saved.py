@@ -30,7 +30,7 @@ from evo_msa.errors import UserError, brief
 from evo_msa.io import file_kind, input_file, read_json
 from evo_msa.models import HAEMSA, build_model
 from evo_msa.models.haemsa import active_modalities
-from evo_msa.rundir import (
+from evo_msa.record.rundir import (
     ANY,
     CURVES,
     HISTORY,

@@ -16,7 +16,7 @@ from evo_msa.nas.execution.tune import EngineSearcher
 from evo_msa.nas.policies import EvaluationPolicy, seed_start
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import EvolutionSettings, make_strategy
-from evo_msa.report.leaderboard import leaderboard_frame
+from evo_msa.record.leaderboard import leaderboard_frame
 from evo_msa.space import load_space, parse_space
 from evo_msa.space.fitness import PENALTY
 from evo_msa.status import Status

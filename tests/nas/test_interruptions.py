@@ -16,7 +16,7 @@ import pytest
 from evo_msa.errors import UserError
 from evo_msa.io import StorageError
 from evo_msa.nas.options import SearchOptions
-from evo_msa.rundir import RunDir
+from evo_msa.record.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "search_spaces" / "tiny.yaml")

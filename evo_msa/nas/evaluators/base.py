@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from evo_msa.record.evaluation import Evaluation
 from evo_msa.space import SearchSpace
 from evo_msa.status import Status
 
@@ -69,6 +70,12 @@ class Outcome:
         return cls(int(d["eval_id"]), int(d["seed"]), Status(d["status"]),
                    dict(d.get("metrics") or {}), float(d.get("epochs") or 0.0),
                    str(d.get("error") or ""), int(d.get("rung") or 0))
+
+
+def members(evaluation: Evaluation) -> list[Member]:
+    """An evaluation's trainings: its config with each of its seeds."""
+    return [Member(evaluation.id, seed, evaluation.config, evaluation.repeat)
+            for seed in evaluation.seeds]
 
 
 # progress(epoch, each training's best so far, the final outcomes of the trainings that have

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from evo_msa.nas.engine import SearchEngine
-from evo_msa.nas.evaluators.base import Evaluator
+from evo_msa.nas.evaluators.base import Evaluator, members
 
 
 def run_inline(engine: SearchEngine, evaluator: Evaluator, *, batch: int = 1,
@@ -16,11 +16,11 @@ def run_inline(engine: SearchEngine, evaluator: Evaluator, *, batch: int = 1,
         todo = engine.ask(batch)
         if not todo:  # nothing in flight and nothing to train: the strategy has stopped
             break
-        members = [m for ev in todo for m in ev.members()]
-        outcomes = evaluator.evaluate(members)
+        trainings = [m for ev in todo for m in members(ev)]
+        outcomes = evaluator.evaluate(trainings)
         for ev in todo:
             engine.complete(ev.id, [o for o in outcomes if o.eval_id == ev.id],
-                            population=len(members))
+                            population=len(trainings))
         if engine.changed:
             engine.changed = False
             persist()

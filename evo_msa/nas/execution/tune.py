@@ -26,7 +26,7 @@ from ray.tune.search import Searcher
 from evo_msa.io import StorageError
 from evo_msa.metrics import Objective
 from evo_msa.nas.engine import SearchEngine
-from evo_msa.nas.evaluators.base import Evaluator, Member, Outcome
+from evo_msa.nas.evaluators.base import Evaluator, Member, Outcome, members
 from evo_msa.space.fitness import NETWORK_OBJECTIVES
 from evo_msa.status import Status
 
@@ -60,8 +60,8 @@ class EngineSearcher(Searcher):
         if not batch:
             return Searcher.FINISHED if self.engine.finished else None
         self.trials[trial_id] = [ev.id for ev in batch]
-        self.trainings.update((ev.id, len(ev.members())) for ev in batch)
-        return {"members": [m.to_dict() for ev in batch for m in ev.members()],
+        self.trainings.update((ev.id, len(members(ev))) for ev in batch)
+        return {"members": [m.to_dict() for ev in batch for m in members(ev)],
                 "track": self.track}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

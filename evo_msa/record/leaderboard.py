@@ -1,15 +1,18 @@
-"""The leaderboard: one row per evaluation, one tidy CSV per search."""
+"""The leaderboard: one row per evaluation, one tidy CSV per search; written from the
+evaluation records and read back here only (`read_leaderboard`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-from evo_msa import rundir
 from evo_msa.errors import UserError
 from evo_msa.io import file_kind
 from evo_msa.metrics import Objective
-from evo_msa.nas.evaluation import Evaluation
+from evo_msa.record import rundir
+from evo_msa.record.best import objectives, read_best
+from evo_msa.record.evaluation import Evaluation
+from evo_msa.record.ranking import pareto_front
 from evo_msa.space.fitness import Fitness
 from evo_msa.status import Status
 
@@ -34,23 +37,20 @@ def leaderboard_frame(evaluations: list[Evaluation], fitness: Fitness) -> pd.Dat
     return frame[first + fits + genes + rest]
 
 
-def ranked(evaluations: list[Evaluation], fitness: Fitness, k: int) -> list[Evaluation]:
-    """The k best usable evaluations on the primary objective, one per architecture."""
-    usable = [e for e in evaluations if e.status.usable and fitness.usable(e.fitness)]
-    usable.sort(key=lambda e: fitness.primary.loss(e.fitness[0]))
-    seen, out = set(), []
-    for e in usable:
-        if e.key not in seen:
-            seen.add(e.key)
-            out.append(e)
-    return out[:k]
-
-
-def pareto_front(evaluations: list[Evaluation], fitness: Fitness) -> list[Evaluation]:
-    """Usable evaluations that no other usable one dominates (one per architecture)."""
-    usable = [e for e in ranked(evaluations, fitness, len(evaluations))]
-    return [e for e in usable
-            if not any(fitness.dominates(o.fitness, e.fitness) for o in usable if o is not e)]
+def read_leaderboard(path: str | Path) -> pd.DataFrame:
+    """The one reader of a leaderboard CSV. Only empty cells are missing: the status value
+    "nan" (a diverged training) and a gene's "None" stay text."""
+    path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO would block read_csv
+        raise UserError(f"{path}: is {file_kind(path.stat().st_mode)}, not a run directory "
+                        f"or a {rundir.LEADERBOARD}")
+    if not path.is_file():
+        raise UserError(f"{path}: no such {rundir.LEADERBOARD}")
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: damaged, not a readable CSV "
+                        f"({str(exc).splitlines()[0][:120]})") from None
 
 
 def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
@@ -58,16 +58,9 @@ def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:
     frames = []
     for d in run_dirs:
         path = Path(d) / rundir.LEADERBOARD if Path(d).is_dir() else Path(d)
-        if path.exists() and not path.is_file():  # a FIFO would block read_csv
-            raise UserError(f"{path}: is {file_kind(path.stat().st_mode)}, not a run directory "
-                            "or a " f"{rundir.LEADERBOARD}")
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"{d}: no {rundir.LEADERBOARD} there")
-        try:
-            frame = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: damaged, not a readable CSV "
-                            f"({str(exc).splitlines()[0][:120]})") from None
+        frame = read_leaderboard(path)
         frame.insert(0, "run", Path(d).name if Path(d).is_dir() else path.parent.name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -92,11 +85,8 @@ def top_rows(frame: pd.DataFrame, k: int, objective: Objective) -> pd.DataFrame:
 
 def run_objective(runs: list[str]) -> Objective:
     """The primary objective of the first run that recorded one (best_genome.json)."""
-    import json
-
     for run in runs:
-        best = Path(run) / rundir.BEST
-        if best.is_file():
-            info = json.loads(best.read_text())
-            return Objective(info.get("metric", "loss"), info.get("direction", ""))
+        best = read_best(run) if Path(run).is_dir() else None
+        if best is not None:
+            return objectives(best)[0]
     return Objective("loss")

@@ -1,13 +1,12 @@
-"""One fitness evaluation: created by the policy from a candidate, completed by the outcomes of
-its trainings. The leaderboard, best_genome.json, the checkpoint and the final trainer all read
-it."""
+"""The evaluation record: one genome as the search saw it, created by the policy from a
+candidate, completed by the outcomes of its trainings. The leaderboard, best_genome.json, the
+checkpoint and the final trainer all read it."""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from evo_msa.nas.evaluators.base import Member
 from evo_msa.space.fitness import Fitness
 from evo_msa.status import Status
 
@@ -39,10 +38,6 @@ class Evaluation:
     note: str = ""  # why it failed, was cached or rejected
     fingerprint: str = ""  # of the space, data and options it settled under (a forced resume)
     repeat: bool = False  # a re-evaluation of a known architecture: trains its whole budget
-
-    def members(self) -> list[Member]:
-        """Its trainings: the config with each of its seeds."""
-        return [Member(self.id, seed, self.config, self.repeat) for seed in self.seeds]
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -228,16 +228,8 @@ class RunDir:
 
     # ---- reading -------------------------------------------------------------------------
     def read_json(self, name: str, what: str) -> Any:
-        path = self.file(name)
-        if not path.exists():
-            raise UserError(f"{path}: missing ({what})")
-        input_file(path, what)  # a directory or FIFO there: say so (a FIFO would block)
-        try:
-            return json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: damaged, not valid JSON ({_reason(exc)})") from None
-        except RecursionError:
-            raise UserError(f"{path}: damaged, not usable JSON (nested too deeply)") from None
+        """A JSON file of the run, parsed (see `load_json`); missing is an error."""
+        return load_json(self.file(name), what)
 
     def read_checkpoint(self) -> dict:
         """The last checkpoint; a damaged one is an error that says whether the previous
@@ -255,6 +247,24 @@ class RunDir:
                 except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                     pass
             raise UserError(f"{err}; no usable previous checkpoint") from None
+
+
+def load_json(path: str | Path, what: str, *, required: bool = True) -> Any:
+    """The one reader of a run's JSON files: the parsed content, or a one-line UserError for a
+    damaged file or something that is not a file there (a FIFO would block); a missing file is
+    an error when `required`, else None."""
+    path = Path(path)
+    if not path.exists():
+        if required:
+            raise UserError(f"{path}: missing ({what})")
+        return None
+    input_file(path, what)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: damaged, not valid JSON ({_reason(exc)})") from None
+    except RecursionError:
+        raise UserError(f"{path}: damaged, not usable JSON (nested too deeply)") from None
 
 
 def _reason(exc: Exception) -> str:
