@@ -8,7 +8,7 @@
     conclude    leaderboard.csv, best_genome.json, progress.png; the final trainer
 
 Ray (`ray_session`) and Ctrl-C/SIGTERM (`interrupt`) are rooms of their own; what each run file
-holds: `evo_msa.rundir`.
+holds: `evo_msa.record.rundir`.
 """
 from __future__ import annotations
 
