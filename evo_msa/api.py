@@ -89,18 +89,24 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
 
 def baseline(data: str = "synthetic:mosi", *, model: str, modalities: Sequence[str] | None = None,
              seeds: Sequence[int] = (0, 1, 2, 3, 4), device: str = "cpu",
-             out: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """A simple model on the same data (ridge, softmax or MLP); the same files as `train`."""
-    from evo_msa.baselines import run_baseline
+             out: str | Path | None = None, log: Callable[[str], None] = print,
+             text_model: str | None = None) -> dict:
+    """A simple model on the same data (ridge, softmax, MLP, or the plain fine-tuned text
+    encoder `text_model`); the same files as `train`."""
+    from evo_msa.baselines import FINETUNE, run_baseline
     from evo_msa.data import load_data
     from evo_msa.training.multiseed import format_summary, write_run_metrics
 
     seeds = _seeds(seeds)
     dataset = load_data(data)
+    if model == "finetune":  # a bad encoder or text fails before the run directory exists
+        from evo_msa.models.pretrained import check_text
+
+        check_text(dataset, text_model or FINETUNE["model"])
     run = rundir.RunDir.create(out, resume_hint=False) if out else None
     log(dataset.describe())
     summary, table = run_baseline(dataset, model, list(modalities) if modalities else None,
-                                  seeds, device=device, log=log)
+                                  seeds, device=device, log=log, text_model=text_model)
     write_run_metrics(run, summary, table, data=data, provenance=provenance(data))
     log(format_summary(summary))
     return summary
@@ -243,9 +249,10 @@ def report(run_dir: str | Path, out: str | Path | None = None, *, top: int = 10,
     return path
 
 
-def describe_data(data: str) -> dict:
-    """What a dataset holds (splits, modalities and shapes, labels, missing values), as a
-    JSON-ready dict; a UserError says in one line why it cannot be used."""
+def describe_data(data: str, text_model: str | None = None, max_tokens: int = 50) -> dict:
+    """What a dataset holds (splits, modalities and shapes, labels, missing values, where its
+    utterances come from), as a JSON-ready dict; with `text_model`, their token counts and how
+    many are cut at `max_tokens`. A UserError says in one line why it cannot be used."""
     from evo_msa.data.describe import summary
 
-    return summary(data)
+    return summary(data, text_model, max_tokens)

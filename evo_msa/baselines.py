@@ -10,6 +10,10 @@ lengths; T == 1 is just the vector) and the pooled vectors are concatenated. On 
   cross-entropy.
 - `mlp` (both): one hidden layer of 128 ReLU units with dropout, Adam, early stopping on the
   valid loss (MAE = the L1 main-task loss for regression, cross-entropy for classification).
+- `finetune` (both, text only): the plain fine-tuned text encoder (MMSA's `use_finetune`): a
+  pretrained encoder (all-MiniLM-L6-v2 unless told) reads the utterances, every layer trains,
+  mean pooling over the tokens and one linear layer; L1 or cross-entropy, AdamW (3e-5 encoder,
+  1e-3 head), batch 32 of similar lengths, 5 epochs, the epoch with the best valid loss kept.
 
 Selection only ever looks at valid; test is scored once, with the selected model. The result has
 the structure of `evo_msa.training.multiseed.train_seeds` (built by its `summarise` and
@@ -38,7 +42,7 @@ from evo_msa.training.trainer import TrainResult, resolve_device
 if TYPE_CHECKING:
     from sklearn.linear_model import LogisticRegression
 
-MODELS = ("ridge", "softmax", "mlp")
+MODELS = ("ridge", "softmax", "mlp", "finetune")
 # Half-decade steps. The valid-MAE curve is flat near its minimum while test MAE is not, so a
 # finer grid moves the test figure by ~0.01 (MOSI MiniLM text: 0.868 here, 0.881 at 4 per decade).
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 15))  # 1e-3, 3.2e-3, .. 1e4
@@ -46,6 +50,8 @@ SOFTMAX_CS = tuple(float(c) for c in np.logspace(-4, 2, 13))  # 2 per decade, 1e
 SOFTMAX_MAX_ITER = 2000
 MLP = {"hidden": 128, "dropout": 0.1, "lr": 1e-3, "batch_size": 64, "max_epochs": 200,
        "patience": 10}
+FINETUNE = {"model": "all-MiniLM-L6-v2", "lr": 3e-5, "head_lr": 1e-3, "weight_decay": 0.01,
+            "batch_size": 32, "epochs": 5, "max_tokens": 50}
 _EVAL_SPLITS = ("valid", "test")
 
 
@@ -244,24 +250,125 @@ def _train_mlp(data: MSAData, x: dict[str, np.ndarray], seed: int,
                        seconds=time.perf_counter() - t0)
 
 
+# --- the plain fine-tuned text encoder ------------------------------------------------------------
+
+def _train_finetune(data: MSAData, seed: int, device: torch.device, encoder: str,
+                    log: Callable[[str], None] | None) -> TrainResult:
+    """FINETUNE's recipe for one seed: every encoder layer and a linear head on the mean of
+    the last layer's token states."""
+    from evo_msa.data.text import tokenize
+    from evo_msa.models.pretrained import load
+
+    t0 = time.perf_counter()
+    pre = load(encoder)
+    tokens = {s: tokenize(data.splits[s], pre.tokenizer, FINETUNE["max_tokens"],
+                          f"{data.name}: {s}") for s in ("train", *_EVAL_SPLITS)}
+    regression = data.task == "regression"
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = copy.deepcopy(pre.model).to(device).train()
+    head = torch.nn.Linear(pre.hidden, 1 if regression else data.num_classes).to(device)
+    opt = torch.optim.AdamW([{"params": net.parameters(), "lr": FINETUNE["lr"]},
+                             {"params": head.parameters(), "lr": FINETUNE["head_lr"]}],
+                            weight_decay=FINETUNE["weight_decay"])
+    ys = {s: torch.from_numpy(_targets(data, s)).to(device) for s in tokens}
+
+    def forward(split: str, rows: np.ndarray) -> torch.Tensor:
+        t = tokens[split]
+        length = int(t.lengths[rows].max())
+        ids = torch.as_tensor(t.ids[rows, :length], device=device)
+        mask = (torch.arange(length, device=device)[None, :]
+                < torch.as_tensor(t.lengths[rows], device=device)[:, None])
+        states = net(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        out = head(pooled)
+        return out[:, 0] if regression else out
+
+    def predict(split: str) -> np.ndarray:
+        net.eval()
+        order = np.argsort(tokens[split].lengths, kind="stable")
+        out = np.zeros((len(order),) if regression else (len(order), data.num_classes),
+                       dtype=np.float32)
+        with torch.no_grad():
+            for i in range(0, len(order), 128):
+                rows = order[i:i + 128]
+                out[rows] = forward(split, rows).float().cpu().numpy()
+        net.train()
+        return out
+
+    def batches() -> list[np.ndarray]:
+        """Shuffled batches of similar length (sorted within chunks of 50 batches)."""
+        bs = FINETUNE["batch_size"]
+        order = torch.randperm(len(ys["train"]), generator=gen).numpy()
+        lengths = tokens["train"].lengths
+        chunks = [c[np.argsort(lengths[c], kind="stable")]
+                  for c in np.array_split(order, max(1, len(order) // (50 * bs)))]
+        out = [b for c in chunks for b in np.array_split(c, max(1, len(c) // bs))]
+        return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
+
+    best, best_epoch, best_state = math.inf, 0, None
+    for epoch in range(1, FINETUNE["epochs"] + 1):
+        for rows in batches():
+            out = forward("train", rows)
+            y = ys["train"][torch.as_tensor(rows, device=device)]
+            loss = (torch.nn.functional.l1_loss(out, y) if regression
+                    else torch.nn.functional.cross_entropy(out, y))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        valid_loss = _score(data, predict("valid"), _targets(data, "valid"))["loss"]
+        if log:
+            log(f"    seed {seed} epoch {epoch}: valid loss {valid_loss:.4f} "
+                f"({time.perf_counter() - t0:.0f}s)")
+        if valid_loss < best:
+            best, best_epoch = valid_loss, epoch
+            best_state = copy.deepcopy((net.state_dict(), head.state_dict()))
+    net.load_state_dict(best_state[0])
+    head.load_state_dict(best_state[1])
+    metrics = {s: _score(data, predict(s), _targets(data, s)) for s in _EVAL_SPLITS}
+    return TrainResult(metrics=metrics, best_epoch=best_epoch, epochs=FINETUNE["epochs"],
+                       params=sum(p.numel() for p in (*net.parameters(), *head.parameters())),
+                       seconds=time.perf_counter() - t0)
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 def run_baseline(data: MSAData, model: str, modalities: list[str] | None, seeds: list[int],
                  device: str = "cpu", *, log: Callable[[str], None] | None = None,
-                 ) -> tuple[dict, pd.DataFrame]:
-    """Fit baseline `model` ("ridge", "softmax" or "mlp") on the time-pooled, concatenated
-    `modalities` (None: all the data has) once per seed; return (summary, per-seed table) as
-    `train_seeds` does. `device` is used by the MLP only (the sklearn models run on the CPU)."""
+                 text_model: str | None = None) -> tuple[dict, pd.DataFrame]:
+    """Fit baseline `model` ("ridge", "softmax", "mlp" or "finetune") on the time-pooled,
+    concatenated `modalities` (None: all the data has; finetune: the utterances' text, with
+    `text_model` or FINETUNE's encoder) once per seed; return (summary, per-seed table) as
+    `train_seeds` does. `device` is used by the MLP and finetune (sklearn runs on the CPU)."""
     _check_model(data, model)
-    mods = select_modalities(data, modalities)
     seeds = list(seeds)
     if not seeds:
         raise UserError("baseline: give at least one seed")
-    x = {s: pooled_inputs(data.splits[s], mods) for s in ("train", *_EVAL_SPLITS)}
-    info: dict = {"model": model, "modalities": mods, "input_dim": int(x["train"].shape[1]),
-                  "pooling": "mean over valid time steps, modalities concatenated"}
+    if model == "finetune":
+        mods = ["text"]
+        x = {}
+        info: dict = {"model": model, "modalities": mods, "encoder": text_model or FINETUNE["model"],
+                      "pooling": "mean over the tokens of the last layer, one linear layer"}
+    else:
+        mods = select_modalities(data, modalities)
+        x = {s: pooled_inputs(data.splits[s], mods) for s in ("train", *_EVAL_SPLITS)}
+        info = {"model": model, "modalities": mods, "input_dim": int(x["train"].shape[1]),
+                "pooling": "mean over valid time steps, modalities concatenated"}
 
-    if model == "mlp":
+    if model == "finetune":
+        dev = resolve_device(device)
+        results = []
+        for i, seed in enumerate(seeds, 1):
+            r = _train_finetune(data, seed, dev, info["encoder"], log)
+            results.append(r)
+            if log:
+                log(f"  finetune seed {seed} ({i}/{len(seeds)}): best epoch {r.best_epoch}, "
+                    f"valid loss {r.metrics['valid']['loss']:.4f}, {r.seconds:.1f}s")
+        info.update({"selection": "epoch with the lowest valid loss",
+                     "hyperparameters": dict(FINETUNE, model=info["encoder"]),
+                     "optimizer": "AdamW", "device": str(dev), "deterministic": False})
+        extra = {}
+    elif model == "mlp":
         dev = resolve_device(device)
         results = []
         for i, seed in enumerate(seeds, 1):

@@ -97,10 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("baseline", formatter_class=fmt, help="a simple model on the same data",
                        description="Ridge / softmax regression or a one-hidden-layer MLP on the "
-                                   "time-pooled, concatenated features; penalty or early stopping "
-                                   "chosen on valid; same metrics and files as `train`.")
+                                   "time-pooled, concatenated features, or the plain fine-tuned "
+                                   "text encoder (finetune: mean pooling, one linear layer); "
+                                   "penalty or epoch chosen on valid; same metrics and files as "
+                                   "`train`.")
     b.add_argument("--data", default="synthetic:mosi", help=DATA_HELP)
-    b.add_argument("--model", required=True, choices=["ridge", "mlp", "softmax"])
+    b.add_argument("--model", required=True, choices=["ridge", "mlp", "softmax", "finetune"])
+    b.add_argument("--text-model", default=None, metavar="DIR",
+                   help="finetune: the pretrained encoder (directory or alias; default "
+                        "all-MiniLM-L6-v2)")
     b.add_argument("--modalities", default=None,
                    help="comma-separated subset, e.g. text,audio (default: all the data has)")
     b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -143,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(exit 2).")
     d.add_argument("data", metavar="DATA", help=DATA_HELP)
     d.add_argument("--json", action="store_true", help="machine-readable output")
+    d.add_argument("--text-model", default=None, metavar="DIR",
+                   help="a pretrained text encoder (directory or alias, e.g. all-MiniLM-L6-v2): "
+                        "count the utterances' tokens and those cut at --max-tokens")
+    d.add_argument("--max-tokens", type=int, default=50, help="tokens kept per utterance")
 
     lb = sub.add_parser("leaderboard", formatter_class=fmt, help="print and merge leaderboards")
     lb.add_argument("runs", nargs="+", help=f"run directories (or {rundir.LEADERBOARD} files)")
@@ -190,7 +199,7 @@ def cmd_baseline(args) -> int:
 
     mods = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
     api.baseline(data=args.data, model=args.model, modalities=mods, seeds=args.seeds,
-                 device=args.device, out=args.out)
+                 device=args.device, out=args.out, text_model=args.text_model)
     return 0
 
 
@@ -242,7 +251,7 @@ def cmd_data(args) -> int:
     from evo_msa import api
     from evo_msa.data.describe import format_description
 
-    info = api.describe_data(args.data)
+    info = api.describe_data(args.data, text_model=args.text_model, max_tokens=args.max_tokens)
     print(json.dumps(info, indent=2) if args.json else format_description(info))
     return 0
 

@@ -1,9 +1,10 @@
 """Run configuration: what a genome decodes into and what `--arch ARCH.yaml` holds.
 
-Three sections, one dataclass each:
-  model:     the HAEMSA architecture (experts, hierarchy, widths, modality mask)
-  objective: the multi-task loss (HAEMSA eq. 14 weights, DMMSA coarse/unimodal/contrast, weighting)
-  train:     the optimiser and the training budget
+Four sections, one dataclass each:
+  model:      the HAEMSA architecture (experts, hierarchy, widths, modality mask)
+  objective:  the multi-task loss (HAEMSA eq. 14 weights, DMMSA coarse/unimodal/contrast, weighting)
+  train:      the optimiser and the training budget
+  pretrained: a pretrained text encoder and how much of it is fine-tuned
 
 Search-space genes address fields by dotted path, e.g. ``model.depth`` or ``objective.gamma_kl``.
 """
@@ -93,10 +94,31 @@ class TrainConfig:
 
 
 @dataclass
+class PretrainedConfig:
+    """The `pretrained` section: a pretrained text encoder read from the utterances' text
+    (models.pretrained), instead of the data's text features; `model: ""` = none."""
+
+    model: str = ""  # a Hugging Face encoder directory, or an alias (all-MiniLM-L6-v2)
+    finetune_layers: int = 0  # top layers trained: 0 = frozen, -1 = all
+    lr: float = 3e-5  # learning rate of the top trained layer
+    layer_decay: float = 1.0  # each layer further down trains at lr x layer_decay^depth
+    warmup: float = 0.5  # epochs of linear warm-up of the encoder's learning rate
+    max_tokens: int = 50  # utterances are cut at this many tokens (special tokens included)
+
+    @property
+    def key(self) -> tuple:
+        """What members sharing one population must share (the data they train on)."""
+        if not self.model:
+            return ()
+        return (self.model, self.finetune_layers, self.max_tokens)
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrained: PretrainedConfig = field(default_factory=PretrainedConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -135,7 +157,7 @@ class RunConfig:
         return RunConfig.from_dict(nested, source)
 
     def validate(self, source: str = "config") -> None:
-        m, o, t = self.model, self.objective, self.train
+        m, o, t, pc = self.model, self.objective, self.train, self.pretrained
         checks = [
             (lambda: bool(m.modalities) and all(x in MODALITIES for x in m.modalities),
              "model.modalities", f"a non-empty subset of {list(MODALITIES)}"),
@@ -188,6 +210,15 @@ class RunConfig:
              "a finite number (<= 0: no clipping)"),
             (lambda: isinstance(t.select_metric, str) and t.select_metric.strip() != "",
              "train.select_metric", "a metric name such as 'loss' or 'mae'"),
+            (lambda: _is_int(pc.finetune_layers) and -1 <= pc.finetune_layers <= MAX_LAYERS,
+             "pretrained.finetune_layers", f"an integer in -1..{MAX_LAYERS} (0 = frozen, -1 = all)"),
+            (lambda: _finite(pc.lr) and pc.lr > 0, "pretrained.lr", "a positive finite number"),
+            (lambda: _finite(pc.layer_decay) and 0 < pc.layer_decay <= 1,
+             "pretrained.layer_decay", "a value in (0, 1] (1 = every layer at lr)"),
+            (lambda: _finite(pc.warmup) and pc.warmup >= 0, "pretrained.warmup",
+             "a non-negative number of epochs"),
+            (lambda: _is_int(pc.max_tokens) and 2 <= pc.max_tokens <= MAX_TOKENS,
+             "pretrained.max_tokens", f"an integer in 2..{MAX_TOKENS}"),
         ]
         for ok, name, expected in checks:
             try:
@@ -200,7 +231,8 @@ class RunConfig:
         self.model.modalities = [x for x in MODALITIES if x in set(m.modalities)]
 
 
-_SECTION_TYPES = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
+_SECTION_TYPES = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig,
+                  "pretrained": PretrainedConfig}
 
 
 # Upper bounds: a typo such as epochs: 1e9 fails here, not after hours or out of memory.
@@ -208,6 +240,8 @@ MAX_WIDTH = 8192  # any layer width
 MAX_LEVEL_WIDTHS = 64  # entries of model.level_widths
 MAX_COUNT = 100_000  # train.epochs, train.patience
 MAX_BATCH = 1 << 20  # train.batch_size
+MAX_LAYERS = 256  # pretrained.finetune_layers
+MAX_TOKENS = 8192  # pretrained.max_tokens
 
 # What PyYAML (YAML 1.1) leaves as a string although it is a number: 1e-3, 5E+4 (no dot).
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

@@ -177,3 +177,28 @@ def test_ridge_path_equals_sklearn_ridge(shape):
         ref = Ridge(alpha=alpha).fit(x, y)
         np.testing.assert_allclose(path.predict(path.coef(alpha), test), ref.predict(test),
                                    rtol=1e-6, atol=1e-8)
+
+
+def test_finetune_baseline_trains_the_encoder_and_a_linear_head(tiny_encoder):
+    from evo_msa.baselines import run_baseline
+    from evo_msa.data import make_synthetic
+
+    data = make_synthetic("mosi", seed=0, n=90)
+    summary, table = run_baseline(data, "finetune", None, [0, 1], text_model=tiny_encoder)
+    again, _ = run_baseline(data, "finetune", None, [1], text_model=tiny_encoder)
+    assert summary["baseline"]["encoder"] == tiny_encoder
+    assert summary["baseline"]["modalities"] == ["text"]
+    assert list(table["seed"]) == [0, 1]
+    maes = list(table["test_mae"])
+    assert all(np.isfinite(maes)) and maes[0] != maes[1]  # seeds differ
+    assert again["test"]["mae"]["mean"] == pytest.approx(maes[1])  # a seed repeats exactly
+
+
+def test_finetune_baseline_refuses_data_without_text(tiny_encoder):
+    from evo_msa.baselines import run_baseline
+    from evo_msa.data import make_synthetic
+
+    data = make_synthetic("mosi", seed=0, n=60)
+    data.splits["valid"].raw_text = None
+    with pytest.raises(UserError, match="valid: has no raw_text"):
+        run_baseline(data, "finetune", None, [0], text_model=tiny_encoder)

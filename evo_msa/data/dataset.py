@@ -24,6 +24,10 @@ class Split:
     classification: np.ndarray | None = None  # int64 (N,), emotion class
     unimodal: dict[str, np.ndarray] = field(default_factory=dict)  # modality -> float32 (N,)
     ids: list[str] = field(default_factory=list)
+    # the utterances as text, for a pretrained text encoder (data.text checks them when used)
+    raw_text: list | None = None
+    # MMSA's `text_bert`: (N, 3, T) input ids, attention mask, segment ids of a BERT vocabulary
+    text_bert: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.features.values())))

@@ -15,8 +15,8 @@ from evo_msa.data.loader import load_data, load_pickle, parse_data_spec
 from evo_msa.data.safe_pickle import safe_load
 from evo_msa.errors import brief
 
-# keys of a split the loader reads; anything else (raw_text, text_bert, annotations) is ignored
-READ_KEYS = (set(MODALITIES) | {f"{m}_lengths" for m in MODALITIES} | {"id"}
+# keys of a split the loader reads; anything else (annotations, ...) is ignored
+READ_KEYS = (set(MODALITIES) | {f"{m}_lengths" for m in MODALITIES} | {"id", "raw_text", "text_bert"}
              | {"regression_labels", "classification_labels", "regression_labels_T",
                 "regression_labels_A", "regression_labels_V"})
 
@@ -40,9 +40,11 @@ def _labels(data: MSAData, split: str) -> dict:
     return {"counts": {name: int(n) for name, n in zip(data.label_names, counts)}}
 
 
-def summary(spec: str) -> dict:
+def summary(spec: str, text_model: str | None = None, max_tokens: int = 50) -> dict:
     """A JSON-ready description of the data spec (a pickle or synthetic:NAME); raises the
-    loader's one-line UserError when the file is not usable."""
+    loader's one-line UserError when the file is not usable. With `text_model` (a pretrained
+    encoder's directory or alias), the utterances as its tokenizer cuts them at `max_tokens`:
+    token counts and how many are truncated; bad text is a UserError."""
     parsed = parse_data_spec(spec)
     raw = None
     if parsed.synthetic is not None:
@@ -82,8 +84,25 @@ def summary(spec: str) -> dict:
                 "zero_length": int((lengths == 0).sum()),
                 "length_min": int(lengths.min()) if len(lengths) else 0,
                 "length_max": int(lengths.max()) if len(lengths) else 0}
+        info["text"] = _text(data, s, text_model, max_tokens)
         out["splits"][s] = info
     out["notes"] = _notes(out)
+    return out
+
+
+def _text(data: MSAData, split: str, text_model: str | None, max_tokens: int) -> dict:
+    """Where the split's utterances come from and, with a tokenizer, their token counts."""
+    part = data.splits[split]
+    source = ("raw_text" if part.raw_text is not None
+              else "text_bert" if part.text_bert is not None else None)
+    out: dict = {"source": source}
+    if text_model is not None:
+        from evo_msa.data.text import load_tokenizer, tokenize
+
+        tokens = tokenize(part, load_tokenizer(text_model), max_tokens, f"{data.name}: {split}")
+        out.update(model=text_model, max_tokens=max_tokens, tokens_min=int(tokens.lengths.min()),
+                   tokens_median=float(np.median(tokens.lengths)),
+                   tokens_max=int(tokens.lengths.max()), truncated=tokens.truncated)
     return out
 
 
@@ -98,6 +117,10 @@ def _notes(info: dict) -> list[str]:
             if f["zero_length"]:
                 notes.append(f"{s}/{m}: {f['zero_length']} of {part['rows']} sequences have "
                              f"length 0 (the model sees nothing of {m} for them)")
+        text = part.get("text", {})
+        if text.get("truncated"):
+            notes.append(f"{s}: {text['truncated']} of {part['rows']} utterances are longer "
+                         f"than {text['max_tokens']} tokens of {text['model']} (cut there)")
         for name, n in part["labels"].get("counts", {}).items():
             if n == 0:
                 notes.append(f"{s}: no sample of class {name!r}")
@@ -145,6 +168,15 @@ def format_description(info: dict) -> str:
                          str(f["nan"]), str(f["inf"])])
     lines += [_grid(["modality", "split", "shape (N, T, D)", "stored as", "lengths",
                      "zero-length", "NaN", "inf"], rows)]
+    texts = {s: p["text"] for s, p in splits.items() if p.get("text", {}).get("source")}
+    if texts:
+        rows = [[s, t["source"]] + ([f"{t['tokens_min']}..{t['tokens_max']}",
+                                     f"{t['tokens_median']:g}", str(t["truncated"])]
+                                    if "truncated" in t else []) for s, t in texts.items()]
+        first = next(iter(texts.values()))
+        header = ["split", "utterances"] + (["tokens", "median", f"cut at {first['max_tokens']}"]
+                                            if "truncated" in first else [])
+        lines += ["", _grid(header, rows)]
     ignored = sorted({k for p in splits.values() for k in p.get("not_read", [])})
     if ignored:
         lines += ["", f"not read    {', '.join(ignored)}"]

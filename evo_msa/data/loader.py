@@ -319,11 +319,32 @@ def _read_split(path: Path, split: str, raw: dict, task: str,
             if key in raw:
                 u = _vector(path, f"{split}/{key}", raw[key], ref)
                 out.unimodal[m] = _regression(path, split, key, u)
+    _text(path, split, raw, out, ref)
     if "id" in raw:
         out.ids = _ids(path, split, raw["id"], ref)
     else:
         out.ids = [f"{split}_{i:06d}" for i in range(ref[1])]
     return out
+
+
+def _text(path: Path, split: str, raw: dict, out: Split, ref: tuple[str, int]) -> None:
+    """`raw_text` and `text_bert`, kept as stored (row counts checked): only a pretrained text
+    encoder reads them, and `data.text` checks their contents then (so a package whose text is
+    never used loads whatever its transcripts hold)."""
+    if "raw_text" in raw:
+        text = raw["raw_text"]
+        text = text.tolist() if isinstance(text, np.ndarray) else text
+        if not isinstance(text, (list, tuple)) or len(text) != ref[1]:
+            raise UserError(f"{path}: {split}/raw_text must be a list of {ref[1]} utterances "
+                            f"(one per row of {ref[0]}), got {_what(text)}")
+        out.raw_text = list(text)
+    if "text_bert" in raw:
+        ids = _numeric(path, f"{split}/text_bert", raw["text_bert"],
+                       "integer token ids (N, 3, T): ids, attention mask, segment ids")
+        if ids.ndim != 3 or ids.shape[0] != ref[1] or ids.shape[1] != 3:
+            raise UserError(f"{path}: {split}/text_bert must be (N, 3, T) = ({ref[1]}, 3, T) "
+                            f"(ids, attention mask, segment ids), got shape {ids.shape}")
+        out.text_bert = ids
 
 
 def _check_consistent(path: Path, raw: dict, splits: dict[str, Split]) -> None:

@@ -80,6 +80,35 @@ def _sequences(rng, utt: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarr
     return steps.astype(np.float32), lengths
 
 
+# words of the synthetic transcripts (all in BERT's lower-cased vocabulary): fillers, and words
+# whose count follows the label, so a text encoder has something to find
+_FILLER = ("the", "movie", "was", "it", "and", "i", "really", "this", "film", "plot", "just",
+           "kind", "of", "a", "so", "um", "you", "know", "actors", "story")
+_POSITIVE = ("good", "great", "love", "nice", "fun", "best", "enjoyed", "wonderful")
+_NEGATIVE = ("bad", "awful", "hate", "boring", "worst", "poor", "terrible", "dull")
+_EMOTION_WORDS = (("happy", "glad", "smile"), ("sad", "cry", "miss"), ("okay", "fine", "sure"),
+                  ("angry", "mad", "furious"), ("excited", "wow", "amazing"),
+                  ("annoyed", "tired", "ugh"))
+
+
+def _transcripts(rng: np.random.Generator, scores: np.ndarray | None,
+                 classes: np.ndarray | None, scale: float) -> list[str]:
+    """One lower-cased utterance per sample: 3-20 filler words, with sentiment words (as many
+    as the score's size, of its sign) or emotion words of the class mixed in."""
+    out = []
+    for i in range(len(scores if scores is not None else classes)):
+        words = list(rng.choice(_FILLER, size=int(rng.integers(3, 21))))
+        if scores is not None:
+            pool = _POSITIVE if scores[i] >= 0 else _NEGATIVE
+            cue = list(rng.choice(pool, size=int(round(3 * abs(float(scores[i])) / scale))))
+        else:
+            cue = list(rng.choice(_EMOTION_WORDS[int(classes[i])], size=int(rng.integers(1, 3))))
+        for w in cue:
+            words.insert(int(rng.integers(0, len(words) + 1)), w)
+        out.append(" ".join(str(w) for w in words))
+    return out
+
+
 def noise_modalities(names, where: str) -> tuple[str, ...]:
     """Canonical modality names (short names t/a/v accepted); UserError on an unknown one."""
     mods = tuple(SHORT_NAMES.get(m, m) for m in names)
@@ -133,11 +162,15 @@ def make_synthetic(name: str, *, seed: int = 0, n: int | None = None, noise: tup
         features[m] = x
 
     ids = [f"syn_{i:06d}" for i in range(total)]
+    text = _transcripts(np.random.default_rng([seed, 7]),  # its own stream: arrays unchanged
+                        regression if name == "mosi" else None,
+                        classification if name != "mosi" else None, scale)
     bounds = np.cumsum((0,) + sizes)
     splits = {}
     for split, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:]):
         part = Split(features={m: features[m][lo:hi] for m in MODALITIES},
-                     lengths={m: lengths[m][lo:hi] for m in MODALITIES}, ids=ids[lo:hi])
+                     lengths={m: lengths[m][lo:hi] for m in MODALITIES}, ids=ids[lo:hi],
+                     raw_text=text[lo:hi])
         if name == "mosi":
             part.regression = regression[lo:hi]
             if unimodal:

@@ -17,6 +17,7 @@ padding works. A member's masked modality has no parameters and its inputs are n
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,7 @@ from torch import nn
 
 from evo_msa.config import ModelConfig, RunConfig
 from evo_msa.data.dataset import MODALITIES, DataInfo
+from evo_msa.models.finetuned import FineTunedLayers
 from evo_msa.models.layers import Block, Linear, MemberNoise, ParamStore, dropout, keep_threshold
 from evo_msa.models.sequence import SequenceExpert, Steps, pooled_mean
 
@@ -78,6 +80,23 @@ def _state(runs: torch.Tensor, units: torch.Tensor, before: torch.Tensor,
     return _fit(state, max(least, int(state.sum(1).max())))
 
 
+def _text_layers(configs: list[RunConfig], store: ParamStore, has_text: bool
+                 ) -> FineTunedLayers | None:
+    """The encoder layers the members fine-tune (all members share the encoder and k)."""
+    keys = {c.pretrained.key for c in configs}
+    if len(keys) > 1:
+        raise ValueError("members of one population share the pretrained encoder "
+                         "(train_population groups them)")
+    pc = configs[0].pretrained
+    if not pc.model or pc.finetune_layers == 0 or not has_text:
+        return None
+    from evo_msa.models.pretrained import load  # transformers only where an encoder is used
+
+    pre = load(pc.model)
+    first = pre.first_trained(pc.finetune_layers)
+    return FineTunedLayers(store, pre, first) if first < pre.num_layers else None
+
+
 class HAEMSA(nn.Module):
     """A population of HAEMSA networks. Declare with the members' run configs, then `build`."""
 
@@ -113,6 +132,8 @@ class HAEMSA(nn.Module):
         n_coarse = [0 if self.classification else c.objective.coarse_classes for c in configs]
         kt = [info.num_classes if self.classification else k for k in n_coarse]
         self.store = store = ParamStore(P)
+        # the fine-tuned encoder layers first: each is one slice of a member's row (optimiser)
+        self.text_layers = _text_layers(configs, store, "text" in self.modalities)
 
         self._runtime(
             modality_mask=active,
@@ -235,6 +256,8 @@ class HAEMSA(nn.Module):
         self.to(self.device)
         params = self.store.materialise(self.device, seeds)
         self.noise = MemberNoise(seeds, self.device)
+        if self.text_layers is not None:
+            self.text_layers.build(self.device, seeds)
         for name, p in params.items():
             self.register_parameter(name.replace(".", "__"), p)
         return self
@@ -259,6 +282,9 @@ class HAEMSA(nn.Module):
         inputs = {m: (Steps.pack(inputs[m], lengths[m])
                       if self.info.seq_lens[m] > 1 and not isinstance(inputs[m], Steps)
                       else inputs[m]) for m in mods}
+        if self.text_layers is not None:
+            inputs["text"] = self.text_layers(params, inputs["text"],
+                                              self.noise.step if self.noise is not None else 0)
         inputs = self._drop_inputs(inputs, self.noise if self.training else None)
         means = {m: pooled_mean(inputs[m], lengths[m]) for m in mods}
         spec0 = torch.stack([self.experts[m](params, inputs[m], lengths[m], rate, noise,
@@ -376,8 +402,20 @@ def count_parameters(model) -> int:
 
 
 def member_parameters(cfg: RunConfig, info: DataInfo) -> int:
-    """Parameter count of one config, without allocating any weights (cheap constraint)."""
-    return HAEMSA([cfg], info).member_parameter_counts()[0]
+    """Parameter count of one config, without allocating any weights (cheap constraint); the
+    layers of a pretrained text encoder it fine-tunes count."""
+    return HAEMSA([cfg], model_info(cfg, info)).member_parameter_counts()[0]
+
+
+def model_info(cfg: RunConfig, info: DataInfo) -> DataInfo:
+    """What the network of `cfg` reads of data described by `info`: with a pretrained text
+    encoder, text is its token states (models.pretrained.text_view), else `info` itself."""
+    if not cfg.pretrained.model or "text" not in info.dims:
+        return info
+    from evo_msa.models.pretrained import load
+
+    return dataclasses.replace(info, dims={**info.dims, "text": load(cfg.pretrained.model).hidden},
+                               seq_lens={**info.seq_lens, "text": cfg.pretrained.max_tokens})
 
 
 def build_model(cfg: RunConfig, info: DataInfo, *, seed: int = 0, device="cpu") -> HAEMSA:

@@ -39,8 +39,10 @@ class _Entry:
     shape: tuple[int, ...]  # per member, without the population axis
     offset: int
     mask: torch.Tensor  # (P, *shape) bool: the entries each member really has
-    init: str  # "uniform" (bound 1/sqrt(fan_in)), "normal" (std 1/sqrt(fan_in)), "ones", "zeros"
+    init: str  # "uniform" (bound 1/sqrt(fan_in)), "normal" (std 1/sqrt(fan_in)), "ones", "zeros",
+    #            "given" (every member starts from `value`: pretrained weights)
     fan_in: torch.Tensor  # (P, *shape) fan-in of every entry, for the init scale
+    value: torch.Tensor | None = None  # (*shape) the "given" initial weights
 
 
 class ParamStore:
@@ -56,15 +58,16 @@ class ParamStore:
         self._full: torch.Tensor | None = None  # full_mask(), once the store is complete
 
     def declare(self, name: str, shape: tuple[int, ...], mask: torch.Tensor, init: str,
-                fan_in: torch.Tensor | None = None) -> str:
-        """`fan_in` broadcasts against (P, *shape) (e.g. (P, 1, ...) for one value per member)."""
+                fan_in: torch.Tensor | None = None, value: torch.Tensor | None = None) -> str:
+        """`fan_in` broadcasts against (P, *shape) (e.g. (P, 1, ...) for one value per member);
+        `value`: the initial weights of init "given"."""
         if name in {e.name for e in self.entries}:
             raise ValueError(f"parameter {name} declared twice")
         full = (self.P, *shape)
         fan = (fan_in if fan_in is not None else torch.ones(1)).float()
         fan = fan.reshape(*fan.shape, *([1] * (len(full) - fan.dim()))).expand(full)
         self.entries.append(_Entry(name, tuple(shape), self.size, mask.expand(full).clone(), init,
-                                   fan))
+                                   fan, None if value is None else value.detach().float().cpu()))
         self.size += math.prod(shape)
         self._full = None
         return name
@@ -87,6 +90,8 @@ class ParamStore:
                     view[m] = torch.randn(n, generator=gen) * scale
                 elif e.init == "ones":
                     view[m] = 1.0
+                elif e.init == "given":
+                    view[m] = e.value.expand(e.shape)[m]
         self.flat = flat.to(device)
         self.params = {name: nn.Parameter(v) for name, v in self.views(self.flat).items()}
         # gradients land in one buffer laid out like the weights (autograd adds into a .grad

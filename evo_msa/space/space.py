@@ -177,6 +177,12 @@ class SearchSpace:
         if not model["unified"]:  # no unified expert: nothing to transfer or predict
             objective.pop("gamma_kl")
             objective.pop("lambda_unified")
+        pretrained = d["pretrained"]
+        if not pretrained["model"] or "text" not in model["modalities"]:
+            d.pop("pretrained")  # the data's text features (or no text): no encoder at all
+        elif pretrained["finetune_layers"] == 0:  # frozen: nothing trains at these rates
+            for name in ("lr", "layer_decay", "warmup"):
+                pretrained.pop(name)
         return json.dumps(d, sort_keys=True)
 
 

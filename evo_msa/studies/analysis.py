@@ -49,9 +49,7 @@ def forward_split(saved, split, zero: tuple[str, ...] = ()):
     (zero after z-scoring): a modality missing at test time."""
     import torch
 
-    from evo_msa.data.loader import apply_normalization
-
-    split = apply_normalization(split, saved.normalization)
+    split = saved.model_split(split, "data")
     model = saved.model
     with torch.no_grad():
         inputs = {m: torch.as_tensor(split.features[m])[None] for m in model.modalities}

@@ -72,28 +72,40 @@ def train_configs(data: MSAData, jobs: Sequence[tuple[RunConfig, Sequence[int]]]
 
     configs = [cfg for cfg, seeds in jobs for _ in seeds]
     member_seeds = [s for _, seeds in jobs for s in seeds]
-    trainer = PopulationTrainer(data, configs, member_seeds, device=device)
-    results = trainer.fit(on_epoch=_progress(log, max(c.train.epochs for c in configs)))
+    # one population per text encoder (members of one train on the same text), else one
+    groups: dict[tuple, list[int]] = {}
+    for k, (cfg, _) in enumerate(jobs):
+        groups.setdefault(cfg.pretrained.key, []).append(k)
+    done: dict[int, tuple[dict, pd.DataFrame]] = {}
+    seconds = 0.0
     head = "mae" if data.task == "regression" else "weighted_f1"
-    out, start = [], 0
-    for k, (_, seeds) in enumerate(jobs):
-        seeds = list(seeds)
-        label = f"{names[k]} " if names else ""
-        save = saves[k] if saves else None
-        rs = results[start:start + len(seeds)]
-        for p, (seed, r) in enumerate(zip(seeds, rs), start):
-            if r.status is not Status.OK:
-                raise TrainingDiverged(f"{label}seed {seed}: {r.error}")
-            log(f"  {label}seed {seed}: {r.epochs} epochs (best {r.best_epoch}), valid loss "
-                f"{r.metrics['valid']['loss']:.4f}, test {head} {r.metrics['test'][head]:.4f}")
-            if save is not None:
-                save_member(save, posixpath.join(folder, seed_folder(seed)), trainer.model, p,
-                            seed, r, data.signature(), data.normalization, provenance or {})
-        out.append((summarise(rs, seeds), per_seed_table(rs, seeds)))
-        start += len(seeds)
+    for ks in groups.values():
+        trainer = PopulationTrainer(data, [jobs[k][0] for k in ks for _ in jobs[k][1]],
+                                    [s for k in ks for s in jobs[k][1]], device=device)
+        results = trainer.fit(on_epoch=_progress(log, max(c.train.epochs for c in configs)))
+        seconds += results[0].seconds
+        start = 0
+        for k in ks:
+            seeds = list(jobs[k][1])
+            label = f"{names[k]} " if names else ""
+            save = saves[k] if saves else None
+            rs = results[start:start + len(seeds)]
+            for p, (seed, r) in enumerate(zip(seeds, rs), start):
+                if r.status is not Status.OK:
+                    raise TrainingDiverged(f"{label}seed {seed}: {r.error}")
+                log(f"  {label}seed {seed}: {r.epochs} epochs (best {r.best_epoch}), valid loss "
+                    f"{r.metrics['valid']['loss']:.4f}, test {head} "
+                    f"{r.metrics['test'][head]:.4f}")
+                if save is not None:  # what the model reads: the trainer's data (its text)
+                    save_member(save, posixpath.join(folder, seed_folder(seed)), trainer.model,
+                                p, seed, r, trainer.data.signature(), trainer.data.normalization,
+                                provenance or {})
+            done[k] = (summarise(rs, seeds), per_seed_table(rs, seeds))
+            start += len(seeds)
+    out = [done[k] for k in range(len(jobs))]
     what = (f"{len(member_seeds)} seed(s)" if len(jobs) == 1
             else f"{len(jobs)} configs x their seeds ({len(member_seeds)} members)")
-    log(f"  {what} trained together in {results[0].seconds:.1f}s")
+    log(f"  {what} trained together in {seconds:.1f}s")
     return out
 
 

@@ -17,9 +17,15 @@ from evo_msa.models.layers import ParamStore
 
 
 class PopulationAdamW:
+    """AdamW over a population's flat weights. `slices`: parts of every member's row with their
+    own learning rates [(start, stop, lr per member)] (fine-tuned encoder layers); the rest
+    of the row trains at `lr`. `slice_scale` multiplies the slices' rates (warm-up)."""
+
     def __init__(self, store: ParamStore, lr, weight_decay, grad_clip, betas=(0.9, 0.999),
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, slices: list[tuple[int, int, list[float]]] = ()):
         self.store = store
+        self.slices = [(a, b, [float(x) for x in rates]) for a, b, rates in slices]
+        self.slice_scale = 1.0
         self.lr = [float(x) for x in lr]
         self.wd = [float(x) for x in weight_decay]
         self.clip = [float(x) for x in grad_clip]
@@ -40,10 +46,16 @@ class PopulationAdamW:
         # each member's own gradient norm, over all its parameters; the kernel divides the
         # gradients by grad_scale: the clipping factor, inverted
         scales = (torch.linalg.vector_norm(grads, dim=1) / self.clip_column).clamp_min(1.0)
+        end = self.slices[-1][1] if self.slices else 0  # the slices lead the row
         for p in [i for i, r in enumerate(running) if r]:  # frozen members: no step
             self.steps[p] += 1
             scale = scales[p] if self.clip[p] > 0 else None
-            torch._fused_adamw_([flat[p]], [grads[p]], [self.m_flat[p]], [self.v_flat[p]], [],
-                                [self.steps[p]], lr=self.lr[p], beta1=self.b1, beta2=self.b2,
-                                weight_decay=self.wd[p], eps=self.eps, amsgrad=False,
-                                maximize=False, grad_scale=scale)
+            parts = [(a, b, rates[p] * self.slice_scale) for a, b, rates in self.slices]
+            for a, b, lr in parts + [(end, flat.shape[1], self.lr[p])]:
+                # one fused kernel call per part; the step count is advanced once above, so
+                # every part sees the same bias correction
+                torch._fused_adamw_([flat[p, a:b]], [grads[p, a:b]], [self.m_flat[p, a:b]],
+                                    [self.v_flat[p, a:b]], [], [self.steps[p]], lr=lr,
+                                    beta1=self.b1, beta2=self.b2, weight_decay=self.wd[p],
+                                    eps=self.eps, amsgrad=False, maximize=False,
+                                    grad_scale=scale)

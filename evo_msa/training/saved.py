@@ -94,8 +94,21 @@ class SavedModel:
     def task(self) -> str:
         return self.signature["task"]
 
+    def model_split(self, split: Split, source: str) -> Split:
+        """Raw features as the model reads them: text through the pretrained encoder where the
+        model has one (models.pretrained), then z-scored as in training."""
+        pc = self.config.pretrained
+        if pc.model and "text" in self.model.modalities:
+            from evo_msa.models.pretrained import text_split
+
+            split = text_split(split, pc.model, pc.finetune_layers, pc.max_tokens, source,
+                               self.signature["seq_lens"]["text"])
+        return apply_normalization(split, self.normalization)
+
     def check(self, split: Split, source: str) -> None:
         """New data must give the model what it was trained on: its modalities, same widths."""
+        if self.config.pretrained.model and "text" in self.model.modalities:
+            split = self.model_split(split, source)
         dims = self.signature["dims"]
         for m in self.model.modalities:
             if m not in split.features:
@@ -109,9 +122,9 @@ class SavedModel:
     def predict(self, split: Split, chunk: int = 1024) -> np.ndarray:
         """Main-task outputs for raw (not normalised) features: scores (N,) or logits (N, C)."""
         mods = self.model.modalities  # the data may hold others: the model reads these
-        split = apply_normalization(dataclasses.replace(
-            split, features={m: split.features[m] for m in mods},
-            lengths={m: split.lengths[m] for m in mods}), self.normalization)
+        split = self.model_split(dataclasses.replace(
+            split, features={m: x for m, x in split.features.items() if m in mods},
+            lengths={m: x for m, x in split.lengths.items() if m in mods}), "data")
         dev = self.model.device
         n = len(split)
         out = []

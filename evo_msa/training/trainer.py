@@ -30,6 +30,7 @@ from evo_msa.data.dataset import MSAData, Split
 from evo_msa.losses import TaskLabels, coarse_labels
 from evo_msa.losses.terms import TERMS
 from evo_msa.metrics import Objective, compute_metrics
+from evo_msa.models.pretrained import text_view
 from evo_msa.models.sequence import StepLayout, Steps
 from evo_msa.status import Status
 from evo_msa.training.halving import Halving
@@ -59,6 +60,17 @@ class TrainResult:
     task_weights: dict[str, float] = field(default_factory=dict)  # final task weights
     error: str = ""
     rung: int = 0  # > 0: stopped by successive halving at this rung (status EARLY_STOPPED)
+
+
+def encoder_slices(model, configs: list[RunConfig]) -> list[tuple[int, int, list[float]]]:
+    """Each fine-tuned encoder layer's slice of a member's row, with its learning rate per
+    member: the top layer at pretrained.lr, each one below times pretrained.layer_decay."""
+    layers = model.text_layers
+    if layers is None:
+        return []
+    top = len(layers.slices) - 1
+    return [(a, b, [c.pretrained.lr * c.pretrained.layer_decay ** (top - j) for c in configs])
+            for j, (a, b) in enumerate(layers.slices)]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -139,6 +151,12 @@ class PopulationTrainer:
         if len({c.train.batch_size for c in configs}) > 1:
             raise ValueError("members of one population share the batch size "
                              "(train_population groups them)")
+        if len({c.pretrained.key for c in configs}) > 1:
+            raise ValueError("members of one population share the pretrained encoder "
+                             "(train_population groups them)")
+        pc = configs[0].pretrained
+        if pc.model:  # the text as this encoder gives it (models.pretrained)
+            data = text_view(data, pc.model, pc.finetune_layers, pc.max_tokens)
         self.data, self.configs, self.seeds = data, list(configs), list(seeds)
         self.P = len(configs)
         self.device = resolve_device(device) if isinstance(device, str) else device
@@ -154,7 +172,11 @@ class PopulationTrainer:
                        for name, split in data.splits.items()}
         tc = [c.train for c in configs]
         self.optimizer = PopulationAdamW(self.model.store, [t.lr for t in tc],
-                                         [t.weight_decay for t in tc], [t.grad_clip for t in tc])
+                                         [t.weight_decay for t in tc], [t.grad_clip for t in tc],
+                                         slices=encoder_slices(self.model, self.configs))
+        # linear warm-up of the encoder layers' rates over their first `warmup` epochs
+        steps_per_epoch = max(1, len(data.splits["train"]) // tc[0].batch_size)
+        self.warmup_steps = pc.warmup * steps_per_epoch if pc.model else 0.0
         ema = torch.tensor([t.ema for t in tc], device=self.device).view(-1, 1)
         self.ema_decay = ema if bool((ema > 0).any()) else None
         self.ema = self.model.store.flat.clone() if self.ema_decay is not None else None
@@ -175,7 +197,7 @@ class PopulationTrainer:
         self.model.train()
         train = self.splits["train"]
         bs = self.batch_size
-        host_order = torch.stack([torch.randperm(train.n, generator=g) for g in self.orders])
+        host_order = torch.stack([self._order(g, train.n, bs) for g in self.orders])
         order = host_order.to(self.device)
         sums = torch.zeros(self.P, len(TERMS) + 1, device=self.device)
         steps = 0
@@ -186,6 +208,8 @@ class PopulationTrainer:
                 continue  # noisy gradient step: skip it (as drop_last would)
             inputs, lengths, labels = train.batch(idx, host_order[:, start:start + bs])
             self.model.noise.step += 1
+            if self.warmup_steps:
+                self.optimizer.slice_scale = min(1.0, self.model.noise.step / self.warmup_steps)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 out = self.model(inputs, lengths)
             losses = self.loss.losses(out, labels)
@@ -201,6 +225,24 @@ class PopulationTrainer:
         means = sums / max(steps, 1)
         self.weighting.end_epoch(means[:, :-1])
         return means
+
+    def _order(self, gen: torch.Generator, n: int, bs: int) -> torch.Tensor:
+        """A member's samples in the order of this epoch: shuffled; with fine-tuned encoder
+        layers (whose cost grows with each batch's longest utterance), batches of similar
+        length: the shuffled samples sorted by length within chunks of 50 batches, the
+        batches then shuffled (what bucketing samplers do)."""
+        order = torch.randperm(n, generator=gen)
+        if self.model.text_layers is None:
+            return order
+        lengths = self.splits["train"].host_lengths["text"][order]
+        chunk = 50 * bs
+        parts = [order[a:a + chunk][lengths[a:a + chunk].argsort(stable=True)]
+                 for a in range(0, n, chunk)]
+        order = torch.cat(parts)
+        batches = list(order.split(bs))
+        last = batches.pop() if len(batches) > 1 and len(batches[-1]) < bs else None
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen)]
+        return torch.cat(batches + ([last] if last is not None else []))
 
     # ---- evaluation ------------------------------------------------------------------------
     @torch.no_grad()
@@ -465,8 +507,14 @@ class _Run:
         self.park(trainers)
         seconds = time.perf_counter() - t0
         if restore or set(eval_splits) - {"valid"}:
-            final = self.restored(trainers)
-            metrics = {s: final.evaluate(s) for s in eval_splits if s in final.splits}
+            finals = self.restored(trainers)
+            metrics = {}
+            for split in eval_splits:
+                rows = {i: m for tr in finals if split in tr.splits
+                        for i, m in zip(tr.ids, tr.evaluate(split))}
+                if rows:
+                    metrics[split] = [rows[i] for i in range(P)]
+            final = finals[0] if len(finals) == 1 else None
         else:  # the validation predictions of each best state are at hand
             if eval_splits:
                 rest = [i for i in range(P) if i not in done]
@@ -507,16 +555,21 @@ class _Run:
                     t.task_weights = trainer.weighting.weights(r)
                     t.params = len(t.best_own)
 
-    def restored(self, trainers: list[PopulationTrainer]) -> PopulationTrainer:
-        """One population of every member in its best state (the one that trained them all,
-        if no member ever left it)."""
-        everyone = list(range(len(self.configs)))
-        trainer = next((tr for tr in trainers if tr.ids == everyone), None)
-        if trainer is None:
-            trainer = self.population(everyone)
-        for r, t in enumerate(self.tracks):
-            trainer._load(r, {"params": t.best_own})
-        return trainer
+    def restored(self, trainers: list[PopulationTrainer]) -> list[PopulationTrainer]:
+        """Every member in its best state: one population of all of them (the one that trained
+        them all, if no member ever left it), or one per text encoder where they differ."""
+        groups: dict[tuple, list[int]] = {}
+        for i, cfg in enumerate(self.configs):
+            groups.setdefault(cfg.pretrained.key, []).append(i)
+        out = []
+        for ids in groups.values():
+            trainer = next((tr for tr in trainers if tr.ids == ids), None)
+            if trainer is None:
+                trainer = self.population(ids)
+            for r, i in enumerate(ids):
+                trainer._load(r, {"params": self.tracks[i].best_own})
+            out.append(trainer)
+        return out
 
     def best_valid(self, any_trainer: PopulationTrainer, members) -> list[dict[str, float]]:
         """The validation metrics of the members' best states."""
@@ -577,9 +630,9 @@ def plan_populations(configs: list[RunConfig], device: torch.device) -> list[lis
     the rest is one population; on a CPU (compute-bound) padding to the widest member costs
     real time, so members are grouped by width where that pays (dynamic programming over the
     members sorted by width, against the per-step overhead a group costs)."""
-    by_batch: dict[int, list[int]] = {}
+    by_batch: dict[tuple, list[int]] = {}  # members sharing batch size and text encoder
     for i, cfg in enumerate(configs):
-        by_batch.setdefault(cfg.train.batch_size, []).append(i)
+        by_batch.setdefault((cfg.train.batch_size, cfg.pretrained.key), []).append(i)
     if device.type != "cpu":
         return list(by_batch.values())
     plan = []

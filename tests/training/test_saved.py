@@ -330,3 +330,19 @@ def test_export_of_a_sequence_model_matches_pytorch(tmp_path):
               log=lambda _: None)
     side = api.export(tmp_path / "run" / "seed_0", tmp_path / "model.onnx", log=lambda _: None)
     assert side["max_abs_difference_vs_pytorch"] < 1e-4
+
+
+def test_a_fine_tuned_model_predicts_from_raw_text_what_training_recorded(tmp_path, tiny_encoder):
+    data = write_mmsa_pickle(make_synthetic("mosi", seed=0, n=90), tmp_path / "mosi.pkl")
+    arch = {**ARCH, "train": {"epochs": 2, "batch_size": 16},
+            "pretrained": {"model": tiny_encoder, "finetune_layers": 1, "max_tokens": 16}}
+    out = tmp_path / "run"
+    api.train(str(data), config=arch, seeds=[0], device="cpu", out=out, log=lambda _: None)
+    meta = json.loads((out / "seed_0" / "model.json").read_text())
+    assert meta["signature"]["dims"]["text"] == 16  # the encoder's states, not the features
+    assert meta["signature"]["seq_lens"]["text"] == 16
+    state = torch.load(out / "seed_0" / "model.pt", weights_only=True)
+    assert any(k.startswith("text_model.layer1.") for k in state)
+    assert not any(k.startswith("text_model.layer0.") for k in state)  # frozen: not saved
+    _, metrics = api.predict(out / "seed_0", str(data), split="test", log=lambda _: None)
+    assert metrics["mae"] == pytest.approx(meta["metrics"]["test"]["mae"], abs=1e-5)

@@ -37,6 +37,11 @@ class HaemsaEvaluator(Evaluator):
         """`data` (its test split is dropped here), or `data_spec`: each process that evaluates
         reads it itself, once (trials on the nodes of a cluster with a shared filesystem)."""
         super().__init__(space)
+        if data is not None:  # a bad encoder or text fails here, before any run starts
+            for name in text_encoders(space):
+                from evo_msa.models.pretrained import check_text
+
+                check_text(data, name)
         self.info, self.device, self.data_spec = info, device, data_spec
         self._data = data.without_test() if data is not None else None
         measured = [o for o in space.fitness.objectives if o.metric not in NETWORK_OBJECTIVES]
@@ -101,6 +106,13 @@ class HaemsaEvaluator(Evaluator):
                              on_epoch if progress is not None else None,
                              fidelity=fidelity, rank=self.objective,
                              on_end=on_end if progress is not None else None)
+
+
+def text_encoders(space: SearchSpace) -> list[str]:
+    """The pretrained text encoders a space's genomes may use (pretrained.model)."""
+    names = [space.fixed.get("pretrained.model", "")]
+    names += [c for g in space.genes if g.path == "pretrained.model" for c in g.choices or ()]
+    return [n for n in dict.fromkeys(names) if n]
 
 
 def train_members(data: MSAData, members: list[Member], device, watch: list[str],
