@@ -204,3 +204,40 @@ def test_pretrained_config_fields_are_checked():
     assert RunConfig().pretrained.key == ()
     cfg = dataclasses.replace(RunConfig().pretrained, model="x", finetune_layers=2)
     assert cfg.key == ("x", 2, 50)
+
+
+def test_bf16_autocast_trains_fine_tuned_layers_on_a_cpu(tiny_encoder):
+    """The CUDA path (bf16 autocast of the training steps), run on the CPU."""
+    from evo_msa.training.trainer import PopulationTrainer
+
+    data = make_synthetic("mosi", seed=0, n=60)
+    trainer = PopulationTrainer(data, [_ft_config(tiny_encoder, 1)], [0], device="cpu",
+                                mixed_precision=True)
+    start = trainer.model.store.flat.clone()
+    losses = trainer.train_epoch()
+    assert torch.isfinite(losses).all()
+    assert (trainer.model.store.flat - start).abs().sum() > 0
+
+
+def test_data_command_counts_the_utterances_cut(tmp_path, tiny_encoder, capsys):
+    from evo_msa.cli import main
+    from tests.conftest import write_mmsa_pickle
+
+    path = write_mmsa_pickle(make_synthetic("mosi", seed=0, n=60), tmp_path / "d.pkl")
+    assert main(["data", str(path), "--text-model", tiny_encoder, "--max-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "cut at 8" in out and "utterances are longer than 8 tokens" in out
+
+
+def test_a_search_with_a_missing_encoder_fails_before_its_run_directory(tmp_path, capsys):
+    from evo_msa.cli import main
+
+    space = tmp_path / "space.yaml"
+    space.write_text("genes:\n  pretrained.finetune_layers: {type: int, low: 0, high: 1}\n"
+                     f"fixed:\n  pretrained.model: {tmp_path / 'no_encoder'}\n"
+                     "  train.epochs: 1\n")
+    out = tmp_path / "run"
+    code = main(["search", "--space", str(space), "--data", "synthetic:mosi?n=60", "--pop", "4",
+                 "--generations", "1", "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert "pretrained.model" in capsys.readouterr().err
