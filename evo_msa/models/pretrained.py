@@ -108,12 +108,12 @@ def load(name: str) -> Pretrained:
     path = resolve(name)
     tf = load_transformers()
     try:
-        tokenizer = load_tokenizer(name)
         model = tf.AutoModel.from_pretrained(path, local_files_only=True,
                                              attn_implementation="eager")
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"pretrained.model: {path} is not a Hugging Face encoder directory "
                         f"transformers can load ({' '.join(str(exc).split())[:160]})") from None
+    tokenizer = load_tokenizer(name)
     model.eval().float()
     count = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     layers = _find_layers(model, count) if count else None
