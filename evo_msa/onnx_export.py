@@ -54,6 +54,10 @@ class _Standalone(nn.Module):
 def export_onnx(saved: SavedModel, out: str | Path, *, check: bool = True) -> dict:
     """Write `out` (.onnx) and `out`.json; with `check`, run it in onnxruntime on random inputs
     and compare with PyTorch. Returns the sidecar's content."""
+    if saved.config.pretrained.model and "text" in saved.model.modalities:
+        raise UserError(f"{saved.folder}: reads raw text through a pretrained encoder "
+                        f"({saved.config.pretrained.model}); ONNX export takes feature arrays, "
+                        "so such a model is used with `evo-msa predict`")
     try:
         import onnxscript  # noqa: F401 - the exporter needs it
     except ImportError:

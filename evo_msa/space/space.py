@@ -155,6 +155,8 @@ class SearchSpace:
         field or model.encoder: on vectors every encoder is the same network."""
         d = cfg.to_dict()
         model = d["model"]
+        if cfg.pretrained.model and seq_lens is not None:  # text: the encoder's token states
+            seq_lens = {**seq_lens, "text": cfg.pretrained.max_tokens}
         for name in ("encoder", *(f"{m}_encoder" for m in MODALITIES)):
             model.pop(name)
         model["encoders"] = {m: cfg.model.encoder_of(m) for m in model["modalities"]

@@ -20,6 +20,7 @@ def _raw(classification=False):
     raw = {}
     for s, n in SIZES.items():
         part = {"id": [f"{s}_{i}" for i in range(n)], "raw_text": ["words"] * n,
+                "annotations": ["Positive"] * n,
                 "text": rng.normal(size=(n, 4)),
                 "audio": rng.normal(size=(n, 3, 2)).astype(np.float32),
                 "audio_lengths": np.full(n, 3)}
@@ -55,11 +56,13 @@ def test_pickle_counts_missing_values_as_stored(tmp_path):
     assert info["splits"]["valid"]["features"]["text"]["nan"] == 0
     labels = info["splits"]["train"]["labels"]
     assert labels["min"] == pytest.approx(-2) and labels["max"] == pytest.approx(1.5)
-    assert info["splits"]["train"]["not_read"] == ["raw_text"]
+    assert info["splits"]["train"]["not_read"] == ["annotations"]
+    assert info["splits"]["train"]["text"] == {"source": "raw_text"}
     assert any("train/text: 1 NaN and 1 infinite" in n for n in info["notes"])
     assert any("train/audio: 1 of 6 sequences have length 0" in n for n in info["notes"])
     text_out = format_description(info)
-    assert "not read    raw_text" in text_out and "(6, 1, 4)" in text_out
+    assert "not read    annotations" in text_out and "(6, 1, 4)" in text_out
+    assert "train  raw_text" in text_out
 
 
 def test_classification_counts_per_split(tmp_path):

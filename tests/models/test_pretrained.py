@@ -241,3 +241,21 @@ def test_a_search_with_a_missing_encoder_fails_before_its_run_directory(tmp_path
                  "--generations", "1", "--out", str(out)])
     assert code == 2 and not out.exists()
     assert "pretrained.model" in capsys.readouterr().err
+
+
+def test_the_pooling_of_token_states_is_part_of_the_architecture():
+    """On utterance vectors (T = 1) the text encoder is dormant; read by a pretrained encoder,
+    text is a sequence of token states and its pooling matters."""
+    from evo_msa.space.space import SearchSpace
+
+    base = RunConfig.from_dict({"model": {"modalities": ["text"]}})
+    mean = base.with_overrides({"model.text_encoder": "mean"})
+    attention = base.with_overrides({"model.text_encoder": "attention"})
+    key = SearchSpace.architecture_key
+    assert key(mean, {"text": 1}) == key(attention, {"text": 1})
+    tuned = {"pretrained.model": "enc", "pretrained.finetune_layers": 1}
+    assert key(mean.with_overrides(tuned), {"text": 1}) != \
+        key(attention.with_overrides(tuned), {"text": 1})
+    frozen = {"pretrained.model": "enc", "pretrained.finetune_layers": 0}
+    assert key(mean.with_overrides({**frozen, "pretrained.lr": 1e-4}), {"text": 1}) == \
+        key(mean.with_overrides(frozen), {"text": 1})  # no layer trains at that rate
