@@ -71,6 +71,10 @@ def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str 
         cfg = run_config(arch=arch, genome=genome, space=space, available=dataset.modalities)
     if epochs is not None:
         cfg.train.epochs = epochs
+    if cfg.pretrained.model and "text" in cfg.model.modalities:
+        from evo_msa.models.pretrained import check_text  # fails before the run directory
+
+        check_text(dataset, cfg.pretrained.model, cfg.pretrained.max_tokens)
     run = rundir.RunDir.create(out, resume_hint=False) if out else None
     log(dataset.describe())
     m = cfg.model

@@ -259,3 +259,17 @@ def test_the_pooling_of_token_states_is_part_of_the_architecture():
     frozen = {"pretrained.model": "enc", "pretrained.finetune_layers": 0}
     assert key(mean.with_overrides({**frozen, "pretrained.lr": 1e-4}), {"text": 1}) == \
         key(mean.with_overrides(frozen), {"text": 1})  # no layer trains at that rate
+
+
+def test_train_on_data_with_an_empty_utterance_fails_before_writing(tmp_path, tiny_encoder):
+    from evo_msa import api
+    from tests.conftest import write_mmsa_pickle
+
+    data = make_synthetic("mosi", seed=0, n=60)
+    data.splits["test"].raw_text[3] = "   "
+    path = write_mmsa_pickle(data, tmp_path / "d.pkl")
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match=r"d: test: raw_text\[3\] is empty"):
+        api.train(str(path), config={"pretrained": {"model": tiny_encoder}}, seeds=[0],
+                  out=out, log=lambda _: None)
+    assert not out.exists()
