@@ -27,7 +27,7 @@ from evo_msa.errors import UserError
 from evo_msa.io import StorageError
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators import Evaluator, make_evaluator
-from evo_msa.nas.final import final_trainer
+from evo_msa.nas.final import ensemble_size, final_trainer
 from evo_msa.nas.interrupt import STOP_GRACE_S, StopGuard, interruption, signals_deferred
 from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.policies import EvaluationPolicy
@@ -278,12 +278,12 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
 
 def _final_genomes(engine: SearchEngine, space: SearchSpace, opts: SearchOptions):
     """What the final trainer retrains: the search's pick and then the best others on the first
-    objective, --final-top K in all (default 1); with several objectives, by default the Pareto
-    front (best first)."""
+    objective, --final-top K in all (default 1; --ensemble K: at least its K candidates); with
+    several objectives, by default the Pareto front (best first)."""
     if space.fitness.multi and not opts.final_top:
         return pareto_front(engine.evaluations, space.fitness)[:MAX_FINAL_FRONT]
     pick = engine.pick()
-    k = opts.final_top or 1
+    k = max(opts.final_top or 1, ensemble_size(opts, space))
     others = [e for e in ranked(engine.evaluations, space.fitness, k + 1) if e.key != pick.key]
     return [pick, *others][:k]
 
