@@ -19,9 +19,10 @@ import pandas as pd
 
 from evo_msa.config import RunConfig, TrainConfig
 from evo_msa.data.dataset import MSAData, Split
+from evo_msa.errors import UserError
 from evo_msa.nas.ensemble import ROUNDS, greedy_selection, scorer, selection_objective
 from evo_msa.nas.references import reference, reference_line
-from evo_msa.nas.verdict import baselines_from_frame, verdict
+from evo_msa.nas.verdict import baselines_from_frame, read_compared, verdict
 from evo_msa.provenance import provenance
 from evo_msa.record import rundir
 from evo_msa.record.evaluation import Evaluation
@@ -84,9 +85,17 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
         final["baseline"] = reference(baseline)
     final["final_model"] = choose_final_model(run, space, data, entries, candidates, opts.data,
                                               log)
-    if baseline is not None:
-        final["verdict"] = verdict(final["final_model"]["test"]["per_seed"],
-                                   baselines_from_frame(baseline), data.task)
+    bars = baselines_from_frame(baseline) if baseline is not None else []
+    for folder in getattr(opts, "compare", []):
+        try:
+            bars.append(read_compared(folder, opts.data))
+        except UserError as exc:  # checked when the search started; gone since: say so
+            log(f"note   --compare {folder} left out of the verdict: {exc}")
+    if bars:
+        final["verdict"] = verdict(final["final_model"]["test"]["per_seed"], bars, data.task)
+        final["baselines"] = [{"name": b.name, "test": {m: {"mean": mean, "std": std}
+                                                        for m, (mean, std) in b.test.items()}}
+                              for b in bars]
     run.write_csv(rundir.FINAL_CSV, pd.concat(tables, ignore_index=True))
     run.write_json(rundir.FINAL_JSON, final)
     for line in conclusion(final):

@@ -35,6 +35,7 @@ from evo_msa.nas.ray_session import ray_session
 from evo_msa.nas.references import fit_references, reference
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import make_strategy
+from evo_msa.nas.verdict import read_compared
 from evo_msa.provenance import fingerprint, provenance
 from evo_msa.record import rundir
 from evo_msa.record.best import best_genome_record
@@ -123,6 +124,8 @@ def prepare(opts: SearchOptions, run: RunDir | None, log: Callable[[str], None])
             raise UserError("--space is required (e.g. --space search_spaces/haemsa.yaml)")
         space_file = Path(opts.space)
     opts.validate()
+    for folder in opts.compare:  # a wrong --compare folder fails before any run directory
+        read_compared(folder, opts.data)
     space = load_space(space_file)
     data = load_data(opts.data) if space.haemsa else None
     evaluator = make_evaluator(space, data, device=opts.trial_device,

@@ -16,15 +16,19 @@ only deterministic baselines the band is 0 and the words say there was no std to
 
 A baseline is a `Baseline`: a name and per metric its test mean and std (None: deterministic).
 The run's baselines.csv gives one per model (the row chosen on valid); columns
-`test_<metric>_std` give a seeded baseline's std (e.g. a fine-tuned encoder over 5 seeds).
+`test_<metric>_std` give a seeded baseline's std. `search --compare DIR` adds the output of
+`evo-msa baseline` (e.g. `--model finetune`, 5 seeds: a real std) or `evo-msa train` on the
+same data.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
+from evo_msa.errors import UserError
 from evo_msa.metrics import Objective
 
 HEADLINE = {"regression": ("mae", "corr", "non0_acc2", "acc2"),
@@ -66,6 +70,34 @@ def baseline_from_summary(name: str, summary: dict) -> Baseline:
         "deterministic", False)
     return Baseline(name, {m: (float(v["mean"]), _std(v.get("std")) if seeded else None)
                            for m, v in summary.get("test", {}).items()})
+
+
+def read_compared(folder: str | Path, data_spec: str) -> Baseline:
+    """The Baseline of an `evo-msa baseline` (or `evo-msa train`) output folder given to
+    `search --compare`: its metrics.json, which must be of the same data (sha256 of the file, or
+    the same synthetic spec); a one-line UserError names what is wrong."""
+    from evo_msa.io import read_json
+    from evo_msa.provenance import data_sha256
+    from evo_msa.record.rundir import METRICS_JSON
+
+    path = Path(folder) / METRICS_JSON
+    if not path.is_file():
+        raise UserError(f"--compare {folder}: no {METRICS_JSON} there (give the --out folder of "
+                        "`evo-msa baseline` or `evo-msa train`)")
+    summary = read_json(path, METRICS_JSON, 64 << 20)
+    test = summary.get("test") if isinstance(summary, dict) else None
+    if not isinstance(test, dict) or not all(
+            isinstance(v, dict) and _finite(v.get("mean")) for v in test.values()) or not test:
+        raise UserError(f"{path}: 'test' must map metrics to their mean and std over seeds")
+    origin = summary.get("provenance") or {}
+    theirs = origin.get("data_sha256") if isinstance(origin, dict) else None
+    ours = data_sha256(data_spec)
+    if (theirs or ours) != ours or (ours is None and summary.get("data") != data_spec):
+        raise UserError(f"{path}: was measured on other data ({summary.get('data')!r}, sha256 "
+                        f"{str(theirs)[:12]}) than this search's {data_spec!r}")
+    info = summary.get("baseline")
+    name = str(info.get("model")) if isinstance(info, dict) else f"train ({Path(folder).name})"
+    return baseline_from_summary(name, summary)
 
 
 def _std(value) -> float | None:

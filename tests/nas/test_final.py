@@ -57,7 +57,10 @@ def run(tmp_path_factory):
         events.append("selection")
         return real_selection(candidates, score, objective, rounds)
 
-    opts = SearchOptions(space=TINY, data=DATA, final_seeds=[0, 1], final_epochs=2, ensemble=3)
+    mlp = tmp_path_factory.mktemp("mlp")  # a seeded baseline given to --compare
+    api.baseline(DATA, model="mlp", seeds=[0, 1], out=mlp, log=lambda _: None)
+    opts = SearchOptions(space=TINY, data=DATA, final_seeds=[0, 1], final_epochs=2, ensemble=3,
+                         compare=[str(mlp)])
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("evo_msa.data.loader.load_split", load_split)
         mp.setattr(final_module, "greedy_selection", greedy_selection)
@@ -144,7 +147,14 @@ def test_verdict_in_final_json_and_the_last_lines(run):
     _, final, _, lines = run
     v = final["verdict"]
     assert [x["metric"] for x in v] == ["mae", "corr", "non0_acc2"]
-    assert all(x["baseline"] == "ridge" and x["baseline_std"] is None for x in v)
+    bars = {b["name"]: b["test"] for b in final["baselines"]}
+    assert set(bars) == {"ridge", "mlp"} and bars["ridge"]["mae"]["std"] is None
+    assert bars["mlp"]["mae"]["std"] > 0  # two seeds: a real std, part of the band
+    for x in v:  # against the better of the two on each metric
+        best = (min if x["metric"] == "mae" else max)(
+            bars, key=lambda name: bars[name][x["metric"]]["mean"])
+        assert x["baseline"] == best
+        assert (x["baseline_std"] is None) == (best == "ridge")
     assert all(x["outcome"] in ("beats", "ties", "loses") for x in v)
     assert lines[-3:] == [f"  {x['line']}" for x in v]
     assert lines[-4].startswith("verdict on test")

@@ -1,5 +1,6 @@
 """The verdict against the baselines: beats / ties / loses per headline metric, with direction."""
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from evo_msa.nas.verdict import (
     verdict_line,
 )
 
+TINY = Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml"
 RIDGE = Baseline("ridge", {"mae": (0.868, None), "corr": (0.681, None), "non0_acc2": (0.807, None),
                            "acc7": (0.30, None)})
 
@@ -95,3 +97,27 @@ def test_line_of_a_loss_with_a_seeded_baseline():
                          "final": 0.70, "baseline_value": 0.76, "baseline_std": 0.01,
                          "difference": -0.06, "band": 0.02})
     assert line == "loses to finetune on Corr by 0.060 (0.700 vs 0.760; > combined std 0.020)"
+
+
+def test_compared_baseline_folders(tmp_path):
+    from evo_msa import api
+    from evo_msa.errors import UserError
+    from evo_msa.nas.verdict import read_compared
+
+    data = "synthetic:mosi?n=120"
+    api.baseline(data, model="ridge", seeds=[0, 1], out=tmp_path / "ridge", log=lambda _: None)
+    ridge = read_compared(tmp_path / "ridge", data)
+    assert ridge.name == "ridge" and ridge.test["mae"][1] is None  # deterministic: no std
+    with pytest.raises(UserError, match="other data"):
+        read_compared(tmp_path / "ridge", "synthetic:mosi?n=130")
+    with pytest.raises(UserError, match="no metrics.json there"):
+        read_compared(tmp_path / "nowhere", data)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "metrics.json").write_text('{"test": {"mae": 1}}')
+    with pytest.raises(UserError, match="'test' must map metrics"):
+        read_compared(tmp_path / "bad", data)
+    # a wrong --compare folder fails the search before its run directory exists
+    with pytest.raises(UserError, match="no metrics.json there"):
+        api.search(str(TINY), data, out=tmp_path / "run", compare=[str(tmp_path / "nowhere")],
+                   log=lambda _: None)
+    assert not (tmp_path / "run").exists()
