@@ -19,7 +19,7 @@ The layout follows the data flow; one room, one job:
     record/      what a run leaves, written and read in one place: the run directory, the
                  evaluation record, ranking, the leaderboard, best_genome.json, study files
       -> report/     plots and the HTML report (renders records)
-    studies/     `evo-msa experiment`: study files (the top-level experiments/ folder) ->
+    studies/     `evo-msa study`: study files (the top-level experiments/ folder) ->
                  variants (baselines, train, search, ...) -> results, summary, RESULTS.md
 
 Cross-cutting, at the root: config.py (the run config a genome decodes into), status.py (one

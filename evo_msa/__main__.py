@@ -1,3 +1,4 @@
+"""`python -m evo_msa`: the `evo-msa` command."""
 from evo_msa.cli import main
 
 if __name__ == "__main__":

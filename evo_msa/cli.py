@@ -6,6 +6,7 @@ import os
 import sys
 
 from evo_msa.errors import UserError, did_you_mean
+from evo_msa.record import rundir
 
 
 def _positive_int(text: str) -> int:
@@ -24,6 +25,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def parse_args(self, args=None, namespace=None):
+        """Parse `args`; an unknown option is an error that names the closest known one."""
         parsed, extra = self.parse_known_args(args, namespace)
         if extra:
             self._unknown(parsed, extra)
@@ -56,23 +58,29 @@ DATA_HELP = ("an MMSA-layout pickle, or synthetic:mosi / synthetic:iemocap / syn
              "(options: synthetic:mosi?seed=1&noise=vision)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from evo_msa.nas.options import SearchOptions
-    from evo_msa.record import rundir
+FORMAT = argparse.ArgumentDefaultsHelpFormatter
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    metrics_out = f"output directory ({rundir.METRICS_JSON}, {rundir.METRICS_CSV})"
-    seed = rundir.seed_folder("<s>")
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `evo-msa` parser: one subcommand per API function, and `study`."""
     parser = Parser(prog="evo-msa", description=(
         "Evolutionary architecture search for multimodal sentiment analysis (HAEMSA)."))
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_search, _add_baseline, _add_predict, _add_export, _add_report,
+                _add_data, _add_leaderboard, _add_study):
+        add(sub)
+    return parser
 
-    t = sub.add_parser("train", formatter_class=fmt, help="train one architecture with several seeds",
+
+def _add_train(sub) -> None:
+    """`evo-msa train`."""
+    metrics_out = f"output directory ({rundir.METRICS_JSON}, {rundir.METRICS_CSV})"
+    t = sub.add_parser("train", formatter_class=FORMAT, help="train one architecture with several seeds",
                        description="Train a HAEMSA model (the default hand-set one, an --arch "
                                    "YAML, or a searched --genome) and report test metrics.")
     t.add_argument("--data", default="synthetic:mosi", help=DATA_HELP)
     src = t.add_mutually_exclusive_group()
-    src.add_argument("--arch", help="run-config YAML with sections model/objective/train")
+    src.add_argument("--arch", help="run-config YAML with sections model/loss/train/pretrained")
     src.add_argument("--genome", help=f"{rundir.BEST} of a search (needs --space)")
     t.add_argument("--space", help="the search space the genome belongs to")
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
@@ -81,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.add_argument("--out", required=True, help=metrics_out)
 
-    s = sub.add_parser("search", formatter_class=fmt, help="evolve architectures on Ray Tune",
+
+def _add_search(sub) -> None:
+    """`evo-msa search`."""
+    from evo_msa.nas.options import SearchOptions
+
+    s = sub.add_parser("search", formatter_class=FORMAT, help="evolve architectures on Ray Tune",
                        description="Evolve HAEMSA genomes; every fitness evaluation is a short "
                                    "training, batches of genomes train together as one Ray Tune "
                                    "trial; the best genome is retrained with several seeds and "
@@ -95,7 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --resume: continue even though the run's space copy, data or "
                         "options changed since it started")
 
-    b = sub.add_parser("baseline", formatter_class=fmt, help="a simple model on the same data",
+
+def _add_baseline(sub) -> None:
+    """`evo-msa baseline`."""
+    metrics_out = f"output directory ({rundir.METRICS_JSON}, {rundir.METRICS_CSV})"
+    b = sub.add_parser("baseline", formatter_class=FORMAT, help="a simple model on the same data",
                        description="Ridge / softmax regression or a one-hidden-layer MLP on the "
                                    "time-pooled, concatenated features, or the plain fine-tuned "
                                    "text encoder (finetune: mean pooling, one linear layer); "
@@ -112,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     b.add_argument("--out", required=True, help=metrics_out)
 
-    p = sub.add_parser("predict", formatter_class=fmt, help="predict with a saved model",
+
+def _add_predict(sub) -> None:
+    """`evo-msa predict`."""
+    seed = rundir.seed_folder("<s>")
+    p = sub.add_parser("predict", formatter_class=FORMAT, help="predict with a saved model",
                        description="Predict a split of a dataset with a saved model: a seed "
                                    "folder, an `evo-msa train` output or a search run (the mean "
                                    "of its seeds). Metrics too when the split has labels.")
@@ -125,7 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "beside it)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
 
-    e = sub.add_parser("export", formatter_class=fmt, help="export a saved model to ONNX",
+
+def _add_export(sub) -> None:
+    """`evo-msa export`."""
+    seed = rundir.seed_folder("<s>")
+    e = sub.add_parser("export", formatter_class=FORMAT, help="export a saved model to ONNX",
                        description="Write a saved model as ONNX (raw features in, predictions "
                                    "out; the normalisation is inside the graph) and check it "
                                    "against PyTorch in onnxruntime. Needs evo-msa[export].")
@@ -133,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{seed} folder (or a run: its first seed)")
     e.add_argument("--out", required=True, help="the .onnx file to write")
 
-    r = sub.add_parser("report", formatter_class=fmt, help="one self-contained HTML page for a run",
+
+def _add_report(sub) -> None:
+    """`evo-msa report`."""
+    r = sub.add_parser("report", formatter_class=FORMAT, help="one self-contained HTML page for a run",
                        description="Summary, progress, top-k table, genes vs fitness, Pareto "
                                    "front, final metrics and learning curves of a search run (or "
                                    "an `evo-msa train --out` directory) as one HTML file that "
@@ -142,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help=f"the HTML file (default RUN_DIR/{rundir.REPORT})")
     r.add_argument("--top", type=_positive_int, default=10, help="rows of the top-k table")
 
-    d = sub.add_parser("data", formatter_class=fmt, help="describe a dataset or say what is wrong",
+
+def _add_data(sub) -> None:
+    """`evo-msa data`."""
+    d = sub.add_parser("data", formatter_class=FORMAT, help="describe a dataset or say what is wrong",
                        description="Splits, modalities with shapes and dtypes, labels, missing "
                                    "values of a dataset; or one line saying why it cannot be used "
                                    "(exit 2).")
@@ -153,22 +184,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "count the utterances' tokens and those cut at --max-tokens")
     d.add_argument("--max-tokens", type=int, default=50, help="tokens kept per utterance")
 
-    lb = sub.add_parser("leaderboard", formatter_class=fmt, help="print and merge leaderboards")
+
+def _add_leaderboard(sub) -> None:
+    """`evo-msa leaderboard`."""
+    lb = sub.add_parser("leaderboard", formatter_class=FORMAT, help="print and merge leaderboards")
     lb.add_argument("runs", nargs="+", help=f"run directories (or {rundir.LEADERBOARD} files)")
     lb.add_argument("--top", type=int, default=10, help="rows to show")
     lb.add_argument("--out", default=None, help="write the merged leaderboard to this CSV")
 
-    ex = sub.add_parser("experiment", formatter_class=fmt, help="run a study (experiments/*.yaml)",
+
+def _add_study(sub) -> None:
+    """`evo-msa study` (`experiment`, its old name)."""
+    # `experiment` was the command's first name: still accepted, with a notice (see main)
+    ex = sub.add_parser("study", aliases=["experiment"], formatter_class=FORMAT,
+                        help="run a study (experiments/*.yaml)",
                         description="Run a study's baselines, trainings and searches; write "
                                     "CSV/PNG/JSON and the command into results/ beside the study "
                                     "file (experiments/results/) and regenerate summary.csv and "
                                     "RESULTS.md.")
-    from evo_msa.studies import add_arguments as experiment_arguments
-    experiment_arguments(ex)
-    return parser
+    from evo_msa.studies import add_arguments as study_arguments
+    study_arguments(ex)
 
 
 def cmd_train(args) -> int:
+    """`evo-msa train`: api.train."""
     from evo_msa import api
 
     api.train(data=args.data, arch=args.arch, genome=args.genome, space=args.space,
@@ -177,10 +216,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_search(args) -> int:
+    """`evo-msa search`: api.search, or api.resume with --resume."""
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search
-    from evo_msa.record import rundir
-
     if args.force and not args.resume:
         raise UserError("--force goes with --resume")
     if args.resume:
@@ -195,6 +233,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_baseline(args) -> int:
+    """`evo-msa baseline`: api.baseline."""
     from evo_msa import api
 
     mods = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
@@ -204,6 +243,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    """`evo-msa predict`: api.predict."""
     from evo_msa import api
 
     api.predict(args.model, args.data, split=args.split, out=args.out, device=args.device)
@@ -211,6 +251,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """`evo-msa export`: api.export."""
     from evo_msa import api
 
     api.export(args.model, args.out)
@@ -218,12 +259,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    """`evo-msa leaderboard`: the best rows of one or several runs, merged."""
     import pandas as pd
 
-    from evo_msa.api import MAX_ROWS, _count
+    from evo_msa.api import MAX_ROWS, count_option
     from evo_msa.record.leaderboard import read_leaderboards, run_objective, top_rows
 
-    _count("--top", args.top, MAX_ROWS)
+    count_option("--top", args.top, MAX_ROWS)
     frame = read_leaderboards(args.runs)
     shown = top_rows(frame, args.top, run_objective(args.runs))
     cols = [c for c in ["run", "generation", "id", "status", "fitness", "params", "seconds"]
@@ -239,6 +281,7 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_report(args) -> int:
+    """`evo-msa report`: api.report."""
     from evo_msa import api
 
     api.report(args.run_dir, args.out, top=args.top)
@@ -246,6 +289,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_data(args) -> int:
+    """`evo-msa data`: describe a dataset (or say why it cannot be used)."""
     import json
 
     from evo_msa import api
@@ -256,19 +300,25 @@ def cmd_data(args) -> int:
     return 0
 
 
-def cmd_experiment(args) -> int:
-    from evo_msa.studies import main as run_experiment
+def cmd_study(args) -> int:
+    """`evo-msa study`: run study files (studies.main)."""
+    from evo_msa.studies import main as run_study
 
-    return run_experiment(args)
+    return run_study(args)
 
 
 HANDLERS = {"train": cmd_train, "search": cmd_search, "baseline": cmd_baseline,
             "leaderboard": cmd_leaderboard, "predict": cmd_predict, "export": cmd_export,
-            "report": cmd_report, "data": cmd_data, "experiment": cmd_experiment}
+            "report": cmd_report, "data": cmd_data, "study": cmd_study}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one `evo-msa` command; a UserError is one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
+    if args.command == "experiment":  # the deprecated name of `study`
+        print("evo-msa experiment: note: the command is now `evo-msa study` (same arguments)",
+              file=sys.stderr)
+        args.command = "study"
     try:
         return HANDLERS[args.command](args)
     except UserError as exc:

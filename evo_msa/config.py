@@ -2,11 +2,12 @@
 
 Four sections, one dataclass each:
   model:      the HAEMSA architecture (experts, hierarchy, widths, modality mask)
-  objective:  the multi-task loss (HAEMSA eq. 14 weights, DMMSA coarse/unimodal/contrast, weighting)
+  loss:       the multi-task training loss (HAEMSA eq. 14 weights, DMMSA coarse/unimodal/
+              contrast, weighting); `objective:` before, still read with a deprecation notice
   train:      the optimiser and the training budget
   pretrained: a pretrained text encoder and how much of it is fine-tuned
 
-Search-space genes address fields by dotted path, e.g. ``model.depth`` or ``objective.gamma_kl``.
+Search-space genes address fields by dotted path, e.g. ``model.depth`` or ``loss.gamma_kl``.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import dataclasses
 import math
 import numbers
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,9 @@ class ModelConfig:
 
 
 @dataclass
-class ObjectiveConfig:
+class LossConfig:
+    """The multi-task training loss: the weight of each term and how they are combined."""
+
     regression_loss: str = "l1"  # main regression loss: "l1" or "smooth_l1" (DMMSA eq. 7)
     smooth_beta: float = 1.0  # phi of the SmoothL1 loss
     coarse_classes: int = 3  # DMMSA coarse sentiment bins (2, 3, 5 or 7; SIMS: 2, 3 or 5)
@@ -82,6 +86,8 @@ class ObjectiveConfig:
 
 @dataclass
 class TrainConfig:
+    """The optimiser and the training budget."""
+
     epochs: int = 60
     batch_size: int = 64
     lr: float = 1e-3
@@ -115,12 +121,15 @@ class PretrainedConfig:
 
 @dataclass
 class RunConfig:
+    """What one training trains: `model`, `loss` and `train` (a genome decodes into one)."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     pretrained: PretrainedConfig = field(default_factory=PretrainedConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as nested dicts (YAML and JSON ready)."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -130,13 +139,14 @@ class RunConfig:
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
-            raise UserError(f"{source}: expected a mapping with sections model/objective/train, "
-                            f"got {_kind(raw)}")
+            raise UserError(f"{source}: expected a mapping with sections model/loss/train, "
+                            f"got {kind_of(raw)}")
+        raw = _renamed_section(raw, source)
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = [k for k in raw if k not in sections]
         if unknown:
-            raise UserError(f"{source}: unknown section {brief(_first(unknown))}"
-                            f"{did_you_mean(_first(unknown), sections)} "
+            raise UserError(f"{source}: unknown section {brief(first_key(unknown))}"
+                            f"{did_you_mean(first_key(unknown), sections)} "
                             f"(expected {', '.join(sections)})")
         parts = {name: _build(_SECTION_TYPES[name], raw.get(name), f"{source}: {name}")
                  for name in sections}
@@ -148,6 +158,7 @@ class RunConfig:
         """A copy with dotted-path values set, e.g. {"model.depth": 3}."""
         nested = self.to_dict()
         for path, value in flat.items():
+            path = renamed_path(path, source)
             section, _, key = path.partition(".")
             if section not in nested or key not in nested[section]:
                 raise UserError(f"{source}: {brief(path)} is not a config field"
@@ -157,22 +168,23 @@ class RunConfig:
         return RunConfig.from_dict(nested, source)
 
     def validate(self, source: str = "config") -> None:
-        m, o, t, pc = self.model, self.objective, self.train, self.pretrained
+        """Check every field's range and choice: a one-line UserError naming `source` and the field."""
+        m, o, t, pc = self.model, self.loss, self.train, self.pretrained
         checks = [
             (lambda: bool(m.modalities) and all(x in MODALITIES for x in m.modalities),
              "model.modalities", f"a non-empty subset of {list(MODALITIES)}"),
             (lambda: m.encoder in ENCODERS, "model.encoder", f"one of {list(ENCODERS)}"),
             *[(lambda v=getattr(m, f"{x}_encoder"): v in ("", *ENCODERS), f"model.{x}_encoder",
                f"one of {list(ENCODERS)} or '' (= model.encoder)") for x in MODALITIES],
-            (lambda: _is_int(m.depth) and 0 <= m.depth <= MAX_DEPTH, "model.depth",
+            (lambda: is_int(m.depth) and 0 <= m.depth <= MAX_DEPTH, "model.depth",
              f"an integer in 0..{MAX_DEPTH}"),
             (lambda: m.depth <= len(m.level_widths) <= MAX_LEVEL_WIDTHS
-             and all(_is_int(w) and 1 <= w <= MAX_WIDTH for w in m.level_widths),
+             and all(is_int(w) and 1 <= w <= MAX_WIDTH for w in m.level_widths),
              "model.level_widths", f"at least `depth` (at most {MAX_LEVEL_WIDTHS}) integer "
              f"widths in 1..{MAX_WIDTH}"),
         ]
         for name in ("expert_dim", "unified_dim", "tower_dim"):
-            checks.append((lambda v=getattr(m, name): _is_int(v) and 1 <= v <= MAX_WIDTH,
+            checks.append((lambda v=getattr(m, name): is_int(v) and 1 <= v <= MAX_WIDTH,
                            f"model.{name}", f"an integer in 1..{MAX_WIDTH}"))
         checks += [
             (lambda: _finite(m.dropout) and 0.0 <= m.dropout < 1.0, "model.dropout",
@@ -182,25 +194,25 @@ class RunConfig:
             (lambda: _finite(m.modality_dropout) and 0.0 <= m.modality_dropout < 1.0,
              "model.modality_dropout", "a value in [0, 1)"),
             (lambda: _finite(o.coarse_smoothing) and 0.0 <= o.coarse_smoothing < 1.0,
-             "objective.coarse_smoothing", "a value in [0, 1)"),
+             "loss.coarse_smoothing", "a value in [0, 1)"),
             (lambda: _finite(t.ema) and 0.0 <= t.ema < 1.0, "train.ema",
              "a decay in [0, 1) (0 = off)"),
-            (lambda: o.regression_loss in REGRESSION_LOSSES, "objective.regression_loss",
+            (lambda: o.regression_loss in REGRESSION_LOSSES, "loss.regression_loss",
              f"one of {list(REGRESSION_LOSSES)}"),
-            (lambda: o.weighting in WEIGHTINGS, "objective.weighting",
+            (lambda: o.weighting in WEIGHTINGS, "loss.weighting",
              f"one of {list(WEIGHTINGS)}"),
-            (lambda: o.coarse_classes in (2, 3, 5, 7), "objective.coarse_classes", "2, 3, 5 or 7"),
+            (lambda: o.coarse_classes in (2, 3, 5, 7), "loss.coarse_classes", "2, 3, 5 or 7"),
         ]
         for name in ("lambda_main", "lambda_coarse", "lambda_unimodal", "lambda_unified",
                      "gamma_kl", "lambda_contrast", "corr_weight"):
-            checks.append((lambda v=getattr(o, name): _finite(v) and v >= 0, f"objective.{name}",
+            checks.append((lambda v=getattr(o, name): _finite(v) and v >= 0, f"loss.{name}",
                            "a non-negative finite weight"))
         for name in ("contrast_tau", "gdwg_tau", "smooth_beta"):
-            checks.append((lambda v=getattr(o, name): _finite(v) and v > 0, f"objective.{name}",
+            checks.append((lambda v=getattr(o, name): _finite(v) and v > 0, f"loss.{name}",
                            "a positive finite value"))
         for name, top in (("epochs", MAX_COUNT), ("patience", MAX_COUNT),
                           ("batch_size", MAX_BATCH)):
-            checks.append((lambda v=getattr(t, name), top=top: _is_int(v) and 1 <= v <= top,
+            checks.append((lambda v=getattr(t, name), top=top: is_int(v) and 1 <= v <= top,
                            f"train.{name}", f"an integer in 1..{top}"))
         checks += [
             (lambda: _finite(t.lr) and t.lr > 0, "train.lr", "a positive finite number"),
@@ -210,14 +222,14 @@ class RunConfig:
              "a finite number (<= 0: no clipping)"),
             (lambda: isinstance(t.select_metric, str) and t.select_metric.strip() != "",
              "train.select_metric", "a metric name such as 'loss' or 'mae'"),
-            (lambda: _is_int(pc.finetune_layers) and -1 <= pc.finetune_layers <= MAX_LAYERS,
+            (lambda: is_int(pc.finetune_layers) and -1 <= pc.finetune_layers <= MAX_LAYERS,
              "pretrained.finetune_layers", f"an integer in -1..{MAX_LAYERS} (0 = frozen, -1 = all)"),
             (lambda: _finite(pc.lr) and pc.lr > 0, "pretrained.lr", "a positive finite number"),
             (lambda: _finite(pc.layer_decay) and 0 < pc.layer_decay <= 1,
              "pretrained.layer_decay", "a value in (0, 1] (1 = every layer at lr)"),
             (lambda: _finite(pc.warmup) and pc.warmup >= 0, "pretrained.warmup",
              "a non-negative number of epochs"),
-            (lambda: _is_int(pc.max_tokens) and 2 <= pc.max_tokens <= MAX_TOKENS,
+            (lambda: is_int(pc.max_tokens) and 2 <= pc.max_tokens <= MAX_TOKENS,
              "pretrained.max_tokens", f"an integer in 2..{MAX_TOKENS}"),
         ]
         for ok, name, expected in checks:
@@ -231,7 +243,37 @@ class RunConfig:
         self.model.modalities = [x for x in MODALITIES if x in set(m.modalities)]
 
 
-_SECTION_TYPES = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig,
+# `objective:` named the training loss until the word was kept for the search's objectives
+OLD_LOSS_SECTION = "objective"
+
+
+def _deprecated(source: str, old: str, new: str) -> None:
+    warnings.warn(f"{source}: {old!r} is now {new!r} (the training loss; 'objective' names the "
+                  f"search's fitness objectives): read as {new!r}, rename it", FutureWarning,
+                  stacklevel=3)
+
+
+def _renamed_section(raw: dict, source: str) -> dict:
+    """A run config with the old `objective:` section read as `loss:` (one notice)."""
+    if OLD_LOSS_SECTION not in raw:
+        return raw
+    if "loss" in raw:
+        raise UserError(f"{source}: both 'loss' and its old name 'objective' are given; keep 'loss'")
+    _deprecated(source, OLD_LOSS_SECTION, "loss")
+    return {("loss" if k == OLD_LOSS_SECTION else k): v for k, v in raw.items()}
+
+
+def renamed_path(path: Any, source: str) -> Any:
+    """A dotted config path with the old section name (`objective.gamma_kl`) read as its new
+    one (`loss.gamma_kl`), with a one-line deprecation notice; any other value unchanged."""
+    if isinstance(path, str) and path.startswith(OLD_LOSS_SECTION + "."):
+        new = "loss." + path[len(OLD_LOSS_SECTION) + 1:]
+        _deprecated(source, path, new)
+        return new
+    return path
+
+
+_SECTION_TYPES = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig,
                   "pretrained": PretrainedConfig}
 
 
@@ -247,7 +289,8 @@ MAX_TOKENS = 8192  # pretrained.max_tokens
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """What a value is, in words for an error message: 'a list', 'nothing (null)'."""
     if value is None:
         return "nothing (null)"
     name = type(value).__name__
@@ -259,12 +302,13 @@ def config_paths(nested: dict[str, Any]) -> list[str]:
     return [f"{s}.{k}" for s, fields in nested.items() if isinstance(fields, dict) for k in fields]
 
 
-def _first(keys: list) -> Any:
+def first_key(keys: list) -> Any:
     """The first of some mapping keys in a stable order, whatever their types."""
     return sorted(keys, key=lambda k: (type(k).__name__, repr(k)))[0]
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An int, not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -277,12 +321,12 @@ def _build(kind: type, raw: dict[str, Any] | None, source: str):
     if raw is None:  # `model:` with nothing under it
         raw = {}
     if not isinstance(raw, dict):
-        raise UserError(f"{source}: expected a mapping of fields, got {_kind(raw)}")
+        raise UserError(f"{source}: expected a mapping of fields, got {kind_of(raw)}")
     fields = {f.name: f for f in dataclasses.fields(kind)}
     unknown = [k for k in raw if k not in fields]
     if unknown:
-        raise UserError(f"{source}: unknown field {brief(_first(unknown))}"
-                        f"{did_you_mean(_first(unknown), fields)} "
+        raise UserError(f"{source}: unknown field {brief(first_key(unknown))}"
+                        f"{did_you_mean(first_key(unknown), fields)} "
                         f"(expected one of {', '.join(fields)})")
     values = {}
     default = kind()
@@ -411,4 +455,5 @@ def read_yaml(path: str | Path, what: str = "config") -> Any:
 
 
 def load_run_config(path: str | Path) -> RunConfig:
+    """The run config of a YAML file (`--arch`); a bad one is a one-line UserError naming it."""
     return RunConfig.from_dict(read_yaml(path), str(path))

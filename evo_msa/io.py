@@ -8,7 +8,6 @@ that fails (a full disk, a read-only folder) leaves the old file as it was and r
 from __future__ import annotations
 
 import json
-import math
 import os
 import stat
 from pathlib import Path
@@ -57,6 +56,7 @@ def _default(x):
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as JSON (see `to_json`) to `path`, atomically."""
     text = to_json(obj)
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
@@ -115,7 +115,3 @@ def read_json(path: str | Path, what: str, max_bytes: int) -> object:
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
         raise UserError(f"{path}: not a usable {what} file (nested too deeply)") from None
-
-
-def finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)

@@ -203,6 +203,7 @@ class Objective:
         return self.loss(a) < self.loss(b)
 
     def worst(self) -> float:
+        """The worst value this objective can take (infinite, with its sign)."""
         return self.sign * math.inf
 
     def ascending(self) -> bool:

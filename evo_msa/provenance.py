@@ -13,6 +13,7 @@ from evo_msa._version import __version__
 
 
 def provenance(data_spec: str) -> dict:
+    """Where and with what a run ran: data (and its sha256), versions, git commit, host, time."""
     return {"data": data_spec, "data_sha256": data_sha256(data_spec), "versions": versions(),
             "git_commit": git_commit(), "host": platform.node(),
             "time": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -43,6 +44,7 @@ def fingerprint(space_file: str | Path, data_spec: str, options: dict) -> dict[s
 
 
 def versions() -> dict:
+    """The versions of Python, evo-msa and the libraries that decide its results."""
     out = {"python": platform.python_version(), "evo-msa": __version__}
     for package in ("torch", "ray", "deap", "numpy"):
         try:

@@ -12,6 +12,8 @@ import enum
 
 
 class Status(str, enum.Enum):
+    """The one status vocabulary, from a training's outcome to the leaderboard."""
+
     PENDING = "pending"  # handed to a trial, no result yet
     OK = "ok"  # trained, fitness measured
     CACHED = "cached"  # the same architecture was trained already: its fitness is reused
@@ -29,6 +31,7 @@ class Status(str, enum.Enum):
 
     @property
     def failed(self) -> bool:
+        """A failure: diverged, raised, or rejected before training."""
         return self in (Status.NAN, Status.ERROR, Status.REJECTED)
 
     @property

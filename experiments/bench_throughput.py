@@ -118,8 +118,8 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(seed)
-    model, objective, weighting = build_population([cfg], DataInfo.from_data(data), [seed],
-                                                   device)
+    model, population_loss, weighting = build_population([cfg], DataInfo.from_data(data), [seed],
+                                                         device)
     grus = torch_gru_experts(model, data)
     model.train()
     mods = model.modalities
@@ -143,8 +143,8 @@ def reference_loop(data: MSAData, cfg: RunConfig, seed: int, device: torch.devic
             y = batch[-1][None]
             model.noise.step += 1
             out = model(x, n)
-            labels = TaskLabels(main=y, coarse=coarse_labels(y, cfg.objective.coarse_classes, 3.0))
-            loss = weighting.combine(objective.losses(out, labels)).sum()
+            labels = TaskLabels(main=y, coarse=coarse_labels(y, cfg.loss.coarse_classes, 3.0))
+            loss = weighting.combine(population_loss.losses(out, labels)).sum()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*model.parameters(), *grus.parameters()],
@@ -393,7 +393,7 @@ def bench_shape(shape: str, args, device: torch.device) -> dict:
                 row["x_vs_b"] = round(row["evaluations_per_minute"] / one, 2)
     log(f"uptime after: {uptime()}")
     genomes = [{"genome": i, "params_width": c.model.widest, "depth": c.model.depth,
-                "modalities": "+".join(c.model.modalities), "weighting": c.objective.weighting,
+                "modalities": "+".join(c.model.modalities), "weighting": c.loss.weighting,
                 "encoders": "+".join(c.model.encoder_of(m) for m in c.model.modalities
                                      if data.seq_lens.get(m, 1) > 1),
                 **{f"fitness_{w}": f[i] for w, f in fitness.items()}}

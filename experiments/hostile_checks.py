@@ -104,7 +104,7 @@ def checks(tmp: Path) -> dict[str, list[str]]:
             tmp / "arch-bomb.yaml")), "--out", out],
         "yaml bomb: search --space": ["search", "--space", str(H.yaml_alias_bomb(
             tmp / "space-bomb.yaml", "genes.model.depth")), "--out", out],
-        "yaml bomb: experiment": ["experiment", str(study), "--quick", "--out", out],
+        "yaml bomb: study": ["study", str(study), "--quick", "--out", out],
         "search --pop 1e9": ["search", "--space", TINY, "--pop", str(10 ** 9), "--out", out],
         "search --final-top 1e6": ["search", "--space", TINY, "--final-top", str(10 ** 6)],
         "resume: search.json pop 1e9": ["search", "--resume", resume_dir(tmp, "pop",

@@ -520,7 +520,7 @@ BASE_SPACE = {
         "model.level_widths": {"type": "int", "low": 8, "high": 32, "log": True, "count": 2},
         "model.modalities": {"type": "mask", "choices": ["text", "audio", "vision"]},
         "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
-        "objective.weighting": {"type": "categorical", "choices": ["fixed", "gdwg"]},
+        "loss.weighting": {"type": "categorical", "choices": ["fixed", "gdwg"]},
         "train.lr": {"type": "log-float", "low": 1e-3, "high": 1e-2},
     },
     "fixed": {"train.epochs": 3, "model.expert_dim": 16},
@@ -528,7 +528,7 @@ BASE_SPACE = {
     "constraints": {"max_params": 100000},
 }
 NUMERIC_GENES = ("model.depth", "model.level_widths", "model.dropout", "train.lr")
-CHOICE_GENES = ("model.modalities", "objective.weighting")
+CHOICE_GENES = ("model.modalities", "loss.weighting")
 
 GARBAGE = {"none": None, "list": [1, 2], "empty_list": [], "string": "x", "int": 5, "bool": True,
            "float": 2.5, "dict": {"a": 1}, "nested": [{"a": [None, {"b": ()}]}],
@@ -583,7 +583,7 @@ def _space_variants() -> list[Variant]:
     for path, value in (("train.epoch", 1), ("model", 1), ("model.depth.x", 1), ("", 1),
                         ("model.dropout", 1.5), ("model.modalities", "xyz"),
                         ("model.modalities", []), ("train.lr", "fast"), ("model.depth", 2),
-                        ("model.level_widths", [8, -1]), ("objective.weighting", ["fixed"])):
+                        ("model.level_widths", [8, -1]), ("loss.weighting", ["fixed"])):
         add(f"fixed {path}={value!r}", put(("fixed", path), value), path or "''")
     add("fixed int key", put(("fixed", 5), 1), "5")
     add("fixed None key", put(("fixed", None), 1), "None")
@@ -658,10 +658,10 @@ def _space_variants() -> list[Variant]:
         put(("genes", "model.modalities", "choices"), ["text", "text"]), "model.modalities")
     add("modalities count=2", put(("genes", "model.modalities", "count"), 2), "model.modalities")
     add("weighting bad middle choice",
-        put(("genes", "objective.weighting", "choices"), ["fixed", "nope", "gdwg"]),
-        "objective.weighting")
-    add("weighting choice nan", put(("genes", "objective.weighting", "choices"), ["fixed", math.nan]),
-        "objective.weighting")
+        put(("genes", "loss.weighting", "choices"), ["fixed", "nope", "gdwg"]),
+        "loss.weighting")
+    add("weighting choice nan", put(("genes", "loss.weighting", "choices"), ["fixed", math.nan]),
+        "loss.weighting")
     return _unique(out)
 
 
@@ -720,19 +720,19 @@ def test_malformed_space_files(tmp_path, name, text):
 BASE_CONFIG = {
     "model": {"depth": 2, "level_widths": [16, 16, 8, 8], "modalities": ["text", "audio"],
               "dropout": 0.1, "encoder": "gru"},
-    "objective": {"weighting": "gdwg", "lambda_main": 1.0},
+    "loss": {"weighting": "gdwg", "lambda_main": 1.0},
     "train": {"epochs": 3, "lr": 0.01, "batch_size": 8},
 }
 # int fields whose negative or astronomically large values are errors
 BOUNDED_INTS = {"model.depth", "model.expert_dim", "model.unified_dim", "model.tower_dim",
-                "objective.coarse_classes", "train.epochs", "train.batch_size", "train.patience"}
+                "loss.coarse_classes", "train.epochs", "train.batch_size", "train.patience"}
 # float fields that must not be negative
-NON_NEGATIVE_FLOATS = {"model.dropout", "objective.smooth_beta", "objective.lambda_main",
-                       "objective.lambda_coarse", "objective.lambda_unimodal",
-                       "objective.lambda_unified", "objective.gamma_kl", "objective.lambda_contrast",
-                       "objective.corr_weight", "objective.contrast_tau", "objective.gdwg_tau",
+NON_NEGATIVE_FLOATS = {"model.dropout", "loss.smooth_beta", "loss.lambda_main",
+                       "loss.lambda_coarse", "loss.lambda_unimodal",
+                       "loss.lambda_unified", "loss.gamma_kl", "loss.lambda_contrast",
+                       "loss.corr_weight", "loss.contrast_tau", "loss.gdwg_tau",
                        "train.lr", "train.weight_decay"}
-CHOICE_FIELDS = {"model.encoder", "objective.regression_loss", "objective.weighting"}
+CHOICE_FIELDS = {"model.encoder", "loss.regression_loss", "loss.weighting"}
 BAD_BY_TYPE = {
     int: ("many", "10", True, False, None, [1], {"a": 1}, 1.5, math.nan, math.inf, 10 ** 400, "1e400"),
     float: ("abc", "0.1", True, None, [0.1], {"a": 1}, math.nan, math.inf, -math.inf, 10 ** 400,
@@ -761,7 +761,7 @@ def _config_variants() -> list[Variant]:
                        ("empty string", ""), ("false", False), ("true", True), ("float", 3.5),
                        ("list of base", [BASE_CONFIG])):
         add(f"config={bad}", lambda r, value=value: copy.deepcopy(value), None)
-    for section in ("model", "objective", "train"):
+    for section in ("model", "loss", "train"):
         for bad in ("list", "empty_list", "string", "int", "bool", "nested", "nan"):
             add(f"{section}={bad}", lambda r, s=section, b=bad: {**r, s: GARBAGE[b]}, section)
         add(f"{section}=0", lambda r, s=section: {**r, s: 0}, section)

@@ -45,6 +45,7 @@ class DataInfo:
 
     @classmethod
     def from_data(cls, data: "MSAData") -> "DataInfo":
+        """What `data` is, without its arrays."""
         return cls(dims=dict(data.dims), seq_lens=dict(data.seq_lens), task=data.task,
                    num_classes=data.num_classes, modalities=tuple(data.modalities))
 
@@ -70,18 +71,22 @@ class MSAData:
 
     @property
     def dims(self) -> dict[str, int]:
+        """Feature width per modality."""
         return {m: int(x.shape[2]) for m, x in self.splits["train"].features.items()}
 
     @property
     def seq_lens(self) -> dict[str, int]:
+        """Time steps per modality (1: one vector per sample)."""
         return {m: int(x.shape[1]) for m, x in self.splits["train"].features.items()}
 
     @property
     def num_classes(self) -> int:
+        """Classes of the main task (1: regression)."""
         return len(self.label_names) if self.label_names else 0
 
     @property
     def has_unimodal_labels(self) -> bool:
+        """Does the data hold a label per modality (SIMS)?"""
         return bool(self.splits["train"].unimodal)
 
     def signature(self) -> dict:
@@ -95,6 +100,7 @@ class MSAData:
                                                  if k != "test"})
 
     def describe(self) -> str:
+        """One line: name, task, split sizes and modality widths."""
         present = [s for s in SPLITS if s in self.splits]
         sizes = "/".join(str(len(self.splits[s])) for s in present)
         mods = ", ".join(f"{m}{self.seq_lens[m]}x{self.dims[m]}" for m in self.modalities)

@@ -14,8 +14,8 @@ import numpy as np
 
 from evo_msa.data.dataset import MODALITIES, SPLITS, MSAData, Split
 from evo_msa.data.safe_pickle import safe_load
-from evo_msa.data.synthetic import _SPLIT_SIZES as SYNTHETIC_SIZES
 from evo_msa.data.synthetic import NAMES as SYNTHETIC_NAMES
+from evo_msa.data.synthetic import SPLIT_SIZES as SYNTHETIC_SIZES
 from evo_msa.data.synthetic import make_synthetic, noise_modalities
 from evo_msa.errors import UserError, brief
 

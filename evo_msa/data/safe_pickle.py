@@ -148,7 +148,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise _Refused("_reconstruct of something other than numpy.ndarray")
         dtype = np.dtype(dtype)
         self._fits(_prod(shape) * dtype.itemsize, f"an array of shape {brief(shape, 40)}")
-        return np.ndarray.__new__(_UnpickledArray, shape, dtype)
+        return _UnpickledArray(shape, dtype)  # allocated as numpy does; BUILD fills it
 
     def _scalar(self, dtype, obj=None):
         if not isinstance(dtype, np.dtype):

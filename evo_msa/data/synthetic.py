@@ -25,11 +25,11 @@ _LATENT = 8  # size of the shared latent and of each modality-specific latent
 _WEIGHT = {"text": 0.8, "audio": 0.6, "vision": 0.5}  # label weight of each u_m (shared: 1.0)
 _FEATURE_NOISE = {"text": 1.5, "audio": 1.8, "vision": 2.0}  # per-dimension noise std
 _STEP_NOISE = 0.5  # per-time-step noise std around the utterance vector (seq_len > 1)
-_SPLIT_SIZES = {"mosi": (1284, 229, 686), "iemocap": (1050, 150, 300)}
+SPLIT_SIZES = {"mosi": (1284, 229, 686), "iemocap": (1050, 150, 300)}
 
 
 def _split_sizes(name: str, n: int | None) -> tuple[int, int, int]:
-    sizes = _SPLIT_SIZES[name]
+    sizes = SPLIT_SIZES[name]
     if n is None:
         return sizes
     if n < 10:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from evo_msa.config import ObjectiveConfig
+from evo_msa.config import LossConfig
 from evo_msa.models.haemsa import HAEMSA, ModelOutput
 
 TERMS = ("main", "coarse", "unimodal", "unified", "kl", "contrast")
@@ -41,7 +41,7 @@ class TaskLabels:
         return self.coarse if self.coarse is not None else self.main
 
 
-def term_weights(cfg: ObjectiveConfig) -> list[float]:
+def term_weights(cfg: LossConfig) -> list[float]:
     """The genome's weight of every term: lambda1..lambda4, gamma and the contrast weight."""
     return [cfg.lambda_main, cfg.lambda_coarse, cfg.lambda_unimodal, cfg.lambda_unified,
             cfg.gamma_kl, cfg.lambda_contrast]
@@ -50,7 +50,7 @@ def term_weights(cfg: ObjectiveConfig) -> list[float]:
 class PopulationLoss:
     """Per-member loss settings as tensors, and the loss terms of a forward pass."""
 
-    def __init__(self, configs: list[ObjectiveConfig], model: HAEMSA):
+    def __init__(self, configs: list[LossConfig], model: HAEMSA):
         dev = model.device
         self.model = model
         self.weights = torch.tensor([term_weights(c) for c in configs], device=dev)  # (P, 6)

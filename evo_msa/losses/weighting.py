@@ -1,4 +1,4 @@
-"""Task weighting: how each member sums its loss terms into one objective.
+"""Task weighting: how each member sums its loss terms into one training loss.
 
 fixed      sum_k lambda_k L_k with the genome's weights (HAEMSA eq. 14)
 gdwg       DMMSA's Global Dynamic Weight Generation (eqs. 13-14): the main and coarse terms keep
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from evo_msa.config import ObjectiveConfig
+from evo_msa.config import LossConfig
 from evo_msa.losses.terms import COARSE, MAIN, TERMS
 from evo_msa.models.layers import ParamStore
 
@@ -25,7 +25,10 @@ LOG_VAR = "weighting.log_var"
 
 
 class TaskWeighting:
-    def __init__(self, configs: list[ObjectiveConfig], store: ParamStore):
+    """How each member of a population sums its loss terms: fixed weights (the genome's lambdas),
+    GDWG or attention."""
+
+    def __init__(self, configs: list[LossConfig], store: ParamStore):
         P, K = len(configs), len(TERMS)
         self.kinds = [c.weighting for c in configs]
         self.tau = torch.tensor([c.gdwg_tau for c in configs])
@@ -51,7 +54,7 @@ class TaskWeighting:
         self.lam = self.dynamic.float() / n  # equal at the start
 
     def combine(self, losses: torch.Tensor) -> torch.Tensor:
-        """(P, K) term losses -> (P,) objective of each member."""
+        """(P, K) term losses -> (P,) training loss of each member."""
         n = self.dynamic.sum(1, keepdim=True).float()
         mult = torch.where(self.dynamic, n * self.lam, torch.ones_like(self.lam))
         fixed = (self.base * mult * losses).sum(1)

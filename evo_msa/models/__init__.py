@@ -1,3 +1,4 @@
+"""HAEMSA for a population of networks at once (P = 1: one model), and its sequence encoders."""
 from evo_msa.models.haemsa import (
     HAEMSA,
     ModelOutput,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -103,7 +104,25 @@ class HAEMSA(nn.Module):
     def __init__(self, configs: list[RunConfig], info: DataInfo):
         super().__init__()
         self.configs, self.info = list(configs), info
-        P = self.P = len(configs)
+        self.P = len(configs)
+        per_member = self._member_modalities(configs, info)
+        self.classification = info.task == "classification"
+        self.store = ParamStore(self.P)
+        # the fine-tuned encoder layers first: each is one slice of a member's row (optimiser)
+        self.text_layers = _text_layers(configs, self.store, "text" in self.modalities)
+        # the parameters are declared in this order (the store's layout, saved models' too)
+        lay = self._declare_layout(configs, per_member)
+        spec_units, shared_units = self._declare_experts(lay)
+        spec_in, shared_in = self._declare_levels(lay, spec_units, shared_units)
+        top = self._declare_towers(lay, spec_in, shared_in)
+        self._declare_heads(lay, spec_in, shared_in, top.shape[1])
+        self._declare_contrast(lay, spec_units)
+        self.device = torch.device("cpu")
+        self.noise: MemberNoise | None = None  # the members' own dropout noise (training)
+        self._runtime(modality_ids=torch.tensor([MODALITIES.index(m) for m in self.modalities]))
+
+    def _member_modalities(self, configs: list[RunConfig], info: DataInfo) -> list[list[str]]:
+        """Each member's modalities (its mask over the data's); sets the population's."""
         avail = info.modalities or tuple(info.dims)
         per_member = [active_modalities(c.model, avail) for c in configs]
         for c, mods in zip(configs, per_member):
@@ -111,30 +130,24 @@ class HAEMSA(nn.Module):
                 raise ValueError(f"modality mask {c.model.modalities} keeps none of the data's "
                                  f"modalities {sorted(info.dims)}")
         self.modalities = [m for m in MODALITIES if any(m in mods for mods in per_member)]
-        M = len(self.modalities)
-        mc = [c.model for c in configs]
-        self.classification = info.task == "classification"
-        out_main = info.num_classes if self.classification else 1
+        return per_member
 
+    def _declare_layout(self, configs: list[RunConfig], per_member: list[list[str]]
+                        ) -> SimpleNamespace:
+        """The members' masks and rates as buffers; the widths every later part is cut to."""
+        info, P = self.info, self.P
+        mc = [c.model for c in configs]
         active = _stack([[m in mods for m in self.modalities] for mods in per_member])  # (P, M)
         unified = torch.tensor([m.unified for m in mc])
         depth = torch.tensor([m.depth for m in mc])
         expert_dim = torch.tensor([m.expert_dim for m in mc])
-        unified_dim = torch.tensor([m.unified_dim for m in mc])
-        L = int(depth.max())
         self.pad = max(m.widest for m in mc)  # the widest layer of any member
         # every dimension is padded to its own widest member (experts E, unified expert U,
         # each level, the top), not all to the widest layer of the population; one network
         # keeps one width for every layer (`least`): the layout saved models (model.pt) have
         least = self.pad if P == 1 else 1
-        E = max(int(expert_dim.max()), least)
-        U = max([m.unified_dim for m in mc if m.unified] + [least])
-        n_coarse = [0 if self.classification else c.objective.coarse_classes for c in configs]
+        n_coarse = [0 if self.classification else c.loss.coarse_classes for c in configs]
         kt = [info.num_classes if self.classification else k for k in n_coarse]
-        self.store = store = ParamStore(P)
-        # the fine-tuned encoder layers first: each is one slice of a member's row (optimiser)
-        self.text_layers = _text_layers(configs, store, "text" in self.modalities)
-
         self._runtime(
             modality_mask=active,
             expert_mask=torch.cat([active, unified[:, None]], 1),  # (P, K)
@@ -158,36 +171,49 @@ class HAEMSA(nn.Module):
         self._runtime(anchor_index=torch.tensor([
             self.modalities.index("text") if "text" in mods else self.modalities.index(mods[0])
             for mods in per_member]))
+        return SimpleNamespace(
+            mc=mc, P=P, M=len(self.modalities), active=active, unified=unified, depth=depth,
+            expert_dim=expert_dim, unified_dim=torch.tensor([m.unified_dim for m in mc]),
+            least=least, E=max(int(expert_dim.max()), least),
+            U=max([m.unified_dim for m in mc if m.unified] + [least]),
+            out_main=info.num_classes if self.classification else 1)
 
-        # level 0: specific experts f_m and the unified expert f_s
-        spec_units = _stack([_units(int(w), E) for w in expert_dim])  # (P, E)
-        shared_units = _stack([_units(int(w), U) for w in unified_dim]) & unified[:, None]
+    def _declare_experts(self, lay: SimpleNamespace) -> tuple[torch.Tensor, torch.Tensor]:
+        """Level 0: the specific experts f_m and the unified expert f_s; their units."""
+        info, P, active, unified = self.info, lay.P, lay.active, lay.unified
+        spec_units = _stack([_units(int(w), lay.E) for w in lay.expert_dim])  # (P, E)
+        shared_units = _stack([_units(int(w), lay.U) for w in lay.unified_dim]) & unified[:, None]
         self.experts = nn.ModuleDict({
-            m: SequenceExpert(store, f"expert.{m}", info.dims[m], info.seq_lens[m],
-                              [c.encoder_of(m) for c in mc], active[:, j], expert_dim, E)
+            m: SequenceExpert(self.store, f"expert.{m}", info.dims[m], info.seq_lens[m],
+                              [c.encoder_of(m) for c in lay.mc], active[:, j], lay.expert_dim,
+                              lay.E)
             for j, m in enumerate(self.modalities)})
         in_dims = torch.cat([active[:, j:j + 1].expand(P, info.dims[m])
                              for j, m in enumerate(self.modalities)], 1)
         self._runtime(unified_in=in_dims & unified[:, None])  # the inputs f_s of a member reads
-        self.unified_expert = Block(store, "unified", self.unified_in, shared_units)
+        self.unified_expert = Block(self.store, "unified", self.unified_in, shared_units)
+        return spec_units, shared_units
 
-        # fusion levels (eq. 5); a member shallower than level i passes its state through
+    def _declare_levels(self, lay: SimpleNamespace, spec_in: torch.Tensor,
+                        shared_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fusion levels (eq. 5); a member shallower than level i passes its state through.
+        Returns the units of h_m and h_s after the last level."""
+        active, unified, depth, least = lay.active, lay.unified, lay.depth, lay.least
         self.levels: list[tuple[Block, Block]] = []
         self.level_state: list[tuple[int, int]] = []  # widths of h_m, h_s after each level
-        spec_in, shared_in = spec_units, shared_units
-        for i in range(1, L + 1):
+        for i in range(1, int(depth.max()) + 1):
             live = depth >= i
             # who runs level i (None: everyone)
             self._runtime(**{f"level{i}_members": None if bool(live.all())
                              else torch.nonzero(live).flatten()})
-            width = torch.tensor([m.level_widths[i - 1] if m.depth >= i else 0 for m in mc])
+            width = torch.tensor([m.level_widths[i - 1] if m.depth >= i else 0 for m in lay.mc])
             units = _stack([_units(int(w), max(int(width.max()), least)) for w in width])
             units = units & live[:, None]
             cat_in = torch.cat([spec_in, shared_in], 1)  # [h_m; h_s]
-            spec_block = Block(store, f"level{i}.specific",
+            spec_block = Block(self.store, f"level{i}.specific",
                                (cat_in & live[:, None])[:, None, :] & active[:, :, None],
                                units[:, None, :] & active[:, :, None])
-            shared_block = Block(store, f"level{i}.shared",
+            shared_block = Block(self.store, f"level{i}.shared",
                                  torch.cat([shared_in, spec_in], 1) & (live & unified)[:, None],
                                  units & unified[:, None])
             self.levels.append((spec_block, shared_block))
@@ -196,6 +222,13 @@ class HAEMSA(nn.Module):
             spec_in = _state(live, units, spec_in, least)
             shared_in = _state(live & unified, units, shared_in, least)
             self.level_state.append((spec_in.shape[1], shared_in.shape[1]))
+        return spec_in, shared_in
+
+    def _declare_towers(self, lay: SimpleNamespace, spec_in: torch.Tensor,
+                        shared_in: torch.Tensor) -> torch.Tensor:
+        """Task-driven attention, feature gate and tower per task (HAEMSA 3.1), over the
+        experts side by side at the top; returns the top's units (P, T)."""
+        P, M, mc, store = lay.P, lay.M, lay.mc, self.store
         T = max(spec_in.shape[1], shared_in.shape[1])  # experts side by side at the top
         top = _fit(spec_in, T) | _fit(shared_in, T)  # a member's expert width at the top
         self._runtime(
@@ -204,10 +237,8 @@ class HAEMSA(nn.Module):
             # each expert's own units at the top (they differ at depth 0: expert_dim, unified_dim)
             expert_units=torch.cat([_fit(spec_in, T)[:, None, :].expand(P, M, T),
                                     _fit(shared_in, T)[:, None, :]], 1))  # (P, K, T)
-
-        # task-driven attention, feature gate and tower, per task (HAEMSA 3.1)
         self.task_names = ["main"] + ([] if self.classification else ["coarse"])
-        outs = {"main": torch.ones(P, out_main, dtype=torch.bool)}
+        outs = {"main": torch.ones(P, lay.out_main, dtype=torch.bool)}
         if not self.classification:
             outs["coarse"] = self.coarse_mask
         tower_units = _stack([_units(m.tower_dim, max(x.tower_dim for x in mc)) for m in mc])
@@ -219,26 +250,31 @@ class HAEMSA(nn.Module):
                               Linear(store, f"tower.{t}.select", top, top),
                               Linear(store, f"tower.{t}.hidden", top, tower_units),
                               Linear(store, f"tower.{t}.out", tower_units, outs[t]))
-        # heads: unimodal predictions and every expert's classes (the KL transfer's p_m, p_s)
+        return top
+
+    def _declare_heads(self, lay: SimpleNamespace, spec_in: torch.Tensor,
+                       shared_in: torch.Tensor, T: int) -> None:
+        """Unimodal predictions and every expert's classes (the KL transfer's p_m, p_s)."""
+        P, M, active = lay.P, lay.M, lay.active
         self.unimodal_heads = Linear(
-            store, "unimodal", spec_in[:, None, :] & active[:, :, None],
-            torch.ones(P, M, out_main, dtype=torch.bool) & active[:, :, None])
+            self.store, "unimodal", spec_in[:, None, :] & active[:, :, None],
+            torch.ones(P, M, lay.out_main, dtype=torch.bool) & active[:, :, None])
         head_in = torch.cat([_fit(spec_in, T)[:, None, :] & active[:, :, None],
-                             _fit(shared_in & unified[:, None], T)[:, None, :]], 1)
-        self.expert_heads = Linear(store, "expert_heads", head_in,
+                             _fit(shared_in & lay.unified[:, None], T)[:, None, :]], 1)
+        self.expert_heads = Linear(self.store, "expert_heads", head_in,
                                    self.kt_mask[:, None, :] & self.expert_mask[:, :, None])
-        # DMMSA feature decomposition into similar/dissimilar parts for the text-anchored contrast
-        proj = torch.tensor([max(8, m.expert_dim // 2) for m in mc])
+
+    def _declare_contrast(self, lay: SimpleNamespace, spec_units: torch.Tensor) -> None:
+        """DMMSA's decomposition into similar and dissimilar parts (the text-anchored
+        contrast)."""
+        proj = torch.tensor([max(8, m.expert_dim // 2) for m in lay.mc])
         proj_units = _stack([_units(int(w), int(proj.max())) for w in proj])
-        has = active & self.contrast_on[:, None]
+        has = lay.active & self.contrast_on[:, None]
         dec_in = spec_units[:, None, :] & has[:, :, None]
         dec_out = proj_units[:, None, :] & has[:, :, None]
         self._runtime(contrast_units=dec_out)  # (P, M, proj)
-        self.similar = Linear(store, "decompose.similar", dec_in, dec_out)
-        self.dissimilar = Linear(store, "decompose.dissimilar", dec_in, dec_out)
-        self.device = torch.device("cpu")
-        self.noise: MemberNoise | None = None  # the members' own dropout noise (training)
-        self._runtime(modality_ids=torch.tensor([MODALITIES.index(m) for m in self.modalities]))
+        self.similar = Linear(self.store, "decompose.similar", dec_in, dec_out)
+        self.dissimilar = Linear(self.store, "decompose.dissimilar", dec_in, dec_out)
 
     def _runtime(self, **tensors: torch.Tensor | None) -> None:
         """The population's layout (masks, rates, member indices; None: not used) as buffers,
@@ -264,9 +300,11 @@ class HAEMSA(nn.Module):
 
     @property
     def params(self) -> dict[str, nn.Parameter]:
+        """The population's parameters by name (one tensor per parameter, every member in it)."""
         return self.store.params
 
     def member_parameter_counts(self) -> list[int]:
+        """Each member's own parameter count (its units only, not the padding)."""
         return self.store.member_counts()
 
     # ---- forward ---------------------------------------------------------------------------

@@ -120,6 +120,7 @@ class ParamStore:
         return self._full[member].nonzero().flatten()
 
     def zero_grad(self) -> None:
+        """Zero every gradient in place (one flat buffer), re-attaching any view replaced since."""
         self.grad_flat.zero_()
         for name, p in self.params.items():
             if p.grad is not self._grads[name]:  # (re)attach the view, had anything replaced it
@@ -139,7 +140,8 @@ class ParamStore:
         return torch.cat([e.mask.reshape(self.P, -1) for e in self.entries], 1)
 
 
-def _pick(t: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
+def subset(t: torch.Tensor, sel: torch.Tensor | None) -> torch.Tensor:
+    """The members `sel` of a per-member tensor (all of them when `sel` is None)."""
     return t if sel is None else t[sel]
 
 
@@ -170,14 +172,15 @@ class Linear:
                   if bias else None)
 
     def __call__(self, params, x: torch.Tensor, sel: torch.Tensor | None = None) -> torch.Tensor:
-        w = _pick(params[self.w], sel)
+        """y = x W + b for every member (those `sel` when given)."""
+        w = subset(params[self.w], sel)
         lead = w.shape[:-2]
         flat_w = w.reshape(-1, *w.shape[-2:])
         flat_x = x.reshape(-1, *x.shape[-2:])
         if self.b is None:
             y = torch.bmm(flat_x, flat_w)
         else:
-            b = _pick(params[self.b], sel)
+            b = subset(params[self.b], sel)
             y = torch.baddbmm(b.reshape(-1, 1, w.shape[-1]), flat_x, flat_w)
         return y.reshape(*lead, x.shape[-2], w.shape[-1])
 
@@ -223,9 +226,10 @@ class LayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, params, x: torch.Tensor, sel: torch.Tensor | None = None) -> torch.Tensor:
-        mask = _pick(self.mask, sel).unsqueeze(-2)  # (P, *G, 1, W)
-        count = _pick(self.count, sel).unsqueeze(-2)
-        g, b = _pick(params[self.g], sel).unsqueeze(-2), _pick(params[self.b], sel).unsqueeze(-2)
+        """Normalise each member's own units of `x` (those `sel` when given)."""
+        mask = subset(self.mask, sel).unsqueeze(-2)  # (P, *G, 1, W)
+        count = subset(self.count, sel).unsqueeze(-2)
+        g, b = subset(params[self.g], sel).unsqueeze(-2), subset(params[self.b], sel).unsqueeze(-2)
         return _MaskedLayerNorm.apply(x.float(), g, b, mask, count, self.eps)
 
 
@@ -266,7 +270,7 @@ class MemberNoise:
         the G axis (e.g. which modality), rest is (W,) units or (T, D) time steps and features.
         One 32-bit hash gives the bytes of four neighbours on the last axis: a quarter of the
         arithmetic of a hash per element, rates in steps of 1/256 (`keep_threshold`)."""
-        key = _pick(self.key, sel)
+        key = subset(self.key, sel)
         dev = key.device
         salt = _i32(hash_int(zlib.crc32(site.encode())) + self.step * 0x9E3779B97F4A7C15)
         z = key.view(-1, *([1] * (len(shape) - 1))) + salt
@@ -332,6 +336,8 @@ class Block(nn.Module):
 
     def forward(self, params, x, rate, noise: MemberNoise | None, site: str,
                 groups: torch.Tensor | None = None, sel=None):
+        """The block on `x`: linear, normalisation, activation and dropout at `rate` (each member's
+        own noise at `site`)."""
         y = F.gelu(self.norm(params, self.linear(params, x, sel), sel))
         return dropout(y, rate, noise, site, groups, sel)
 

@@ -51,10 +51,12 @@ class Pretrained:
 
     @property
     def num_layers(self) -> int:
+        """The encoder's transformer layers (L)."""
         return len(self.layers)
 
     @property
     def hidden(self) -> int:
+        """The width of its hidden states."""
         return int(self.model.config.hidden_size)
 
     def first_trained(self, finetune_layers: int) -> int:

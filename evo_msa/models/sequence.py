@@ -36,9 +36,9 @@ from evo_msa.models.layers import (
     Linear,
     MemberNoise,
     ParamStore,
-    _pick,
     keep_threshold,
     masked_mean,
+    subset,
 )
 
 
@@ -86,6 +86,7 @@ class StepLayout:
                    perm.argsort(1), ordered, steps)
 
     def to(self, device) -> "StepLayout":
+        """The same layout on `device`."""
         return replace(self, row=self.row.to(device), at=self.at.to(device),
                        perm=self.perm.to(device), inv=self.inv.to(device),
                        lengths=self.lengths.to(device))
@@ -168,6 +169,7 @@ class Steps:
         return cls(source[at], layout)
 
     def select(self, sel: torch.Tensor) -> "Steps":
+        """The steps of the members `sel`."""
         return Steps(self.x[sel], self.layout.select(sel))
 
     def scaled(self, factor: torch.Tensor) -> "Steps":
@@ -382,9 +384,9 @@ class SequenceExpert(nn.Module):
 
     def _gru(self, params, x: Steps, sel, widths: list[int]):
         # every step's input at once: (Pk, S, 3H)
-        gi = narrow_project(x.x, _pick(params[self.w_ih.w], sel), _pick(params[self.w_ih.b], sel),
+        gi = narrow_project(x.x, subset(params[self.w_ih.w], sel), subset(params[self.w_ih.b], sel),
                             widths, 3)
-        w, b = _pick(params[self.w_hh.w], sel), _pick(params[self.w_hh.b], sel)[:, None]
+        w, b = subset(params[self.w_hh.w], sel), subset(params[self.w_hh.b], sel)[:, None]
         if torch.compiler.is_compiling():  # an export: no backward, plain ops trace best
             states = _gru_steps(gi, w, b, x.layout.counts, x.layout.steps)[0]
         else:  # the recurrence in float32 (under bf16 autocast too): 50 rounded steps drift
@@ -395,20 +397,20 @@ class SequenceExpert(nn.Module):
     def _conv(self, params, x: Steps, sel, widths: list[int]):
         H = self.conv_width
         Pk, S, D = x.x.shape
-        w = _pick(params[self.conv.w], sel)  # (Pk, 3, D, H)
+        w = subset(params[self.conv.w], sel)  # (Pk, 3, D, H)
         taps = narrow_project(x.x, w.permute(0, 2, 1, 3).reshape(Pk, D, 3 * H), None, widths,
                               3)  # (Pk, S, 3H)
         taps = torch.cat([taps, taps.new_zeros(Pk, 1, 3 * H)], 1)  # position S: no step
         lay = x.layout
         y = (taps[:, :S, H:2 * H] + taps[:, lay.neighbour(-1), :H]  # x_{t-1} W_0
              + taps[:, lay.neighbour(1), 2 * H:])  # x_{t+1} W_2
-        y = torch.relu(y + _pick(params[self.conv_bias], sel)[:, None, :])
+        y = torch.relu(y + subset(params[self.conv_bias], sel)[:, None, :])
         return Steps(y * lay.valid[..., None].to(y.dtype), lay).mean()
 
     def _attention(self, params, x: Steps, sel, widths: list[int]):
-        keys = torch.tanh(narrow_project(x.x, _pick(params[self.attn_key.w], sel),
-                                         _pick(params[self.attn_key.b], sel), widths, 1))
-        q = _pick(params[self.attn_query], sel)
+        keys = torch.tanh(narrow_project(x.x, subset(params[self.attn_key.w], sel),
+                                         subset(params[self.attn_key.b], sel), widths, 1))
+        q = subset(params[self.attn_query], sel)
         scores = (keys * q[:, None, :]).sum(-1).float()  # (Pk, S)
         lay = x.layout
         valid = lay.valid

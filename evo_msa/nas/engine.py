@@ -48,7 +48,7 @@ class SearchEngine:
         self.strategy, self.policy, self.fitness = strategy, policy, policy.fitness
         # without one: nothing re-trained, the pick by the same robust estimate
         self.selection = selection or FinalSelection(policy.space)
-        strategy.identity = policy.evaluator.identity  # what the policy's cache counts as one
+        strategy.set_identity(policy.evaluator.identity)  # what the policy's cache counts as one
         self.log = log
         self.evaluations: list[Evaluation] = []  # settled, in the order they settled
         self.pending: dict[int, Evaluation] = {}  # handed to trials
@@ -64,6 +64,8 @@ class SearchEngine:
 
     @property
     def finished(self) -> bool:
+        """The strategy is done, the final selection has re-trained its finalists, nothing is in
+        flight."""
         return self.strategy.done and self.selection.finished and not self.pending
 
     @property
@@ -74,6 +76,11 @@ class SearchEngine:
     def pick(self) -> Evaluation | None:
         """The evaluation of the configuration the search hands on (see selection.py)."""
         return self.selection.pick(self.evaluations)
+
+    def standing(self, ev: Evaluation) -> tuple[tuple[float, ...], int]:
+        """The fitness `ev`'s architecture stands by and over how many evaluations (a genome
+        trained several times, a re-trained finalist, stands by its mean)."""
+        return self.policy.standing(ev)
 
     def set_window(self, window: int) -> None:
         """Tell results in id order, `window` proposals behind (see the module's docstring);
@@ -86,6 +93,8 @@ class SearchEngine:
         return self.window is not None and self.strategy.learns_as_results_come
 
     def ask(self, max_size: int = 1) -> list[Evaluation]:
+        """Up to `max_size` evaluations to train now: the strategy's, then the final selection's re-
+        trainings ([] while results the next proposal needs are in flight)."""
         batch = self._ask_search(max_size)
         if self.strategy.done and len(batch) < max_size:
             quiet = not self.pending and not self.held
@@ -165,6 +174,7 @@ class SearchEngine:
 
     # ---- progress --------------------------------------------------------------------------
     def elapsed(self) -> float:
+        """Seconds of search so far, those before a resume included."""
         return self.elapsed_before + time.time() - self.started
 
     def _report_progress(self) -> None:
@@ -197,12 +207,12 @@ class SearchEngine:
 
     # ---- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Everything a resume needs, as JSON: the strategy's, the policy's and the final
+        selection's state beside the engine's own (the evaluations, what is held, the clock)."""
         return {"strategy": self.strategy.state_dict(),
                 "selection": self.selection.state_dict(),
                 "evaluations": [e.to_dict() for e in self.evaluations],
-                "known": {k: [list(v), cid] for k, (v, cid) in self.policy.known.items()},
-                "seeds": self.policy.seeds, "repeats": self.policy.repeats,
-                "reruns": self.policy.reruns, "window": self.window, "held": sorted(self.held),
+                **self.policy.state_dict(), "window": self.window, "held": sorted(self.held),
                 "elapsed": self.elapsed(), "reported_generations": self.reported_generations,
                 "fingerprint": self.fingerprint}
 
@@ -211,13 +221,7 @@ class SearchEngine:
         them), so nothing finished is evaluated twice and nothing is lost."""
         self.strategy.load_state_dict(state["strategy"])
         self.evaluations = [Evaluation.from_dict(e) for e in state["evaluations"]]
-        self.policy.known = {k: (tuple(v), cid) for k, (v, cid) in state["known"].items()}
-        self.policy.seeds = list(state.get("seeds", self.policy.seeds))
-        self.policy.repeats = dict(state.get("repeats", {}))
-        reruns: dict[str, list[int]] = {}  # a checkpoint from before "reruns": the finished ones
-        for e in sorted((e for e in self.evaluations if e.repeat), key=lambda e: e.id):
-            reruns.setdefault(e.key, []).append(e.id)
-        self.policy.reruns = {k: list(v) for k, v in state.get("reruns", reruns).items()}
+        self.policy.load_state_dict(state, self.evaluations)
         self.elapsed_before, self.started = state["elapsed"], time.time()
         self.reported_generations = state["reported_generations"]
         self.fingerprint = dict(state.get("fingerprint") or {})
@@ -233,6 +237,7 @@ class SearchEngine:
 
 
 def short_fingerprint(fp: dict[str, str]) -> str:
+    """The 8 characters of a fingerprint that stamp each evaluation (a forced resume shows in them)."""
     import hashlib
 
     return hashlib.sha256("".join(fp[k] for k in sorted(fp)).encode()).hexdigest()[:8]

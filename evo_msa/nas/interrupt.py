@@ -82,6 +82,7 @@ class StopGuard:
                 signal.signal(s, h)
 
     def disarm(self) -> None:
+        """Cancel the watchdog (the search stopped in time)."""
         if self.watchdog is not None:
             self.watchdog.cancel()
 

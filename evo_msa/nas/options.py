@@ -28,8 +28,6 @@ def option(default: Any, help: str, *, check: Callable[[Any], bool] | None = Non
 # search.json) fails here in one line instead of allocating for minutes.
 # (pop, generations and trainings: the strategies' own bounds, imported above)
 MAX_FINAL_TOP = 100  # genomes retrained at the end
-MAX_COMPARE = 20  # baselines given to --compare
-ENSEMBLE = 3  # architectures the final ensemble chooses from (see nas.ensemble)
 MAX_FINALISTS = 100  # configurations re-trained at the end of a search
 MAX_SHARE = 0.5  # of the budget, for the finalists: the search keeps at least half
 MAX_EPOCHS = 100_000  # as config.MAX_COUNT
@@ -70,6 +68,9 @@ def seeds_problem(seeds: Any) -> str | None:
 
 @dataclass
 class SearchOptions:
+    """Every option of a search (`evo-msa search` flags, `evo_msa.search` keywords, search.json);
+    each field's metadata holds its help text and bounds."""
+
     space: str = option("", "search-space YAML (e.g. search_spaces/haemsa.yaml)", check=_text(),
                         expected="a path")
     data: str = option("synthetic:mosi", "an MMSA-layout pickle, or synthetic:mosi / "
@@ -141,18 +142,6 @@ class SearchOptions:
                             "one, or the Pareto front when the fitness has several objectives)",
                             check=_int_in(0, MAX_FINAL_TOP),
                             expected=f"an integer in 0..{MAX_FINAL_TOP} (0 = auto)")
-    ensemble: int = option(ENSEMBLE, "greedy ensemble (Caruana, with replacement) of the K "
-                           "best distinct architectures, each retrained with the final seeds "
-                           "(K-1 extra final trainings); valid decides between it and the best "
-                           "single model (0 or 1: no ensemble)", check=_int_in(0, MAX_FINAL_TOP),
-                           expected=f"an integer in 0..{MAX_FINAL_TOP} (0 or 1 = off)")
-    compare: list[str] = option([], "output folders of `evo-msa baseline` (e.g. --model "
-                                "finetune) or `evo-msa train` on the same data: the verdict "
-                                "compares the final model with them too, beside the built-in "
-                                "ridge / softmax", nargs="*", metavar="DIR",
-                                check=lambda v: isinstance(v, list) and len(v) <= MAX_COMPARE
-                                and all(isinstance(x, str) and x for x in v),
-                                expected=f"a list of at most {MAX_COMPARE} folders")
     final_epochs: int = option(50, "epoch cap of the final retraining (early stopping on valid)",
                                check=_int_in(1, MAX_EPOCHS),
                                expected=f"an integer in 1..{MAX_EPOCHS}")
@@ -160,9 +149,9 @@ class SearchOptions:
                                "(<run>/tensorboard)", choices=("tensorboard",))
     out: str | None = option(None, "run directory (default runs/<timestamp>)", cli=False,
                              check=_text(none_ok=True), expected="a path")
-    evolution: dict = option({}, "EvolutionSettings overrides", cli=False,
+    evolution: dict = option({}, "StrategySettings overrides", cli=False,
                              check=lambda v: isinstance(v, dict),
-                             expected="a mapping of EvolutionSettings fields")
+                             expected="a mapping of StrategySettings fields")
 
     @property
     def strategy_kind(self) -> str:
@@ -170,6 +159,8 @@ class SearchOptions:
         return self.mode if self.strategy == "evolution" else self.strategy
 
     def kind_for(self, objectives: int) -> str:
+        """The strategy that runs for `objectives` fitness objectives (auto: the surrogate with one,
+        generational with several)."""
         kind = self.strategy_kind
         if kind == "auto":
             return "surrogate" if objectives == 1 else "generational"
@@ -177,9 +168,11 @@ class SearchOptions:
 
     @property
     def trial_device(self) -> str:
+        """Where a trial trains: cuda when it gets a GPU, else cpu."""
         return "cuda" if self.gpus_per_trial > 0 and self.device != "cpu" else "cpu"
 
     def validate(self) -> None:
+        """Check every option against its bounds: a one-line UserError naming the flag."""
         for f in dataclasses.fields(self):
             value, meta = getattr(self, f.name), f.metadata
             flag = f"--{f.name.replace('_', '-')}" if meta.get("cli", True) else f.name
@@ -197,16 +190,17 @@ class SearchOptions:
         self.evolution_settings()  # unknown keys and bad values of `evolution`
 
     def evolution_settings(self):
-        """The strategy's EvolutionSettings: pop, generations, budget and patience with the
+        """The strategy's StrategySettings: pop, generations, budget and patience with the
         `evolution` overrides (a UserError for an unknown key or a bad value)."""
-        from evo_msa.nas.strategies import EvolutionSettings
+        from evo_msa.nas.strategies import StrategySettings
 
-        return EvolutionSettings.from_options(self.pop, self.generations, self.budget,
+        return StrategySettings.from_options(self.pop, self.generations, self.budget,
                                               self.patience, self.evolution)
 
     # ---- the CLI and search.json -----------------------------------------------------------
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add every option as a command-line flag to `parser`."""
         for f in dataclasses.fields(cls):
             meta = f.metadata
             if not meta.get("cli", True):
@@ -229,6 +223,7 @@ class SearchOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **extra) -> "SearchOptions":
+        """The options parsed from the command line (and `extra` keywords)."""
         names = {f.name for f in dataclasses.fields(cls) if f.metadata.get("cli", True)}
         return cls(**{n: getattr(args, n) for n in names}, **extra)
 

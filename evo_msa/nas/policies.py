@@ -33,6 +33,9 @@ def seed_start(key: str) -> int:
 
 
 class EvaluationPolicy:
+    """Between a strategy's candidates and the evaluator: see the module docstring. What it
+    remembers (known fitness, repeats, the seeds) is its state (`state_dict`)."""
+
     def __init__(self, evaluator: Evaluator, trial_seed: int = 0):
         self.evaluator, self.space = evaluator, evaluator.space
         self.fitness = self.space.fitness
@@ -45,6 +48,8 @@ class EvaluationPolicy:
         self.reruns: dict[str, list[int]] = {}
 
     def propose(self, cand: Candidate) -> Evaluation:
+        """Decode a candidate into an evaluation: rejected, cached (a known architecture) or pending
+        (to train), a repeat with its next seeds."""
         d = self.evaluator.describe(cand.genome)
         ev = Evaluation(id=cand.id, generation=cand.generation, parents=list(cand.parents),
                         genome=list(cand.genome), genes=d.genes, config=d.config, key=d.key,
@@ -104,6 +109,29 @@ class EvaluationPolicy:
             # only real results are reused; a failure may be transient (e.g. out of memory)
             self._remember(ev.key, values, ev.id)
         return ev
+
+    def standing(self, ev: Evaluation) -> tuple[tuple[float, ...], int]:
+        """The fitness an evaluation's architecture stands by and how many evaluations of it
+        that is (the mean over re-trainings; its own fitness when it was trained once)."""
+        values, _ = self.known.get(ev.key, (ev.fitness, ev.id))
+        return values, self.repeats.get(ev.key, 1)
+
+    # ---- checkpointing ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What the policy remembers, as JSON."""
+        return {"known": {k: [list(v), cid] for k, (v, cid) in self.known.items()},
+                "seeds": self.seeds, "repeats": self.repeats, "reruns": self.reruns}
+
+    def load_state_dict(self, state: dict, evaluations: list[Evaluation]) -> None:
+        """Restore `state_dict()`; a checkpoint from before re-evaluations were listed
+        ("reruns") gets them from the finished `evaluations`."""
+        self.known = {k: (tuple(v), cid) for k, (v, cid) in state["known"].items()}
+        self.seeds = list(state.get("seeds", self.seeds))
+        self.repeats = dict(state.get("repeats", {}))
+        reruns: dict[str, list[int]] = {}
+        for e in sorted((e for e in evaluations if e.repeat), key=lambda e: e.id):
+            reruns.setdefault(e.key, []).append(e.id)
+        self.reruns = {k: list(v) for k, v in state.get("reruns", reruns).items()}
 
     def _remember(self, key: str, values: tuple[float, ...], eval_id: int) -> None:
         """The fitness a known architecture answers with: the mean over its evaluations."""

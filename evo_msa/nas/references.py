@@ -16,6 +16,7 @@ from evo_msa.data.dataset import MSAData
 
 
 def linear_model(data: MSAData) -> str:
+    """The linear reference model of the data's task: ridge (regression) or softmax."""
     return "ridge" if data.task == "regression" else "softmax"
 
 

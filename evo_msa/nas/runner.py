@@ -19,15 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
-
 from evo_msa.data import load_data
 from evo_msa.data.dataset import MSAData
 from evo_msa.errors import UserError
 from evo_msa.io import StorageError
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators import Evaluator, make_evaluator
-from evo_msa.nas.final import ensemble_size, final_trainer
+from evo_msa.nas.final import final_trainer
 from evo_msa.nas.interrupt import STOP_GRACE_S, StopGuard, interruption, signals_deferred
 from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.policies import EvaluationPolicy
@@ -35,7 +33,6 @@ from evo_msa.nas.ray_session import ray_session
 from evo_msa.nas.references import fit_references, reference
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import make_strategy
-from evo_msa.nas.verdict import read_compared
 from evo_msa.provenance import fingerprint, provenance
 from evo_msa.record import rundir
 from evo_msa.record.best import best_genome_record
@@ -124,8 +121,6 @@ def prepare(opts: SearchOptions, run: RunDir | None, log: Callable[[str], None])
             raise UserError("--space is required (e.g. --space search_spaces/haemsa.yaml)")
         space_file = Path(opts.space)
     opts.validate()
-    for folder in opts.compare:  # a wrong --compare folder fails before any run directory
-        read_compared(folder, opts.data)
     space = load_space(space_file)
     data = load_data(opts.data) if space.haemsa else None
     evaluator = make_evaluator(space, data, device=opts.trial_device,
@@ -259,9 +254,7 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
     if best is None:
         raise UserError(f"every evaluation failed: no best genome (see the notes in "
                         f"{rundir.LEADERBOARD})")
-    # a genome trained several times (re-trained finalists) stands by its mean
-    values, _ = engine.policy.known.get(best.key, (best.fitness, best.id))
-    evaluated = engine.policy.repeats.get(best.key, 1)
+    values, evaluated = engine.standing(best)
     run.write_json(rundir.BEST, best_genome_record(best, values, evaluated, fitness,
                                                    rundir.space_copy(space.name)))
     run.write_figure(rundir.PROGRESS, progress_figure(engine.evaluations, fitness))
@@ -269,7 +262,7 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
         run.write_figure(rundir.PARETO, pareto_figure(board, fitness.objectives))
     bar = ""
     if run.has(rundir.BASELINES):
-        ref = reference(pd.read_csv(run.file(rundir.BASELINES)))
+        ref = reference(run.read_csv(rundir.BASELINES, "the baselines"))
         if f"valid_{fitness.metric}" in ref:
             bar = (f" ({ref['model']} on {ref['modalities']}: "
                    f"{ref[f'valid_{fitness.metric}']:.4f})")
@@ -281,12 +274,12 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
 
 def _final_genomes(engine: SearchEngine, space: SearchSpace, opts: SearchOptions):
     """What the final trainer retrains: the search's pick and then the best others on the first
-    objective, --final-top K in all (default 1; --ensemble K: at least its K candidates); with
-    several objectives, by default the Pareto front (best first)."""
+    objective, --final-top K in all (default 1); with several objectives, by default the Pareto
+    front (best first)."""
     if space.fitness.multi and not opts.final_top:
         return pareto_front(engine.evaluations, space.fitness)[:MAX_FINAL_FRONT]
     pick = engine.pick()
-    k = max(opts.final_top or 1, ensemble_size(opts, space))
+    k = opts.final_top or 1
     others = [e for e in ranked(engine.evaluations, space.fitness, k + 1) if e.key != pick.key]
     return [pick, *others][:k]
 

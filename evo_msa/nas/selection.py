@@ -129,6 +129,7 @@ class FinalSelection:
 
     # ---- checkpoint --------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The finalists and their re-trainings so far, as JSON."""
         return {"seed": self.seed, "planned": self.planned, "rounds": self.rounds,
                 "ids": sorted(self.ids),
                 "round": [asdict(c) for c in self.round]}

@@ -28,6 +28,9 @@ TRACKERS = ("tensorboard",)
 
 
 class TensorBoardTracker(Callback):
+    """A Tune callback writing one TensorBoard run per evaluation: its learning curves and final
+    metrics."""
+
     def __init__(self, folder: Path, engine: SearchEngine):
         self.folder = Path(folder)
         self.engine = engine
@@ -42,6 +45,7 @@ class TensorBoardTracker(Callback):
         return self.writers[eval_id]
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        """A trial's per-epoch report: each member's validation metrics at this epoch."""
         for row in json.loads(result.get("epoch_metrics", "[]")):
             o = Outcome.from_dict(row)
             writer = self._writer(o.eval_id)
@@ -52,12 +56,15 @@ class TensorBoardTracker(Callback):
         self._log_settled()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        """A trial ended: the evaluations it settled are logged."""
         self._log_settled()
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        """A trial failed: the evaluations it settled are logged."""
         self._log_settled()
 
     def on_experiment_end(self, trials, **info):
+        """The search ended: what settled is logged and every writer closed."""
         self._log_settled()
         for writer in self.writers.values():
             writer.close()

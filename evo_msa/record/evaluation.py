@@ -40,12 +40,14 @@ class Evaluation:
     repeat: bool = False  # a re-evaluation of a known architecture: trains its whole budget
 
     def to_dict(self) -> dict:
+        """As JSON (the checkpoint's evaluations)."""
         d = asdict(self)
         d["status"] = self.status.value
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Evaluation":
+        """The evaluation `to_dict` gave."""
         d = dict(d)
         d["status"] = Status(d["status"])
         if d.get("fitness") is not None:

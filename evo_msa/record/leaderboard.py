@@ -38,7 +38,7 @@ def leaderboard_frame(evaluations: list[Evaluation], fitness: Fitness) -> pd.Dat
 
 
 def read_leaderboard(path: str | Path) -> pd.DataFrame:
-    """The one reader of a leaderboard CSV. Only empty cells are missing: the status value
+    """The leaderboard CSV, read by the one CSV reader (rundir.load_csv): the status value
     "nan" (a diverged training) and a gene's "None" stay text."""
     path = Path(path)
     if path.exists() and not path.is_file():  # a FIFO would block read_csv
@@ -46,11 +46,7 @@ def read_leaderboard(path: str | Path) -> pd.DataFrame:
                         f"or a {rundir.LEADERBOARD}")
     if not path.is_file():
         raise UserError(f"{path}: no such {rundir.LEADERBOARD}")
-    try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: damaged, not a readable CSV "
-                        f"({str(exc).splitlines()[0][:120]})") from None
+    return rundir.load_csv(path, "a search's leaderboard")
 
 
 def read_leaderboards(run_dirs: list[str]) -> pd.DataFrame:

@@ -10,8 +10,6 @@ A search run (`evo-msa search --out DIR`):
     progress.png         best and median fitness per generation (pareto.png: several objectives)
     final.json/.csv      the final trainer: top genomes retrained with several seeds
     final/rank<r>-id<k>/ their saved models, one seed_<s>/ each
-    final/ensemble/      ensemble.json: the greedy ensemble of those (members and weights),
-                         when it has several architectures (training.ensemble)
     baselines.csv        ridge / softmax on every modality subset: the bar the search must beat
     ray/                 Ray Tune's own trial folders (written by Ray)
     tensorboard/         `--track tensorboard`: eval_<id>/ per evaluation
@@ -55,8 +53,6 @@ PARETO = "pareto.png"
 FINAL_JSON = "final.json"
 FINAL_CSV = "final.csv"
 FINAL = "final"  # the final trainer's saved models, see final_folder
-ENSEMBLE = f"{FINAL}/ensemble"  # the final trainer's greedy ensemble (its members' folders)
-ENSEMBLE_JSON = "ensemble.json"
 RAY = "ray"
 TENSORBOARD = "tensorboard"
 LOCK = ".lock"
@@ -148,6 +144,7 @@ class RunDir:
         return path
 
     def has(self, name: str) -> bool:
+        """Does the run hold the file `name`?"""
         return (self.path / name).is_file()
 
     def space_copies(self) -> list[Path]:
@@ -182,6 +179,7 @@ class RunDir:
         return self
 
     def unlock(self) -> None:
+        """Release the lock (`lock`) and remove its file."""
         if self._lock_fh is not None:
             with contextlib.suppress(OSError):
                 self.file(LOCK).unlink()
@@ -190,13 +188,16 @@ class RunDir:
 
     # ---- writing -------------------------------------------------------------------------
     def write_json(self, name: str, obj: Any) -> Path:
+        """Write `obj` as JSON to the run's file `name`, atomically."""
         text = to_json(obj)
         return atomic_write(self.file(name), lambda tmp: tmp.write_text(text))
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
+        """Write a CSV (no index) to the run's file `name`, atomically."""
         return atomic_write(self.file(name), lambda tmp: frame.to_csv(tmp, index=False))
 
     def write_figure(self, name: str, fig) -> Path:
+        """Save a matplotlib figure as PNG to the run's file `name`, atomically, and close it."""
         import matplotlib.pyplot as plt
 
         try:
@@ -211,9 +212,11 @@ class RunDir:
         return atomic_write(self.file(name), lambda tmp: torch.save(tensors, tmp))
 
     def write_text(self, name: str, text: str) -> Path:
+        """Write text to the run's file `name`, atomically."""
         return atomic_write(self.file(name), lambda tmp: tmp.write_text(text))
 
     def copy_in(self, source: str | Path, name: str) -> Path:
+        """Copy `source` into the run as `name`, atomically."""
         return atomic_write(self.file(name), lambda tmp: shutil.copyfile(source, tmp))
 
     def checkpoint(self, state: dict) -> None:
@@ -234,6 +237,10 @@ class RunDir:
     def read_json(self, name: str, what: str) -> Any:
         """A JSON file of the run, parsed (see `load_json`); missing is an error."""
         return load_json(self.file(name), what)
+
+    def read_csv(self, name: str, what: str) -> pd.DataFrame:
+        """A CSV file of the run, read (see `load_csv`); missing is an error."""
+        return load_csv(self.file(name), what)
 
     def read_checkpoint(self) -> dict:
         """The last checkpoint; a damaged one is an error that says whether the previous
@@ -269,6 +276,23 @@ def load_json(path: str | Path, what: str, *, required: bool = True) -> Any:
         raise UserError(f"{path}: damaged, not valid JSON ({_reason(exc)})") from None
     except RecursionError:
         raise UserError(f"{path}: damaged, not usable JSON (nested too deeply)") from None
+
+
+def load_csv(path: str | Path, what: str, **options) -> pd.DataFrame:
+    """The one reader of a run's CSV files (`options` go to pandas.read_csv). Only empty cells
+    are missing: a status "nan" or a gene's "None" stays text. A damaged file, or something
+    that is not a file there, is a one-line UserError."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: missing ({what})")
+    input_file(path, what)  # a FIFO would block read_csv
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: damaged, not a readable CSV "
+                        f"({str(exc).splitlines()[0][:120]})") from None
 
 
 def _reason(exc: Exception) -> str:

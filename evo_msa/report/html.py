@@ -26,7 +26,7 @@ from evo_msa.metrics import Objective
 from evo_msa.record import rundir
 from evo_msa.record.best import objectives, read_best
 from evo_msa.record.leaderboard import read_leaderboard
-from evo_msa.record.rundir import load_json
+from evo_msa.record.rundir import load_csv, load_json
 
 SECTIONS = {"summary": "Run summary", "progress": "Progress", "top": "Top architectures",
             "genes": "Genes vs fitness", "pareto": "Pareto front",
@@ -50,10 +50,12 @@ class RunFiles:
 
     @property
     def is_search(self) -> bool:
+        """Is it a search (not a training run)?"""
         return self.search is not None or self.leaderboard is not None
 
     @classmethod
     def read(cls, path: str | Path) -> "RunFiles":
+        """Read every record of the run directory `path` (a one-line UserError when it is none)."""
         path = Path(path)
         if not path.is_dir():
             if path.exists():
@@ -181,6 +183,7 @@ def _option_rows(opts: dict, objectives: list[Objective]) -> list[tuple[str, obj
 
 
 def summary_section(run: RunFiles) -> str:
+    """The run at a glance: options, data, counts, the best genome, provenance."""
     opts = run.search or {}
     origin = opts.get("provenance") or (run.metrics or {}).get("provenance") or {}
     rows: list[tuple[str, object]] = [("run directory", str(run.path)),
@@ -224,6 +227,7 @@ def summary_section(run: RunFiles) -> str:
 
 
 def progress_section(run: RunFiles) -> str:
+    """Fitness per evaluation and the best so far, with a table per generation."""
     from evo_msa.record.leaderboard import usable_rows
     from evo_msa.report.plots import leaderboard_progress_figure
 
@@ -249,6 +253,7 @@ def progress_section(run: RunFiles) -> str:
 
 
 def top_section(run: RunFiles, k: int) -> str:
+    """The k best evaluations, one row per architecture."""
     from evo_msa.record.leaderboard import top_rows
 
     if not run.is_search:
@@ -282,6 +287,7 @@ def top_section(run: RunFiles, k: int) -> str:
 
 
 def genes_section(run: RunFiles) -> str:
+    """Each gene against the fitness."""
     from evo_msa.record.leaderboard import usable_rows
     from evo_msa.report.plots import genes_figure
 
@@ -294,6 +300,7 @@ def genes_section(run: RunFiles) -> str:
 
 
 def pareto_section(run: RunFiles) -> str:
+    """The Pareto front of a search with several objectives."""
     from evo_msa.record.leaderboard import usable_rows
     from evo_msa.report.plots import pareto_figure
 
@@ -334,52 +341,15 @@ def _metric_tables(entries: list[tuple[str, dict]]) -> str:
                 ["params"] + [s.get("params") for _, s in entries]]
         for n in names:
             cells = [s.get(split, {}).get(n) for _, s in entries]
-            rows.append([n] + [_mean_std(v) for v in cells])
+            rows.append([n] + [f"{v['mean']:.4f} ± {v['std']:.4f}" if isinstance(v, dict)
+                               else None for v in cells])
         out.append(f'<div class="split"><h3>{esc(split)}</h3>'
                    + _table(["metric"] + [label for label, _ in entries], rows) + "</div>")
     return f'<div class="splits">{"".join(out)}</div>'
 
 
-def _mean_std(v) -> str | None:
-    """`0.8320 ± 0.0190`, or the mean alone for a deterministic model (std None)."""
-    if not isinstance(v, dict):
-        return None
-    return f"{v['mean']:.4f}" if v.get("std") is None else f"{v['mean']:.4f} ± {v['std']:.4f}"
-
-
-def final_model_part(final: dict) -> str:
-    """What the final model is (single or ensemble, chosen on valid), its two test figures
-    and the verdict against the baselines (final.json's final_model and verdict)."""
-    fm = final.get("final_model")
-    if not isinstance(fm, dict) or not isinstance(fm.get("members"), list):
-        return ""
-    members = ", ".join(f"#{m.get('id')} (rank {m.get('rank')}, weight {m.get('weight', 0):.2f})"
-                        for m in fm["members"] if isinstance(m, dict))
-    sel = fm.get("selection") or {}
-    chose = ""
-    if "valid_ensemble" in sel:
-        chose = (f" Chosen on valid {sel.get('metric')}: greedy ensemble {sel['valid_ensemble']:.4f}"
-                 f" against {sel.get('valid_single', math.nan):.4f} for the search's pick alone.")
-    what = "An ensemble of " if fm.get("kind") == "ensemble" else "A single architecture: "
-    test = fm.get("test") or {}
-    names = list((test.get("per_seed") or {}))
-    rows = [[n, _mean_std(test["per_seed"].get(n)),
-             _number((test.get("seed_ensemble") or {}).get(n))] for n in names]
-    out = _note(f"Final model ({esc(str(fm.get('folder')))}): {what}{members}.{chose}")
-    out += _table(["test metric", "each seed's model (mean ± std)",
-                   "the seeds' averaged predictions (predict)"], rows)
-    verdict = [v for v in final.get("verdict") or [] if isinstance(v, dict) and "line" in v]
-    if verdict:
-        out += ("<h3>Verdict on test, against the best baseline per metric</h3><ul>"
-                + "".join(f"<li>{esc(str(v['line']))}</li>" for v in verdict) + "</ul>")
-    return out
-
-
-def _number(v) -> str | None:
-    return f"{v:.4f}" if isinstance(v, (int, float)) else None
-
-
 def final_section(run: RunFiles) -> str:
+    """The final trainer's metrics (mean and std over its seeds) beside the baselines."""
     if run.metrics is not None and not run.is_search:
         return (_note(f"Mean ± std over seeds {run.metrics.get('seeds')}.")
                 + _metric_tables([("this run", run.metrics)]))
@@ -396,20 +366,21 @@ def final_section(run: RunFiles) -> str:
         entries.append((label, _baseline_summary(base)))
         note += (f" Beside it: {label}, the built-in baseline on the modality subset with the "
                  f"best valid loss (see baselines.csv).")
-    return final_model_part(run.final) + _note(note) + _metric_tables(entries)
+    return _note(note) + _metric_tables(entries)
 
 
 def _baseline_summary(row: dict) -> dict:
-    """A baselines.csv row in the shape of a metrics summary (one deterministic fit: no std)."""
+    """A baselines.csv row in the shape of a metrics summary (one deterministic fit: std 0)."""
     out: dict = {"seeds": [0]}
     for key, value in row.items():
         split, _, metric = key.partition("_")
         if split in ("valid", "test") and metric and isinstance(value, (int, float)):
-            out.setdefault(split, {})[metric] = {"mean": float(value), "std": None}
+            out.setdefault(split, {})[metric] = {"mean": float(value), "std": 0.0}
     return out
 
 
 def curves_section(run: RunFiles) -> str:
+    """Learning curves of the saved models, best genomes first."""
     from evo_msa.report.plots import curves_figure
 
     seeds, finals = rundir.seed_folder(rundir.ANY), rundir.final_folder(rundir.ANY, rundir.ANY)
@@ -423,7 +394,7 @@ def curves_section(run: RunFiles) -> str:
                      f"({finals}/{seeds}/ or {seeds}/) yet.")
     figures = []
     for path in found[:MAX_CURVES]:
-        history = pd.read_csv(path)
+        history = load_csv(path, "a training history")
         if not len(history):
             continue
         meta = _json(path.parent / rundir.MODEL_JSON, "a saved model's description") or {}

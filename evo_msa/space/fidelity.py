@@ -32,6 +32,9 @@ MAX_RUNGS = 16
 
 @dataclass(frozen=True)
 class Fidelity:
+    """Successive halving inside a population: at which fractions of the budget (rungs) the weaker
+    genomes stop, and the share kept at each."""
+
     rungs: tuple[int, ...] = ()  # epochs; () with `fractions`: the default
     keep: float = DEFAULT_KEEP
     fractions: tuple[float, ...] = ()  # rungs as fractions of the budget (the default)
@@ -39,6 +42,7 @@ class Fidelity:
 
     @classmethod
     def default(cls) -> "Fidelity":
+        """The default rungs."""
         return cls(fractions=DEFAULT_FRACTIONS)
 
     def rungs_for(self, epochs: int) -> tuple[int, ...]:
@@ -54,6 +58,7 @@ class Fidelity:
         return tuple(r for r in rungs if r < epochs)
 
     def describe(self, epochs: int) -> str:
+        """The schedule in words, for a budget of `epochs`."""
         rungs = self.rungs_for(epochs)
         if not rungs:
             return "every genome trains its whole budget"
@@ -62,12 +67,14 @@ class Fidelity:
                 f"(keep {keep})")
 
     def to_dict(self) -> dict:
+        """As written in a space file."""
         if not self.enabled:
             return {"enabled": False}
         return {"rungs": list(self.rungs), "fractions": list(self.fractions), "keep": self.keep}
 
     @classmethod
     def parse(cls, raw: Any, source: str) -> "Fidelity":
+        """The `fidelity:` section of a space file; a bad value is a one-line UserError naming it."""
         where = f"{source}: fidelity"
         if raw is None:
             return cls.default()

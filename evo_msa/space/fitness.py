@@ -30,28 +30,36 @@ class MissingMetric(KeyError):
 
 @dataclass(frozen=True)
 class Fitness:
+    """What a search optimises: one or several objectives (validation metrics, parameter count),
+    each the mean over `seeds` trainings."""
+
     objectives: tuple[Objective, ...] = (Objective("loss"),)
     seeds: int = 1  # trainings per evaluation (different seeds); the fitness is their mean
 
     # ---- the primary objective ------------------------------------------------------------
     @property
     def primary(self) -> Objective:
+        """The first objective (what ranks, picks and early-stops)."""
         return self.objectives[0]
 
     @property
     def metric(self) -> str:
+        """The primary objective's metric."""
         return self.primary.metric
 
     @property
     def direction(self) -> str:
+        """The primary objective's direction (min or max)."""
         return self.primary.direction
 
     @property
     def multi(self) -> bool:
+        """Several objectives (a Pareto front)?"""
         return len(self.objectives) > 1
 
     @property
     def names(self) -> list[str]:
+        """The objectives' metrics, in order."""
         return [o.metric for o in self.objectives]
 
     # ---- values ---------------------------------------------------------------------------
@@ -69,6 +77,7 @@ class Fitness:
         return tuple(out)
 
     def penalty(self) -> tuple[float, ...]:
+        """The fitness of a failed evaluation: the worst value on every objective."""
         return tuple(o.sign * PENALTY for o in self.objectives)
 
     def usable(self, values) -> bool:
@@ -90,12 +99,14 @@ class Fitness:
         return all(x <= y for x, y in zip(la, lb)) and any(x < y for x, y in zip(la, lb))
 
     def to_dict(self) -> dict:
+        """As written in a space file (and best_genome.json)."""
         return {"objectives": [{"metric": o.metric, "direction": o.direction}
                                for o in self.objectives], "seeds": self.seeds}
 
     # ---- parsing --------------------------------------------------------------------------
     @classmethod
     def parse(cls, raw: Any, source: str) -> "Fitness":
+        """The `fitness:` section of a space file; a bad value is a one-line UserError naming it."""
         where = f"{source}: fitness"
         if raw is None:
             return cls()

@@ -30,7 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from evo_msa.config import RunConfig, _first, _is_int, _kind, config_paths, read_yaml
+from evo_msa.config import (
+    RunConfig,
+    config_paths,
+    first_key,
+    is_int,
+    kind_of,
+    read_yaml,
+    renamed_path,
+)
 from evo_msa.data.dataset import MODALITIES
 from evo_msa.errors import UserError, brief, did_you_mean
 from evo_msa.space.fidelity import Fidelity
@@ -49,6 +57,9 @@ GENE_KEYS = {"type", "low", "high", "log", "choices", "count"}
 
 @dataclass
 class Gene:
+    """One gene: a config field (or a table's parameter) and how genome slots in [0, 1] decode into
+    its values."""
+
     path: str  # dotted config path, e.g. "model.depth"
     type: str
     low: float | None = None
@@ -59,6 +70,7 @@ class Gene:
 
     @property
     def size(self) -> int:
+        """Genome slots it takes (one per choice of a mask, one per element of a list)."""
         return len(self.choices) if self.type == "mask" else self.count
 
     @property
@@ -68,6 +80,7 @@ class Gene:
         return self.type not in UNORDERED
 
     def decode(self, u: list[float], available: set[str] | None = None) -> Any:
+        """The value of the slots `u` (a mask keeps only choices in `available`)."""
         if self.type == "mask":
             on = [c for c, x in zip(self.choices, u) if x >= 0.5 and _ok(c, available)]
             if not on:  # never empty: keep the strongest available choice
@@ -96,6 +109,8 @@ def _ok(choice: str, available: set[str] | None) -> bool:
 
 @dataclass
 class SearchSpace:
+    """A search space: its genes, fixed fields, fitness, constraints and fidelity."""
+
     name: str
     genes: list[Gene]
     fixed: dict[str, Any] = field(default_factory=dict)
@@ -114,9 +129,11 @@ class SearchSpace:
 
     @property
     def size(self) -> int:
+        """The genome's length (slots of every gene)."""
         return sum(g.size for g in self.genes)
 
     def sample(self, rng: random.Random) -> list[float]:
+        """A genome drawn uniformly."""
         return [rng.random() for _ in range(self.size)]
 
     def slot_genes(self) -> list[Gene]:
@@ -124,6 +141,7 @@ class SearchSpace:
         return [g for g in self.genes for _ in range(g.size)]
 
     def clip(self, genome: list[float]) -> list[float]:
+        """The genome with every slot inside [0, 1]."""
         genome[:] = [min(max(float(x), 0.0), 1.0) for x in genome]
         return genome
 
@@ -162,7 +180,9 @@ class SearchSpace:
         model["encoders"] = {m: cfg.model.encoder_of(m) for m in model["modalities"]
                              if seq_lens is None or seq_lens.get(m, 1) > 1}
         model["level_widths"] = model["level_widths"][:model["depth"]]
-        objective = d["objective"]
+        # the identity predates the section's rename (objective -> loss): the recorded runs'
+        # keys, hence their training seeds (policies.seed_start), stay what they were
+        objective = d["objective"] = d.pop("loss")
         for rate in ("dropout", "input_dropout", "modality_dropout"):  # kept in steps of 1/256
             model[rate] = _rate_byte(model[rate])
         if len(model["modalities"]) == 1:  # nothing to contrast with, no other modality to keep
@@ -195,6 +215,7 @@ def _rate_byte(rate: float) -> int:
 
 
 def load_space(path: str | Path) -> SearchSpace:
+    """The search space of a YAML file; every problem is a one-line UserError naming it."""
     return parse_space(read_yaml(path, "search-space"), str(path))
 
 
@@ -203,28 +224,31 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
     UserError naming `source` and the gene or key."""
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a mapping with keys {', '.join(TOP_KEYS)}, "
-                        f"got {_kind(raw)}")
+                        f"got {kind_of(raw)}")
     unknown = [k for k in raw if k not in TOP_KEYS]
     if unknown:
-        raise UserError(f"{source}: unknown key {brief(_first(unknown))}"
-                        f"{did_you_mean(_first(unknown), TOP_KEYS)} "
+        raise UserError(f"{source}: unknown key {brief(first_key(unknown))}"
+                        f"{did_you_mean(first_key(unknown), TOP_KEYS)} "
                         f"(expected {', '.join(TOP_KEYS)})")
     name = raw.get("name", Path(source).stem or "space")
     if not isinstance(name, str) or not name.strip() or "\n" in name:
         raise UserError(f"{source}: 'name' must be a one-line string, got {brief(name)}")
     if not isinstance(raw.get("description", ""), (str, type(None))):
         raise UserError(f"{source}: 'description' must be a string, "
-                        f"got {_kind(raw['description'])}")
+                        f"got {kind_of(raw['description'])}")
     genes_raw = raw.get("genes")
     if not isinstance(genes_raw, dict) or not genes_raw:
         raise UserError(f"{source}: 'genes' must be a non-empty mapping of config path -> spec, "
-                        f"got {_kind(genes_raw) if not isinstance(genes_raw, dict) else 'nothing'}")
+                        f"got {kind_of(genes_raw) if not isinstance(genes_raw, dict) else 'nothing'}")
     evaluator = _evaluator(raw.get("evaluator"), source)
     haemsa = evaluator["kind"] == "haemsa"
     defaults = RunConfig().to_dict() if haemsa else None
-    genes = [_parse_gene(name, spec, defaults, source) for name, spec in genes_raw.items()]
+    genes = [_parse_gene(renamed_path(name, source) if haemsa else name, spec, defaults, source)
+             for name, spec in genes_raw.items()]
 
     fixed = _section(raw, "fixed", source)
+    if haemsa:
+        fixed = {renamed_path(k, f"{source}: fixed"): v for k, v in fixed.items()}
     bad = [k for k in fixed if not isinstance(k, str)]
     if bad:
         raise UserError(f"{source}: fixed: {brief(bad[0])} is not "
@@ -245,10 +269,10 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
     constraints = _section(raw, "constraints", source)
     unknown = [k for k in constraints if k != "max_params"]
     if unknown:
-        raise UserError(f"{source}: constraints: unknown key {brief(_first(unknown))}"
-                        f"{did_you_mean(_first(unknown), ['max_params'])} (expected max_params)")
+        raise UserError(f"{source}: constraints: unknown key {brief(first_key(unknown))}"
+                        f"{did_you_mean(first_key(unknown), ['max_params'])} (expected max_params)")
     max_params = constraints.get("max_params")
-    if max_params is not None and (not _is_int(max_params) or max_params <= 0):
+    if max_params is not None and (not is_int(max_params) or max_params <= 0):
         raise UserError(f"{source}: constraints.max_params must be a positive integer, "
                         f"got {brief(max_params)}")
 
@@ -330,7 +354,7 @@ def _section(raw: dict, key: str, source: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise UserError(f"{source}: '{key}' must be a mapping, got {_kind(value)}")
+        raise UserError(f"{source}: '{key}' must be a mapping, got {kind_of(value)}")
     return value
 
 
@@ -370,11 +394,11 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
                         "(expected section.field, e.g. model.depth)")
     if not isinstance(spec, dict):
         raise UserError(f"{where}: expected a mapping with 'type' and bounds or choices, "
-                        f"got {_kind(spec)}")
+                        f"got {kind_of(spec)}")
     unknown = [k for k in spec if k not in GENE_KEYS]
     if unknown:
-        raise UserError(f"{where}: unknown key {brief(_first(unknown))}"
-                        f"{did_you_mean(_first(unknown), GENE_KEYS)} "
+        raise UserError(f"{where}: unknown key {brief(first_key(unknown))}"
+                        f"{did_you_mean(first_key(unknown), GENE_KEYS)} "
                         f"(expected {', '.join(sorted(GENE_KEYS))})")
     kind = spec.get("type")
     if not isinstance(kind, str) or kind not in GENE_TYPES:
@@ -383,10 +407,10 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
     extra = [k for k in spec if k not in _TYPE_KEYS[kind]]
     if extra:
         hint = " (a log-scaled float is type: log-float)" if extra == ["log"] else ""
-        raise UserError(f"{where}: key {brief(_first(extra))} does not apply to a {kind} gene "
+        raise UserError(f"{where}: key {brief(first_key(extra))} does not apply to a {kind} gene "
                         f"(it takes {', '.join(sorted(_TYPE_KEYS[kind] - {'type'}))}){hint}")
     count = spec.get("count", 1)
-    if not _is_int(count) or not 1 <= count <= MAX_GENE_COUNT:
+    if not is_int(count) or not 1 <= count <= MAX_GENE_COUNT:
         raise UserError(f"{where}: count must be an integer in 1..{MAX_GENE_COUNT}, "
                         f"got {brief(count)}")
     section, _, key = name.partition(".")

@@ -1,4 +1,4 @@
-"""Studies: `evo-msa experiment experiments/<study>.yaml [--quick] [--data-dir DIR]`.
+"""Studies: `evo-msa study experiments/<study>.yaml [--quick] [--data-dir DIR]`.
 
 A study YAML names its datasets and its variants; `run_study` trains, searches and scores them
 through evo_msa.api and writes only small files (CSV, JSON, PNG, the exact command, the git

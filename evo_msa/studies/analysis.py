@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from evo_msa.record import studyfiles as sf
-from evo_msa.record.rundir import ANY, MODEL_PT, seed_folder
+from evo_msa.record.rundir import ANY, MODEL_PT, load_csv, seed_folder
 from evo_msa.studies.spec import (
     Context,
     Skip,
@@ -178,7 +178,7 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
 
 def _search_on_disk(folder: Path) -> dict:
     """A search variant's record as study_figures needs it, from its best_so_far.csv."""
-    frame = pd.read_csv(folder / sf.BEST_SO_FAR_CSV, index_col="evaluations")
+    frame = load_csv(folder / sf.BEST_SO_FAR_CSV, "best so far", index_col="evaluations")
     return {"kind": "search", "folder": folder,
             "curves": [frame[c].dropna().tolist() for c in frame.columns]}
 
@@ -247,7 +247,7 @@ def study_figures(ctx: Context) -> None:
     fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
     lo, hi = math.inf, -math.inf
     for name, rec in searches.items():
-        frame = pd.read_csv(rec["folder"] / sf.FITNESS_VS_FINAL_CSV)
+        frame = load_csv(rec["folder"] / sf.FITNESS_VS_FINAL_CSV, "fitness against final")
         x, y = frame["search_fitness"], frame["final_valid_fitness_mean"]
         ax.errorbar(x, y, yerr=frame["final_valid_fitness_std"], fmt="o", capsize=3, label=name)
         lo, hi = min(lo, x.min(), y.min()), max(hi, x.max(), y.max())

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from evo_msa.config import RunConfig, _first, read_yaml
+from evo_msa.config import RunConfig, first_key, read_yaml
 from evo_msa.data.dataset import DataInfo
 from evo_msa.errors import UserError, brief
 from evo_msa.io import write_json
@@ -112,7 +112,7 @@ def load_study(path: str | Path) -> Study:
         raise UserError(f"{where}: expected a mapping with name, datasets, variants")
     unknown = set(raw) - {"name", "description", "datasets", "variants", "seeds", "quick"}
     if unknown:
-        raise UserError(f"{where}: unknown key {brief(_first(list(unknown)))}")
+        raise UserError(f"{where}: unknown key {brief(first_key(list(unknown)))}")
     name = raw.get("name") or Path(path).stem
     if not isinstance(name, str) or not isinstance(raw.get("description", ""), (str, type(None))):
         raise UserError(f"{where}: name and description must be strings")
@@ -200,9 +200,11 @@ class Context:
 # ---- what every variant writes ----------------------------------------------------------
 
 def argv() -> list[str]:
-    """This invocation's arguments as an `evo-msa experiment` command line."""
+    """This invocation's arguments as an `evo-msa study` command line."""
     args = list(sys.argv[1:])
-    return args if args and args[0] == "experiment" else ["experiment", *args]
+    if args and args[0] == "experiment":  # the command's deprecated name
+        args[0] = "study"
+    return args if args and args[0] == "study" else ["study", *args]
 
 
 def variant_dir(ctx: Context, name: str) -> Path:

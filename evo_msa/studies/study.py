@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import tempfile
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from evo_msa.errors import UserError, brief
-from evo_msa.nas.ray_session import SharedRay
+from evo_msa.nas.ray_session import SharedRay, environment
 from evo_msa.studies.analysis import missing_variant, study_figures, tsne_variant
 from evo_msa.studies.spec import (
     DEFAULT_DATA_DIR,
@@ -50,9 +49,6 @@ def run_study(path: str | Path, *, quick: bool = False, data_dir: str | Path | N
     root, the study folder's parent)."""
     study = load_study(path)
     layout = Layout.of(path)
-    # Ray starts its workers at niceness 15: on a machine shared with other work they then
-    # get almost no CPU; a study's trials run at the driver's priority instead
-    os.environ.setdefault("RAY_worker_niceness", "0")
     if only:
         missing = [n for n in only if n not in {v["name"] for v in study.variants}]
         if missing:
@@ -63,8 +59,11 @@ def run_study(path: str | Path, *, quick: bool = False, data_dir: str | Path | N
     data_dir = Path(data_dir) if data_dir else layout.data_dir
     command = "evo-msa " + " ".join(shlex.quote(a) for a in argv())
     log(f"study {study.name} ({'quick, ' if quick else ''}results -> {root / study.name})")
-    # --quick: the study's toy searches share one local Ray instead of starting one each
-    with SharedRay() if quick else contextlib.nullcontext():
+    # Ray starts its workers at niceness 15: on a machine shared with other work they then
+    # get almost no CPU; a study's trials run at the driver's priority instead (for the study
+    # only: the variable is put back). --quick: the toy searches share one local Ray.
+    with environment({}, {"RAY_worker_niceness": "0"}), \
+            SharedRay() if quick else contextlib.nullcontext():
         for ds in study.datasets:
             if datasets and ds.name not in datasets:
                 continue
@@ -126,7 +125,7 @@ def _summarize(root: Path, layout: Layout, quick: bool = False) -> tuple[Path, P
 # ---- CLI ---------------------------------------------------------------------------------
 
 def add_arguments(parser) -> None:
-    """The arguments of `evo-msa experiment`."""
+    """The arguments of `evo-msa study` (`evo-msa experiment`, its old name)."""
     parser.add_argument("studies", nargs="*", help="study YAML files (experiments/*.yaml)")
     parser.add_argument("--quick", action="store_true",
                         help="toy size on synthetic data, into a temporary folder (CI)")
@@ -151,7 +150,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    """`evo-msa experiment`: run the study files given, or (--summarize) only summarise."""
+    """`evo-msa study`: run the study files given, or (--summarize) only summarise."""
     if args.summarize:
         # without a study: the repository's experiments/ folder, run from the repository root
         layouts = [Layout.of(s) for s in args.studies] or [Layout(Path("experiments"))]

@@ -18,7 +18,7 @@ from evo_msa.record import rundir
 from evo_msa.record import studyfiles as sf
 from evo_msa.record.best import loss_of, objectives, read_best
 from evo_msa.record.leaderboard import read_leaderboard
-from evo_msa.record.rundir import RunDir
+from evo_msa.record.rundir import RunDir, load_csv, load_json
 from evo_msa.status import Status
 from evo_msa.studies.spec import (
     DEFAULT_DATA_DIR,
@@ -57,7 +57,7 @@ def baseline_variant(ctx: Context, v: dict, name: str | None = None,
     heavy = clear(ctx.scratch / name)
     summary = api.baseline(ctx.data, model=model, modalities=mods, seeds=ctx.seeds,
                            out=heavy, log=lambda s: None)
-    table = pd.read_csv(heavy / rundir.METRICS_CSV)
+    table = load_csv(heavy / rundir.METRICS_CSV, "per-seed metrics")
     write_metrics(folder, summary, table, variant=name, kind="baseline")
     cmd = (f"evo-msa baseline --data {ctx.data} --model {model}"
            + (f" --modalities {','.join(mods)}" if mods else "")
@@ -203,7 +203,7 @@ def train_variant(ctx: Context, v: dict) -> dict:
         (folder / sf.RUN_CONFIG).write_text(to_yaml(cfg.to_dict()))
         cmd = (f"evo-msa train --data {ctx.data} --arch run_config.yaml --seeds "
                f"{' '.join(map(str, ctx.seeds))} --out DIR")
-    write_json(folder / rundir.METRICS_JSON, {**json.loads((folder / rundir.METRICS_JSON).read_text()),
+    write_json(folder / rundir.METRICS_JSON, {**load_json(folder / rundir.METRICS_JSON, "metrics"),
                                          "variant": v["name"], "kind": "train",
                                          "origin": origin})
     write_provenance(ctx, folder, v, {"equivalent": cmd, **{k: str(x) for k, x in origin.items()}})
@@ -315,7 +315,7 @@ def _retrain(ctx: Context, name: str, folder: Path, r: dict) -> tuple[pd.DataFra
     if ctx.quick:
         cfg.train.epochs = min(cfg.train.epochs, ctx.quick_value("epochs", 2))
     summary = api.train(ctx.data, config=cfg, seeds=ctx.seeds, out=heavy, log=lambda s: None)
-    table = pd.read_csv(heavy / rundir.METRICS_CSV)
+    table = load_csv(heavy / rundir.METRICS_CSV, "per-seed metrics")
     table.insert(0, "search_seed", r["seed"])
     metric = r["best"].get("metric", "loss")
     final_fit = summary["valid"].get(metric, {"mean": math.nan, "std": math.nan})

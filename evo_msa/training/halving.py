@@ -20,6 +20,9 @@ from evo_msa.metrics import Objective
 
 @dataclass(frozen=True)
 class Halving:
+    """Successive halving inside a population: at each rung the weaker members stop and keep their
+    best so far."""
+
     rungs: tuple[int, ...]  # epochs, increasing
     keep: float  # the fraction of the genomes still training that goes on at each rung
     groups: tuple[int, ...]  # the genome of every member: its seeds are ranked and stopped together

@@ -33,10 +33,10 @@ def build_population(configs: list[RunConfig], info: DataInfo, seeds: list[int],
 
         model, loss, weighting = build_population(configs, info, seeds, device)
     """
-    objectives = [c.objective for c in configs]
+    losses = [c.loss for c in configs]
     model = HAEMSA(configs, info)
-    weighting = TaskWeighting(objectives, model.store)  # declared before the store is allocated
+    weighting = TaskWeighting(losses, model.store)  # declared before the store is allocated
     model.build(device, seeds)
-    loss = PopulationLoss(objectives, model)
+    loss = PopulationLoss(losses, model)
     weighting.setup(loss.weights, loss.active)
     return Population(model, loss, weighting)

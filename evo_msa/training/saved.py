@@ -92,6 +92,7 @@ class SavedModel:
 
     @property
     def task(self) -> str:
+        """The model's task: regression or classification."""
         return self.signature["task"]
 
     def model_split(self, split: Split, source: str) -> Split:

@@ -74,6 +74,7 @@ def encoder_slices(model, configs: list[RunConfig]) -> list[tuple[int, int, list
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """The torch device `device` names (auto: cuda when there is one, else cpu)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -167,7 +168,7 @@ class PopulationTrainer:
         self.info = DataInfo.from_data(data)
         self.model, self.loss, self.weighting = build_population(self.configs, self.info,
                                                                  self.seeds, self.device)
-        coarse = [0 if data.task != "regression" else c.objective.coarse_classes for c in configs]
+        coarse = [0 if data.task != "regression" else c.loss.coarse_classes for c in configs]
         self.splits = {name: DeviceSplit(split, data, self.model.modalities, coarse, self.device)
                        for name, split in data.splits.items()}
         tc = [c.train for c in configs]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from evo_msa.config import ObjectiveConfig
+from evo_msa.config import LossConfig
 from evo_msa.losses import TERMS, TaskWeighting, coarse_labels
 from evo_msa.losses.terms import (
     MAIN,
@@ -28,8 +28,8 @@ class _Model:  # what PopulationLoss reads from the model
 
 
 def test_regression_losses_per_member_on_hand_values():
-    objective = PopulationLoss([ObjectiveConfig(regression_loss="l1"),
-                                     ObjectiveConfig(regression_loss="smooth_l1", smooth_beta=1.0)],
+    objective = PopulationLoss([LossConfig(regression_loss="l1"),
+                                     LossConfig(regression_loss="smooth_l1", smooth_beta=1.0)],
                                     _Model(2))
     pred, y = torch.tensor([[0.0, 2.0, -1.0]] * 2), torch.tensor([[1.0, 2.0, 1.0]] * 2)
     l1, smooth = objective.regression_loss(pred, y).tolist()
@@ -53,8 +53,8 @@ def test_corr_weight_adds_one_minus_pearson_to_the_main_term_of_its_member_only(
                      lambda_contrast=0.0)
     model = _Model(2)
     model.modality_mask = torch.ones(2, 3, dtype=torch.bool)
-    objective = PopulationLoss([ObjectiveConfig(**only_main),
-                                     ObjectiveConfig(corr_weight=0.5, **only_main)], model)
+    objective = PopulationLoss([LossConfig(**only_main),
+                                     LossConfig(corr_weight=0.5, **only_main)], model)
     pred = torch.tensor([[0.0, 2.0, -1.0, 0.5]] * 2)
     y = torch.tensor([[1.0, 2.0, 1.0, -0.5]] * 2)
     terms = objective.losses(SimpleNamespace(main=pred), TaskLabels(main=y))
@@ -158,13 +158,13 @@ def losses(**values):
 
 
 def test_fixed_weighting_is_the_weighted_sum():
-    w, _ = weighting(ObjectiveConfig(lambda_main=1.0, lambda_coarse=0.5, gamma_kl=0.1))
+    w, _ = weighting(LossConfig(lambda_main=1.0, lambda_coarse=0.5, gamma_kl=0.1))
     total = w.combine(losses(main=2.0, coarse=1.0, kl=3.0))
     assert total.item() == pytest.approx(2.0 + 0.5 + 0.3)
 
 
 def test_gdwg_weights_sum_to_one_and_shift_to_slower_falling_losses():
-    w, _ = weighting(ObjectiveConfig(weighting="gdwg", gdwg_tau=0.5))
+    w, _ = weighting(LossConfig(weighting="gdwg", gdwg_tau=0.5))
     assert sum(w.weights(0).values()) == pytest.approx(1.0)
     first = dict(main=1.0, coarse=1.0, unimodal=1.0, unified=1.0, kl=1.0, contrast=1.0)
     w.end_epoch(losses(**first))
@@ -181,7 +181,7 @@ def test_gdwg_weights_sum_to_one_and_shift_to_slower_falling_losses():
 
 
 def test_gdwg_with_equal_weights_equals_fixed_and_members_keep_their_own_kind():
-    w, _ = weighting(ObjectiveConfig(), ObjectiveConfig(weighting="gdwg"))
+    w, _ = weighting(LossConfig(), LossConfig(weighting="gdwg"))
     values = losses(main=1.0, coarse=0.5, unimodal=0.7, unified=0.3, kl=0.2, contrast=0.9)
     fixed, gdwg = w.combine(values.expand(2, -1)).tolist()
     assert gdwg == pytest.approx(fixed)
@@ -194,7 +194,7 @@ def test_gdwg_with_equal_weights_equals_fixed_and_members_keep_their_own_kind():
 
 
 def test_task_attention_learns_and_reports_a_distribution():
-    w, store = weighting(ObjectiveConfig(weighting="attention"))
+    w, store = weighting(LossConfig(weighting="attention"))
     opt = torch.optim.SGD([store.params["weighting.log_var"]], lr=0.5)
     for _ in range(20):
         opt.zero_grad()

@@ -16,7 +16,7 @@ def info(task="regression", seq=1, modalities=("text", "audio", "vision")):
 
 
 def cfg(coarse=3, **model):
-    return RunConfig.from_dict({"model": model, "objective": {"coarse_classes": coarse}})
+    return RunConfig.from_dict({"model": model, "loss": {"coarse_classes": coarse}})
 
 
 def batch(P=1, b=5, seq=1, modalities=DIMS, seed=0):
@@ -128,7 +128,7 @@ def test_a_member_computes_the_same_in_a_population_as_alone(task):
         assert torch.allclose(out.main[p], mine.main[0], atol=1e-5), p
         assert alone.member_parameter_counts()[0] == pop.member_parameter_counts()[p]
         if task == "regression":
-            k = c.objective.coarse_classes
+            k = c.loss.coarse_classes
             assert torch.allclose(out.coarse[p, :, :k], mine.coarse[0, :, :k], atol=1e-5)
 
 

@@ -15,7 +15,7 @@ from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
 from evo_msa.nas.execution.tune import EngineSearcher
 from evo_msa.nas.policies import EvaluationPolicy, seed_start
 from evo_msa.nas.selection import FinalSelection
-from evo_msa.nas.strategies import EvolutionSettings, make_strategy
+from evo_msa.nas.strategies import StrategySettings, make_strategy
 from evo_msa.record.leaderboard import leaderboard_frame
 from evo_msa.space import load_space, parse_space
 from evo_msa.space.fitness import PENALTY
@@ -31,7 +31,7 @@ def make(space=None, pop=6, generations=3, seed=0, kind="generational", share=0.
     """An engine as build_engine makes it; `share`: of the budget, the finalists' (0: none)."""
     space = space or load_space(TINY)
     selection = FinalSelection.for_budget(space, pop * generations, share, seed=seed)
-    settings = EvolutionSettings(pop_size=pop, generations=generations,
+    settings = StrategySettings(pop_size=pop, generations=generations,
                                  budget=pop * generations - selection.trainings)
     strategy = make_strategy(kind, space, settings, seed,
                              objectives=len(space.fitness.objectives))
@@ -40,7 +40,7 @@ def make(space=None, pop=6, generations=3, seed=0, kind="generational", share=0.
 
 
 def fake_loss(config):
-    m, t, o = config["model"], config["train"], config["objective"]
+    m, t, o = config["model"], config["train"], config["loss"]
     return round(1.0 - 0.1 * len(m["modalities"]) + 0.01 * m["depth"]
                  + 0.001 * sum(m["level_widths"][:m["depth"]])
                  + 0.05 * abs(math.log10(t["lr"]) + 2.5) + 0.02 * o["gamma_kl"], 12)
@@ -442,3 +442,45 @@ def test_the_surrogate_proposes_no_twin_of_a_known_architecture():
     first = [e.key for e in engine.evaluations if not e.repeat]
     assert len(first) == len(set(first)) == 64 - engine.selection.trainings
     assert not [e for e in engine.evaluations if e.status is Status.CACHED]
+
+
+def test_the_policy_checkpoints_its_own_state_and_says_what_a_genome_stands_by():
+    engine = make(share=0.2)
+    run(engine)
+    policy = engine.policy
+    state = json.loads(json.dumps(policy.state_dict()))
+    assert set(state) == {"known", "seeds", "repeats", "reruns"}
+    again = EvaluationPolicy(policy.evaluator)
+    again.load_state_dict(state, engine.evaluations)
+    assert again.known == policy.known and again.repeats == policy.repeats
+    assert again.reruns == policy.reruns and again.seeds == policy.seeds
+    repeated = next(e for e in engine.evaluations if e.repeat)
+    values, n = engine.standing(repeated)
+    assert n == policy.repeats[repeated.key] > 1 and values == policy.known[repeated.key][0]
+    once = next(e for e in engine.evaluations
+                if e.status is Status.OK and e.key not in policy.repeats)
+    assert engine.standing(once) == (policy.known[once.key][0], 1)
+
+
+def test_the_engine_tells_the_strategy_the_evaluators_identity_through_its_interface():
+    engine = make()
+    genome = [0.5] * engine.policy.space.size
+    assert engine.strategy.identity(genome) == engine.policy.evaluator.identity(genome)
+
+
+def test_the_evaluator_says_how_many_epochs_a_training_runs():
+    space = load_space(TINY)
+    assert HaemsaEvaluator(space, INFO).max_epochs() == space.to_config([0.5] * space.size
+                                                                         ).train.epochs
+    ranged = parse_space({"genes": {"train.epochs": {"type": "int", "low": 2, "high": 9}}})
+    assert HaemsaEvaluator(ranged, INFO).max_epochs() == 9
+    chosen = parse_space({"genes": {"train.epochs": {"type": "categorical",
+                                                     "choices": [8, 3, 5]}}})
+    assert HaemsaEvaluator(chosen, INFO).max_epochs() == 8
+
+
+def test_tune_keeps_no_second_copy_of_the_checkpoint(tmp_path):
+    """The run's state.json is the one checkpoint; Tune's searcher save writes nothing."""
+    searcher = EngineSearcher(make(), batch_size=2)
+    searcher.save_to_dir(str(tmp_path), "session")
+    assert not list(tmp_path.iterdir())

@@ -9,7 +9,7 @@ from evo_msa.nas.evaluators.base import Member, Outcome
 from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.selection import FinalSelection
-from evo_msa.nas.strategies import EvolutionSettings, make_strategy
+from evo_msa.nas.strategies import StrategySettings, make_strategy
 from evo_msa.record.leaderboard import leaderboard_frame
 from evo_msa.space import load_space, parse_space
 from evo_msa.status import Status
@@ -23,7 +23,7 @@ INFO = DataInfo(dims={"text": 8, "audio": 4, "vision": 4},
 def engine(kind, pop=6, generations=3):
     space = load_space(ROOT / "search_spaces" / "tiny.yaml")
     selection = FinalSelection.for_budget(space, pop * generations)  # finalists re-trained
-    settings = EvolutionSettings(pop_size=pop, budget=pop * generations - selection.trainings)
+    settings = StrategySettings(pop_size=pop, budget=pop * generations - selection.trainings)
     strategy = make_strategy(kind, space, settings, 0)
     return SearchEngine(strategy, EvaluationPolicy(HaemsaEvaluator(space, INFO)),
                         log=lambda line: None, selection=selection)

@@ -5,19 +5,19 @@ import random
 import pytest
 
 from evo_msa.errors import UserError
-from evo_msa.nas.strategies import EvolutionSettings
+from evo_msa.nas.strategies import StrategySettings
 from evo_msa.nas.strategies.operators import resample, variation_toolbox
 from evo_msa.space import parse_space
 
 RAW = {"genes": {"model.depth": {"type": "int", "low": 0, "high": 3},
                  "model.modalities": {"type": "mask", "choices": ["text", "audio", "vision"]},
-                 "objective.weighting": {"type": "categorical",
+                 "loss.weighting": {"type": "categorical",
                                          "choices": ["fixed", "gdwg", "attention"]}}}
 ORDERED, MASK, CATEGORICAL = [0], [1, 2, 3], [4]
 
 
 def test_uniform_crossover_keeps_each_unordered_slot_of_a_parent():
-    toolbox = variation_toolbox(parse_space(RAW, "s.yaml"), EvolutionSettings(pop_size=4))
+    toolbox = variation_toolbox(parse_space(RAW, "s.yaml"), StrategySettings(pop_size=4))
     random.seed(0)
     for _ in range(200):
         a, b = [0.1, 0.2, 0.7, 0.9, 0.1], [0.9, 0.8, 0.3, 0.1, 0.9]
@@ -41,7 +41,7 @@ def test_resampling_changes_an_unordered_slot_and_never_blends():
 
 def test_mutation_moves_ordered_slots_by_gaussian_steps():
     toolbox = variation_toolbox(parse_space(RAW, "s.yaml"),
-                                EvolutionSettings(pop_size=4, mut_indpb=1.0, mut_sigma=0.01))
+                                StrategySettings(pop_size=4, mut_indpb=1.0, mut_sigma=0.01))
     random.seed(2)
     child = [0.5, 0.2, 0.7, 0.9, 0.1]
     toolbox.mutate(child)

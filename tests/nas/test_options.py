@@ -11,7 +11,7 @@ import pytest
 
 from evo_msa.errors import UserError
 from evo_msa.nas.options import SearchOptions
-from evo_msa.nas.strategies import EvolutionSettings
+from evo_msa.nas.strategies import StrategySettings
 
 TINY = "search_spaces/tiny.yaml"
 
@@ -72,10 +72,10 @@ def test_evolution_overrides_are_checked(evolution, message):
 
 def test_evolution_settings_check_themselves():
     with pytest.raises(UserError, match="evolution.elites must be an integer in 0..1"):
-        EvolutionSettings(pop_size=2)  # elites 2 of 2: no child would ever be bred
+        StrategySettings(pop_size=2)  # elites 2 of 2: no child would ever be bred
     with pytest.raises(UserError, match="--pop must be"):
-        EvolutionSettings(pop_size=10 ** 9)
-    assert EvolutionSettings(pop_size=3).elites == 2
+        StrategySettings(pop_size=10 ** 9)
+    assert StrategySettings(pop_size=3).elites == 2
     settings = SearchOptions(space=TINY, pop=4, evolution={"elites": 1}).evolution_settings()
     assert (settings.pop_size, settings.elites) == (4, 1)
 

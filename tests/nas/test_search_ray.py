@@ -57,7 +57,7 @@ def test_noise_only_modality_is_masked_out(tmp_path):
 def test_failing_trials_are_penalised_and_the_search_finishes(tmp_path):
     space = yaml.safe_load(Path(TINY).read_text())
     # 7 coarse classes are not defined for [-1, 1] labels: those trials raise inside the worker
-    space["genes"]["objective.coarse_classes"] = {"type": "categorical", "choices": [3, 7]}
+    space["genes"]["loss.coarse_classes"] = {"type": "categorical", "choices": [3, 7]}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(space))
     run = search(SearchOptions(space=str(path), data="synthetic:sims?n=400", pop=6, generations=2,
@@ -67,9 +67,9 @@ def test_failing_trials_are_penalised_and_the_search_finishes(tmp_path):
     bad = board[board["status"] == "error"]
     assert len(bad) >= 1 and (bad["fitness"] == 1e6).all()
     assert bad["note"].str.contains("coarse classes are not defined").all()
-    assert (board[board["gene:objective.coarse_classes"] == 3]["status"] == "ok").any()
+    assert (board[board["gene:loss.coarse_classes"] == 3]["status"] == "ok").any()
     best = json.loads((run / "best_genome.json").read_text())
-    assert best["decoded"]["objective.coarse_classes"] == 3
+    assert best["decoded"]["loss.coarse_classes"] == 3
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):

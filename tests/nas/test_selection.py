@@ -16,7 +16,7 @@ from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.runner import build_engine
 from evo_msa.nas.selection import FinalSelection
-from evo_msa.nas.strategies import STRATEGIES, EvolutionSettings, make_strategy
+from evo_msa.nas.strategies import STRATEGIES, StrategySettings, make_strategy
 from evo_msa.space import load_space
 from evo_msa.status import Status
 
@@ -73,7 +73,7 @@ def test_a_round_re_trains_each_finalist_once_and_waits_for_the_results():
     the next round is planned only once every result is in."""
     space = TINY
     selection = FinalSelection.for_budget(space, 100, share=0.2, finalists=4)
-    strategy = make_strategy("random", space, EvolutionSettings(pop_size=8, budget=80), 0)
+    strategy = make_strategy("random", space, StrategySettings(pop_size=8, budget=80), 0)
     engine = SearchEngine(strategy, EvaluationPolicy(HaemsaEvaluator(space, INFO)),
                           log=lambda line: None, selection=selection)
     while not strategy.done:  # the search, one by one

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from evo_msa.nas.strategies import EvolutionSettings, make_strategy
+from evo_msa.nas.strategies import StrategySettings, make_strategy
 from evo_msa.space import load_space
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def best(strategy):
 
 @pytest.mark.parametrize("kind", ["generational", "steady-state", "random"])
 def test_budget_and_stop(kind):
-    s = make_strategy(kind, SPACE, EvolutionSettings(pop_size=8, generations=4), seed=1)
+    s = make_strategy(kind, SPACE, StrategySettings(pop_size=8, generations=4), seed=1)
     told = drive(s)
     # the budget is pop x generations evaluations for every strategy; generational keeps
     # 2 elites per generation without re-evaluating them, so it runs more generations
@@ -50,7 +50,7 @@ def test_budget_and_stop(kind):
 
 
 def test_evolution_beats_random_on_a_smooth_landscape():
-    settings = EvolutionSettings(pop_size=12, generations=8)
+    settings = StrategySettings(pop_size=12, generations=8)
     evo = [best(drive_and_return(make_strategy("generational", SPACE, settings, seed=s)))
            for s in range(3)]
     rnd = [best(drive_and_return(make_strategy("random", SPACE, settings, seed=s)))
@@ -64,7 +64,7 @@ def drive_and_return(s):
 
 
 def test_children_record_parents_and_generations():
-    s = make_strategy("generational", SPACE, EvolutionSettings(pop_size=6, generations=2), seed=0)
+    s = make_strategy("generational", SPACE, StrategySettings(pop_size=6, generations=2), seed=0)
     drive(s)
     children = [c for c in s.candidates.values() if c.generation == 1]
     assert len(children) == 4
@@ -73,7 +73,7 @@ def test_children_record_parents_and_generations():
 
 def test_patience_stops_a_stalled_search():
     s = make_strategy("generational", SPACE,
-                      EvolutionSettings(pop_size=4, generations=50, patience=2), seed=0)
+                      StrategySettings(pop_size=4, generations=50, patience=2), seed=0)
     # a flat landscape never improves after the first generation
     while not s.done:
         cand = s.ask()
@@ -83,7 +83,7 @@ def test_patience_stops_a_stalled_search():
 
 @pytest.mark.parametrize("kind", ["generational", "steady-state", "random"])
 def test_state_dict_roundtrip_resumes_identically(kind):
-    settings = EvolutionSettings(pop_size=6, generations=4)
+    settings = StrategySettings(pop_size=6, generations=4)
     straight = make_strategy(kind, SPACE, settings, seed=3)
     drive(straight, in_flight=1)
 

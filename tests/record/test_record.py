@@ -86,3 +86,17 @@ def test_one_json_reader_for_run_files(tmp_path):
     (tmp_path / rundir.BEST).write_text("[1, 2]")
     with pytest.raises(UserError, match="not a best genome record"):
         read_best(tmp_path)
+
+
+def test_one_csv_reader_for_run_files(tmp_path):
+    from evo_msa.record.rundir import load_csv
+
+    (tmp_path / "a.csv").write_text("status,x\nnan,1\nok,\n")
+    frame = load_csv(tmp_path / "a.csv", "a test table")
+    assert list(frame["status"]) == ["nan", "ok"] and math.isnan(frame["x"][1])
+    assert RunDir(tmp_path).read_csv("a.csv", "a test table").equals(frame)
+    with pytest.raises(UserError, match="missing"):
+        load_csv(tmp_path / "b.csv", "a test table")
+    (tmp_path / "c.csv").write_text("")
+    with pytest.raises(UserError, match="damaged, not a readable CSV"):
+        load_csv(tmp_path / "c.csv", "a test table")

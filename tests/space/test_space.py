@@ -24,9 +24,9 @@ def test_haemsa_space_covers_the_issue_genes():
     space = load_space(ROOT / "search_spaces" / "haemsa.yaml")
     paths = {g.path for g in space.genes}
     for path in ["model.depth", "model.level_widths", "model.unified_dim", "model.expert_dim",
-                 "model.modalities", "objective.lambda_main", "objective.lambda_coarse",
-                 "objective.lambda_unimodal", "objective.lambda_unified", "objective.gamma_kl",
-                 "objective.lambda_contrast", "objective.weighting", "model.dropout", "train.lr",
+                 "model.modalities", "loss.lambda_main", "loss.lambda_coarse",
+                 "loss.lambda_unimodal", "loss.lambda_unified", "loss.gamma_kl",
+                 "loss.lambda_contrast", "loss.weighting", "model.dropout", "train.lr",
                  "train.weight_decay"]:
         assert path in paths
     depth = next(g for g in space.genes if g.path == "model.depth")
@@ -41,13 +41,13 @@ def test_decoding_rules():
     s = space({"model.depth": {"type": "int", "low": 1, "high": 4},
                "train.lr": {"type": "log-float", "low": 1e-4, "high": 1e-2},
                "model.dropout": {"type": "float", "low": 0.0, "high": 0.5},
-               "objective.weighting": {"type": "categorical", "choices": ["fixed", "gdwg", "attention"]},
+               "loss.weighting": {"type": "categorical", "choices": ["fixed", "gdwg", "attention"]},
                "model.modalities": {"type": "mask", "choices": ["text", "audio", "vision"]}})
     d = s.decode([0.0, 0.5, 0.5, 0.5, 0.9, 0.1, 0.6])
     assert d["model.depth"] == 1
     assert d["train.lr"] == pytest.approx(1e-3)  # geometric middle
     assert d["model.dropout"] == pytest.approx(0.25)
-    assert d["objective.weighting"] == "gdwg"
+    assert d["loss.weighting"] == "gdwg"
     assert d["model.modalities"] == ["text", "vision"]
     # int bins have equal width: a quarter of [0,1] per depth
     assert [s.decode([u, 0, 0, 0, 1, 1, 1])["model.depth"] for u in (0.24, 0.26, 0.74, 1.0)] == [1, 2, 3, 4]
@@ -80,7 +80,7 @@ def test_settings_without_effect_leave_the_identity():
     def conf(**fields):
         return RunConfig.from_dict({
             "model": {k: v for k, v in fields.items() if k in model_fields},
-            "objective": {k: v for k, v in fields.items() if k not in model_fields}})
+            "loss": {k: v for k, v in fields.items() if k not in model_fields}})
 
     assert key(conf(dropout=0.5736)) == key(conf(dropout=0.5745))  # both round to 147 / 256
     assert key(conf(dropout=0.45)) != key(conf(dropout=0.50))

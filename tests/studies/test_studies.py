@@ -1,34 +1,22 @@
 """Every study in experiments/*.yaml runs end to end with --quick (toy size, synthetic data,
 into a temporary folder): what CI runs; the full-size results are in experiments/results/."""
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from evo_msa.studies import add_arguments, load_study, write_summary
-from evo_msa.studies import main as experiment_main
+from evo_msa.studies import load_study, write_summary
 from evo_msa.studies.spec import Layout
 
 
 def main(argv):
-    """`evo-msa experiment ...` (the CLI's error handling included)."""
-    import argparse
-
+    """`evo-msa study ...` (the CLI's error handling included)."""
     from evo_msa import cli
 
-    if "experiment" in cli.HANDLERS:
-        return cli.main(argv)
-    parser = argparse.ArgumentParser()  # the subcommand not wired yet: the same arguments
-    add_arguments(parser)
-    try:
-        return experiment_main(parser.parse_args(argv[1:]))
-    except cli.UserError as exc:
-        import sys
-
-        print(f"evo-msa experiment: error: {exc}", file=sys.stderr)
-        return 2
+    return cli.main(argv)
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = sorted((ROOT / "experiments").glob("*.yaml"))
@@ -44,9 +32,11 @@ def test_there_are_studies():
 def test_study_quick(study, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # study files name spaces and genomes relative to the checkout
     out = tmp_path / "results"
-    rc = main(["experiment", str(study), "--quick", "--out", str(out),
+    environ = dict(os.environ)
+    rc = main(["study", str(study), "--quick", "--out", str(out),
                "--scratch", str(tmp_path / "scratch")])
     assert rc == 0
+    assert dict(os.environ) == environ  # no variable left changed (Ray's niceness included)
     spec = load_study(study)
     folders = list((out / spec.name).glob("*/*/metrics.json"))
     kinds = {v["kind"] for v in spec.variants}
@@ -54,7 +44,7 @@ def test_study_quick(study, tmp_path, monkeypatch):
         assert folders, "no variant wrote metrics.json"
     for metrics in folders:
         folder = metrics.parent
-        assert (folder / "command.txt").read_text().startswith("evo-msa experiment")
+        assert (folder / "command.txt").read_text().startswith("evo-msa study")
         prov = json.loads((folder / "provenance.json").read_text())
         assert prov["quick"] is True and "git_commit" in prov
         test = json.loads(metrics.read_text())["test"]
@@ -111,7 +101,7 @@ def test_study_writes_beside_its_file(tmp_path, monkeypatch):
         "  - {name: small, kind: train, arch: arch.yaml}\n")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
-    assert main(["experiment", "../repo/studies/tiny.yaml", "--scratch",
+    assert main(["study", "../repo/studies/tiny.yaml", "--scratch",
                  str(tmp_path / "scratch")]) == 0
     results = repo / "studies" / "results"
     for variant in ("ridge", "small"):
@@ -131,7 +121,7 @@ def test_summarize_a_study_folder_runs_nothing(tmp_path, capsys):
     (tmp_path / "notes" / "s.md").write_text("What s found.")
     study = tmp_path / "s.yaml"
     study.write_text("name: s\ndatasets: [{path: nowhere.pkl}]\nvariants: []\n")
-    assert main(["experiment", "--summarize", str(study)]) == 0
+    assert main(["study", "--summarize", str(study)]) == 0
     assert pd.read_csv(tmp_path / "results" / "summary.csv").loc[0, "test_mae_mean"] == 0.9
     assert "What s found." in (tmp_path / "RESULTS.md").read_text()
     assert "wrote" in capsys.readouterr().out
@@ -140,7 +130,7 @@ def test_summarize_a_study_folder_runs_nothing(tmp_path, capsys):
 def test_bad_study_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndatasets: [{path: a.pkl}]\nvariants: [{name: a, kind: nope}]\n")
-    assert main(["experiment", str(bad), "--quick", "--out", str(tmp_path / "o")]) == 2
+    assert main(["study", str(bad), "--quick", "--out", str(tmp_path / "o")]) == 2
     assert "kind" in capsys.readouterr().err
 
 
@@ -204,3 +194,10 @@ def test_the_curves_scale_leaves_out_the_first_trainings():
     lo, hi = curve_scale([rising])
     assert -0.81 < lo < -0.80 and -0.76 < hi < -0.75
     assert curve_scale([np.full((2, 5), np.inf)]) is None
+
+
+def test_experiment_is_the_deprecated_name_of_study(tmp_path, capsys):
+    assert main(["experiment", "--summarize", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "the command is now `evo-msa study`" in err
+    assert "evo-msa study: error:" in err

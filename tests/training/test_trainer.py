@@ -136,7 +136,7 @@ def test_members_with_other_batch_sizes_train_in_their_own_population(mosi):
 
 @pytest.mark.parametrize("options", [{"train": {"ema": 0.9}}, {"model": {"input_dropout": 0.2}},
                                      {"model": {"modality_dropout": 0.3}},
-                                     {"objective": {"coarse_smoothing": 0.1}},
+                                     {"loss": {"coarse_smoothing": 0.1}},
                                      {"model": {"depth": 0, "unified": False,
                                                 "task_attention": False}}])
 def test_regularisers_and_ablations_train(mosi, options):

@@ -42,10 +42,12 @@ class Member:
     whole: bool = False  # trains its whole budget (a re-evaluation): no halving stops it
 
     def to_dict(self) -> dict:
+        """As plain JSON (a trial's config)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Member":
+        """The member `to_dict` gave."""
         return cls(int(d["eval_id"]), int(d["seed"]), d["config"], bool(d.get("whole")))
 
 
@@ -63,10 +65,12 @@ class Outcome:
     rung: int = 0  # > 0: successive halving stopped it at this rung (1 = the first)
 
     def to_dict(self) -> dict:
+        """As plain JSON (what a trial reports)."""
         return {**asdict(self), "status": self.status.value}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Outcome":
+        """The outcome `to_dict` gave (a missing field takes its default)."""
         return cls(int(d["eval_id"]), int(d["seed"]), Status(d["status"]),
                    dict(d.get("metrics") or {}), float(d.get("epochs") or 0.0),
                    str(d.get("error") or ""), int(d.get("rung") or 0))
@@ -109,3 +113,8 @@ class Evaluator(ABC):
     def describe_data(self) -> str:
         """One line on what is evaluated (the search banner)."""
         return self.kind
+
+    def max_epochs(self) -> int | None:
+        """The most epochs one training runs (what ASHA's rungs are cut from); None: its
+        trainings have no epochs (a lookup)."""
+        return None

@@ -29,6 +29,9 @@ from evo_msa.status import Status
 
 
 class HaemsaEvaluator(Evaluator):
+    """HAEMSA trainings: a genome decodes into a run config, members train together as one
+    population (with successive halving when the space's fidelity asks)."""
+
     kind = "haemsa"
     needs_ray = True
 
@@ -56,11 +59,14 @@ class HaemsaEvaluator(Evaluator):
 
     @property
     def data(self) -> MSAData:
+        """The search's data (train and valid; read on first use where it runs)."""
         if self._data is None:
             self._data = search_split(self.data_spec)
         return self._data
 
     def describe(self, genome: list[float]) -> Description:
+        """Decode a genome into its genes, run config, architecture key and parameter count (or why
+        it cannot be built)."""
         avail = self.info.modalities
         cfg = self.space.to_config(genome, available=avail)
         genes = self.space.decode(genome, avail)
@@ -76,10 +82,20 @@ class HaemsaEvaluator(Evaluator):
         return self.space.architecture_key(cfg, self.info.seq_lens)
 
     def describe_data(self) -> str:
+        """The data's one-line description (the kind alone before it is read)."""
         return self.data.describe() if self._data is not None or self.data_spec else self.kind
+
+    def max_epochs(self) -> int:
+        """train.epochs: its largest value when it is a gene, else the space's fixed value."""
+        gene = next((g for g in self.space.genes if g.path == "train.epochs"), None)
+        if gene is None:
+            return self.space.to_config([0.5] * self.space.size).train.epochs
+        return int(max(gene.choices) if gene.choices else gene.high)
 
     def evaluate(self, members: list[Member], progress: Progress | None = None
                  ) -> list[Outcome]:
+        """Train the members as one population; one outcome per member (a failed member gets ERROR
+        or NAN, never an exception)."""
         from evo_msa.training.trainer import resolve_device
 
         device = resolve_device(self.device)

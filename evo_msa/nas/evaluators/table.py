@@ -105,6 +105,7 @@ class LookupTable:
         return "".join(parts)
 
     def recorded(self, config: dict[str, Any]) -> dict[str, list[float]]:
+        """The recorded trainings of a configuration: metric -> one value per seed."""
         return self.rows[self.index(config)]
 
     def truth(self, config: dict[str, Any], metric: str) -> float:
@@ -120,11 +121,13 @@ class LookupTable:
 
     @property
     def configurations(self) -> int:
+        """How many configurations the table records."""
         return len(self.rows)
 
 
 @functools.lru_cache(maxsize=32)
 def load_table(spec: str) -> LookupTable:
+    """The lookup table a spec names (cached: a benchmark builds many evaluators of one table)."""
     return LookupTable(spec)
 
 
@@ -141,12 +144,14 @@ class TableEvaluator(Evaluator):
         check_space(space, self.table)
 
     def describe(self, genome: list[float]) -> Description:
+        """Decode a genome into the table's parameters; its key is the configuration."""
         genes = self.space.decode(genome)
         config = {**self.space.fixed, **genes}
         return Description(genes=genes, config=config, key=json.dumps(config, sort_keys=True))
 
     def evaluate(self, members: list[Member], progress: Progress | None = None
                  ) -> list[Outcome]:
+        """Each member's recorded training, drawn by its seed; one outcome per member."""
         out = []
         for m in members:
             runs = self.table.recorded(m.config)
@@ -160,6 +165,7 @@ class TableEvaluator(Evaluator):
         return out
 
     def describe_data(self) -> str:
+        """The table's name and size (the search banner)."""
         return (f"table {self.table.spec}: {self.table.configurations} configurations, "
                 f"metrics {', '.join(self.table.directions)}")
 

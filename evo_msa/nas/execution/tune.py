@@ -50,6 +50,7 @@ class EngineSearcher(Searcher):
         self.failure: StorageError | None = None  # a checkpoint that could not be written
 
     def suggest(self, trial_id: str):
+        """Tune asks for a trial: the next batch's members, None (wait) or FINISHED."""
         if self.failure is not None:
             return Searcher.FINISHED  # stop the search: the runner raises the failure
         if not self.ready:
@@ -65,6 +66,7 @@ class EngineSearcher(Searcher):
                 "track": self.track}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """A trial's per-epoch report: the evaluations whose every training has ended settle now."""
         ids = self.trials.get(trial_id)
         if not ids or not result.get("ended"):
             return
@@ -74,6 +76,7 @@ class EngineSearcher(Searcher):
         self._settle(trial_id, done, ended, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        """A trial ended (or was lost): the rest of its evaluations settle."""
         ids = self.trials.get(trial_id)
         if ids is None:
             return
@@ -104,15 +107,9 @@ class EngineSearcher(Searcher):
             except StorageError as exc:
                 self.failure = exc
 
-    def save(self, checkpoint_path: str) -> None:
-        from evo_msa.io import write_json
-
-        write_json(checkpoint_path, self.engine.state_dict())
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path) as fh:
-            self.engine.load_state_dict(json.load(fh))
-        self.trials, self.trainings = {}, {}
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Nothing: the run's state.json (written on every change) is the search's one
+        checkpoint; a resume reads it, never Tune's folder."""
 
 
 # the fewest genomes a CPU trial is cut to: successive halving (keep 1/2 at two rungs) still
@@ -286,8 +283,7 @@ def run_on_tune(engine: SearchEngine, evaluator: Evaluator, opts, storage: str,
         {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
     scheduler = None
     if opts.asha:
-        epochs = max(1, max((ev.config["train"]["epochs"] for ev in engine.evaluations),
-                            default=0) or _fixed_epochs(engine))
+        epochs = max(1, evaluator.max_epochs() or 1)
         # max_t past the budget: a trial that runs its full budget ends on its own and
         # reports its final result, instead of being stopped at the last epoch
         scheduler = ASHAScheduler(metric="fitness", mode=engine.fitness.direction,
@@ -356,8 +352,3 @@ def storage_failures(storage: str):
     finally:
         for h in handlers:
             h.removeFilter(quiet)
-
-
-def _fixed_epochs(engine: SearchEngine) -> int:
-    space = engine.policy.space
-    return space.to_config([0.5] * space.size).train.epochs

@@ -13,7 +13,7 @@ a rejected one) costs nothing, and the strategy proposes another instead. A spac
 distinct architectures than the budget ends when it runs dry (EXHAUSTED_AFTER proposals in a
 row that were all known), with a line saying so.
     state_dict() / load_state_dict()   everything needed to resume bit-for-bit
-    identity                 set by the engine: genome -> what the evaluator trains once (two
+    set_identity(identity)   the engine tells it: genome -> what the evaluator trains once (two
                              genomes differing only in a gene the architecture does not use are
                              one); a strategy may use it to avoid proposing twins
 
@@ -67,9 +67,10 @@ class Candidate:
 
 
 @dataclass
-class EvolutionSettings:
-    """The budget and the evolution's knobs (the `evolution` options of a search); every value
-    is checked when it is made (a one-line UserError)."""
+class StrategySettings:
+    """What every strategy is given: the budget (population, generations, trainings, patience)
+    and the evolutionary operators' knobs (the `evolution` options of a search, used by the
+    evolutionary strategies); every value is checked when it is made (a one-line UserError)."""
 
     pop_size: int = 32
     generations: int = 6
@@ -92,7 +93,7 @@ class EvolutionSettings:
 
     @classmethod
     def from_options(cls, pop: int, generations: int, budget: int | None,
-                     patience: int | None, overrides: Any) -> "EvolutionSettings":
+                     patience: int | None, overrides: Any) -> "StrategySettings":
         """Settings from the search options and their `evolution` mapping; an unknown key,
         a key the options set, or a bad value is a one-line UserError."""
         if not isinstance(overrides, dict):
@@ -109,6 +110,7 @@ class EvolutionSettings:
                    **overrides)
 
     def validate(self) -> None:
+        """Check every setting: a one-line UserError naming the option."""
         def whole(v, low, high):
             return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
@@ -143,6 +145,9 @@ class EvolutionSettings:
                 raise UserError(f"{flag} must be {expected}, got {brief(getattr(self, name))}")
 
 
+EvolutionSettings = StrategySettings  # its old name (it configures every strategy)
+
+
 # Upper bounds: a typo such as --pop 1000000000 (or the same number edited into a run's
 # search.json) fails in one line instead of allocating for minutes.
 MAX_POP = 10_000
@@ -164,7 +169,7 @@ class Strategy:
     # in candidate id order through a window, so that parallel trials cannot change a search
     learns_as_results_come = True
 
-    def __init__(self, space: SearchSpace, settings: EvolutionSettings, seed: int = 0,
+    def __init__(self, space: SearchSpace, settings: StrategySettings, seed: int = 0,
                  objectives: int = 1):
         self.space, self.s = space, settings
         self.objectives = objectives
@@ -182,7 +187,12 @@ class Strategy:
         self.identity: Callable[[list[float]], Hashable] | None = None  # see the docstring
 
     # ---- interface -------------------------------------------------------------------------
+    def set_identity(self, identity: Callable[[list[float]], Hashable] | None) -> None:
+        """What the evaluator counts as one architecture (see the module docstring)."""
+        self.identity = identity
+
     def ask(self) -> Candidate | None:
+        """The next candidate to evaluate, or None while it waits for pending results."""
         if not self.queue:
             self._refill()
         if not self.queue:
@@ -192,6 +202,7 @@ class Strategy:
         return self.candidates[cid]
 
     def tell(self, cid: int, scores, trained: bool = True, partial: bool = False) -> None:
+        """A candidate's scores (see the module docstring)."""
         self.told += 1
         self.trained += bool(trained)
         self.idle = 0 if trained else self.idle + 1
@@ -205,6 +216,7 @@ class Strategy:
 
     @property
     def done(self) -> bool:
+        """The budget is spent or the search has converged (or the space ran dry)."""
         return bool(self.stopped_reason)
 
     @property
@@ -291,6 +303,7 @@ class Strategy:
 
     # ---- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Everything a resume needs (candidates, queue, generator state), as JSON."""
         return {"name": self.name, "rng": _jsonable_state(self.rng.getstate()),
                 "next_id": self.next_id, "generation": self.generation,
                 "candidates": [asdict(c) for c in self.candidates.values()],
@@ -301,6 +314,7 @@ class Strategy:
                 "trained": self.trained, "idle": self.idle, "extra": self._extra_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`; candidates in flight are asked again."""
         if state["name"] != self.name:
             raise ValueError(f"checkpoint is of strategy {state['name']!r}, not {self.name!r}")
         self.rng.setstate(_tuple_state(state["rng"]))

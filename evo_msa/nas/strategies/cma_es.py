@@ -25,6 +25,9 @@ from evo_msa.nas.strategies.predictor import Slots
 
 
 class CMAESSearch(Strategy):
+    """CMA-ES with margin (CatCMA for categorical genes), through the cmaes package; the surrogate's
+    predictor screens twins."""
+
     name = "cmaes"
     learns_as_results_come = False  # it learns from whole generations
 

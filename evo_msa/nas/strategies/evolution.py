@@ -23,6 +23,9 @@ from evo_msa.nas.strategies.operators import variation_toolbox
 
 
 class GenerationalEvolution(Strategy):
+    """Generational evolution (HAEMSA sec. 3.2): tournament selection, blend crossover, Gaussian
+    mutation, a hall of fame; NSGA-II with several objectives; steady-state (aging) as a variant."""
+
     name = "generational"
     learns_as_results_come = False  # it breeds once a whole generation is in
 
@@ -38,6 +41,7 @@ class GenerationalEvolution(Strategy):
 
     @property
     def planned_generations(self) -> int:
+        """Generations the budget allows (the first one whole, then children without the elites)."""
         per_generation = self.s.pop_size - (0 if self.objectives > 1 else self.s.elites)
         return 1 + math.ceil(max(0, self.budget - self.s.pop_size) / max(1, per_generation))
 

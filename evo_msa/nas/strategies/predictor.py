@@ -58,6 +58,8 @@ class Slots:
         return [row.tobytes() for row in np.round(self.cell_index(G), 9)]
 
     def features(self, G: np.ndarray) -> np.ndarray:
+        """The predictor's inputs of genomes `G`: one-hot cells of unordered genes, values of
+        ordered ones."""
         D = self.cell_index(G)
         cols = []
         for j, kind in enumerate(self.kinds):
@@ -78,6 +80,7 @@ class Forest:
         self.trees, self.leaf, self.seed = trees, min_samples_leaf, int(seed)
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "Forest":
+        """Fit the forest to inputs `X` and targets `y`."""
         from sklearn.tree import ExtraTreeRegressor
 
         X = np.ascontiguousarray(X, dtype=np.float32)
@@ -95,6 +98,7 @@ class Forest:
         return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread of the trees' predictions for each row of `X`."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         P = np.stack([t.tree_.predict(X).reshape(len(X), -1)[:, 0] for t in self.models])
         return P.mean(0), P.std(0)

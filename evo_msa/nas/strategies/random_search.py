@@ -5,6 +5,8 @@ from evo_msa.nas.strategies.base import Strategy
 
 
 class RandomSearch(Strategy):
+    """Random search: genomes drawn uniformly from the space until the budget is spent."""
+
     name = "random"
     learns_as_results_come = False
 

@@ -48,6 +48,9 @@ REFITS = 25  # the predictor is refitted after every training up to this many, t
 
 
 class SurrogateEvolution(Strategy):
+    """Evolution with a predictor (the default with one objective): a random design first, then
+    children of the best, scored by a forest, the most promising trained."""
+
     name = "surrogate"
 
     def __init__(self, space, settings, seed=0, objectives=1):
@@ -67,6 +70,7 @@ class SurrogateEvolution(Strategy):
     # ---- the phases ------------------------------------------------------------------------
     @property
     def random_design(self) -> int:
+        """Trainings of the random design that comes before the predictor."""
         return int(min(RANDOM_MAX, max(RANDOM_MIN, round(RANDOM_SHARE * self.budget))))
 
     def _refill(self):

@@ -19,6 +19,8 @@ from evo_msa.nas.strategies.base import Strategy
 
 
 class TPESearch(Strategy):
+    """Optuna's TPE sampler behind the ask/tell interface."""
+
     name = "tpe"
 
     def __init__(self, space, settings, seed=0, objectives=1):

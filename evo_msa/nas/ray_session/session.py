@@ -1,8 +1,4 @@
-"""The search's Ray: join a cluster or start one of our own, never without token authentication.
-
-    with ray_session(opts):       this search's Ray (the enclosing SharedRay's, or its own)
-    with SharedRay():             several searches in the block share one Ray (studies)
-    trial_slots(opts)             trials the cluster runs at once
+"""The session: join a cluster or start a Ray of our own, and stop it (see the package).
 
 Ray runs any code a client sends it, so a Ray we start always has token authentication, and
 joining a cluster that refuses our token fails in one line. Every environment variable set for
@@ -13,16 +9,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
-import signal
 import socket
 import sys
-import tempfile
-from pathlib import Path
 from typing import Callable
 
 from evo_msa.errors import UserError
 from evo_msa.nas.interrupt import signals_deferred
+from evo_msa.nas.ray_session import private, processes
+from evo_msa.nas.ray_session.environment import environment, with_this_checkout
+from evo_msa.nas.ray_session.stderr import stderr_held
+from evo_msa.nas.ray_session.token_file import private_token_file
 
 JOIN_WAIT_S = 5  # joining a cluster: Ray retries ~1 s apart for 20 s; a refused token never heals
 REACH_TIMEOUT_S = 5  # the TCP check before that; Ray itself waits 30 s+ per try on a dead port
@@ -60,6 +56,7 @@ class SharedRay:
         self.stack.close()
 
     def join(self, opts, log: Callable[[str], None] = print):
+        """This search's Ray: the first search of the block connects, the others reuse it."""
         if not self.joined:  # the first search connects as a search alone would
             self.stack.enter_context(connect_ray(opts, log))
             self.joined = True
@@ -93,28 +90,27 @@ def connect_ray(opts, log: Callable[[str], None] = print):
         # Ray >= 2.59 turns token auth on for a Ray that ray.init starts, unless RAY_AUTH_MODE
         # says otherwise; ours is on whatever the shell exports (the token: ~/.ray/auth_token)
         env["RAY_AUTH_MODE"] = "token"
-        env["PYTHONPATH"] = _with_this_checkout(os.environ.get("PYTHONPATH", ""))
+        env["PYTHONPATH"] = with_this_checkout(os.environ.get("PYTHONPATH", ""))
         # Ray binds its servers to the node's address, which it takes to be the loopback one
         # when "clusters" are off (its macOS/Windows default): no other machine can connect
         env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         private_token_file(log)
-    with environment(env, defaults), _loopback_only(not joining):
+    with environment(env, defaults), private.loopback_only(not joining):
         yield from _session(opts, address, joining)
 
 
 def _session(opts, address: str, joining: bool):
     import ray
-    from ray._raylet import AuthenticationMode, Config, get_authentication_mode
 
-    if not joining and get_authentication_mode() != AuthenticationMode.TOKEN:
-        Config.initialize("")  # Ray caches the mode on first read: read RAY_AUTH_MODE again
+    if not joining and not private.token_auth_on():
+        private.reread_auth_mode()
     wait = {"RAY_gcs_server_port_wait_time_s": str(JOIN_WAIT_S)} if joining else {}
     captured = ""
     try:
         # a local Ray's processes inherit this signal mask: a SIGTERM sent to the whole process
         # group then stops only this driver, which shuts them down in order (Ray already shields
         # them from SIGINT; they still die with the driver, by Ray's fate sharing)
-        with signals_deferred(), environment({}, wait), _stderr_held(joining) as held:
+        with signals_deferred(), environment({}, wait), stderr_held(joining) as held:
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          logging_level=logging.ERROR, ignore_reinit_error=True,
@@ -126,7 +122,7 @@ def _session(opts, address: str, joining: bool):
     if captured:  # joined after all: what Ray's core printed on the way is not hidden
         sys.stderr.write(captured)
     try:
-        if not joining and get_authentication_mode() != AuthenticationMode.TOKEN:
+        if not joining and not private.token_auth_on():
             raise UserError("the local Ray started without token authentication; refusing to "
                             "run on it (needs ray >= 2.59; unset RAY_AUTH_MODE)")
         # Tune's default for a custom searcher is one trial starting at a time: with a trial
@@ -145,114 +141,16 @@ def _shutdown(owned: bool) -> None:
     themselves)."""
     import ray
 
-    try:  # Ray's own node object (not a public API: without it, the graceful stop)
-        node = ray._private.worker._global_node
-        kill = node.kill_all_processes
-    except AttributeError:
-        node = kill = None
-    if not owned or kill is None or not Path("/proc/self/stat").exists():
+    found = private.ungraceful_kill()
+    if not owned or found is None or not processes.can_list():
         ray.shutdown()
         return
-    ours = _ray_descendants()
-    node.kill_all_processes = lambda **kw: kill(**{**kw, "allow_graceful": False})
+    ours = processes.ray_descendants()
     try:
-        ray.shutdown()
+        with private.without_grace(*found):
+            ray.shutdown()
     finally:
-        for pid in ours:
-            with contextlib.suppress(OSError):  # gone already
-                os.kill(pid, signal.SIGKILL)
-
-
-def _ray_descendants() -> list[int]:
-    """Pids of this process's descendants that are Ray's (Linux: read from /proc)."""
-    parent: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-            text = stat.read_text()
-            parent[int(text.split(" ", 1)[0])] = int(text.rsplit(")", 1)[1].split()[1])
-    me, ours = os.getpid(), []
-    for pid in parent:
-        p, seen = parent.get(pid), 0
-        while p and p != me and seen < 64:
-            p, seen = parent.get(p), seen + 1
-        if p == me:
-            with contextlib.suppress(OSError):
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if b"ray" in cmd:
-                    ours.append(pid)
-    return ours
-
-
-@contextlib.contextmanager
-def _loopback_only(on: bool):
-    """The environment variable is read when Ray is first imported; in a process that imported
-    it before (a notebook, a study), its constant is set for the session too."""
-    constants = sys.modules.get("ray._private.ray_constants")
-    if not on or constants is None:
-        yield
-        return
-    saved = constants.ENABLE_RAY_CLUSTER
-    constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        constants.ENABLE_RAY_CLUSTER = saved
-
-
-def private_token_file(log: Callable[[str], None] = print) -> Path | None:
-    """The token file a local Ray reads (RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token), readable
-    by its owner only: made with mode 0600 when missing (Ray would write it world-readable), and
-    tightened, with a line saying so, when others may read it. None when the token comes from
-    RAY_AUTH_TOKEN itself."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return None
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    path = path.expanduser()
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))  # what Ray makes: 256 random bits
-        return path
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        try:
-            os.chmod(path, 0o600)
-            log(f"note   {path} (the Ray token) was readable by others (mode {mode:o}); "
-                f"it is now readable by its owner only (0600)")
-        except OSError:
-            log(f"note   {path} (the Ray token) is readable by others (mode {mode:o}) and "
-                f"cannot be changed by this user: anyone who reads it can run code as you "
-                f"through Ray; make it 0600")
-    return path
-
-
-def _with_this_checkout(pythonpath: str) -> str:
-    """A local Ray's workers inherit our environment: the folder evo_msa was imported from goes
-    first on their PYTHONPATH, so trials run this code even when it is not installed (a checkout
-    run with `python -m evo_msa`) or another version is. A cluster's nodes install it themselves."""
-    root = str(Path(__file__).resolve().parents[2])
-    paths = [p for p in pythonpath.split(os.pathsep) if p]
-    return os.pathsep.join(paths if root in paths else [root, *paths])
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str], defaults: dict[str, str] | None = None):
-    """Set `values`, and `defaults` where the user has not set them, for the block only: every
-    variable is back as it was afterwards."""
-    defaults = {k: v for k, v in (defaults or {}).items() if k not in os.environ}
-    changes = {**defaults, **values}
-    saved = {k: os.environ.get(k) for k in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for k, old in saved.items():
-            if old is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = old
+        processes.kill_all(ours)
 
 
 def _unreachable(address: str) -> str | None:
@@ -280,31 +178,3 @@ def _join_failure(address: str, exc: BaseException, captured: str) -> str:
     detail = " ".join(str(exc).split())[:200]
     return (f"cannot join the Ray cluster at {address}: {detail} (check that `ray start --head` "
             f"runs there and that its port is reachable)")
-
-
-@contextlib.contextmanager
-def _stderr_held(hold: bool):
-    """Hold back what is written to file descriptor 2 (Ray's core logs a warning per retry of
-    a failing join there); the block gets a function that ends the hold and returns the text."""
-    if not hold:
-        yield lambda: ""
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    buf = tempfile.TemporaryFile()
-    os.dup2(buf.fileno(), 2)
-    done: list[str] = []
-
-    def release() -> str:
-        if not done:
-            os.dup2(saved, 2)
-            buf.seek(0)
-            done.append(buf.read().decode(errors="replace"))
-        return done[0]
-
-    try:
-        yield release
-    finally:
-        release()
-        os.close(saved)
-        buf.close()

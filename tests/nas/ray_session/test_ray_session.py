@@ -1,7 +1,7 @@
 """The search's Ray session: environment put back, trial slots from the resources."""
 import os
 
-from evo_msa.nas.ray_session import _with_this_checkout, environment
+from evo_msa.nas.ray_session.environment import environment, with_this_checkout
 
 
 def test_environment_is_put_back(monkeypatch):
@@ -23,11 +23,11 @@ def test_a_default_never_overrides_the_user(monkeypatch):
 
 
 def test_workers_import_this_checkout_first():
-    root = _with_this_checkout("")
+    root = with_this_checkout("")
     assert os.path.isdir(os.path.join(root, "evo_msa"))
-    assert _with_this_checkout(os.pathsep.join(["/elsewhere", root])) == \
+    assert with_this_checkout(os.pathsep.join(["/elsewhere", root])) == \
         os.pathsep.join(["/elsewhere", root])  # already there: left where the user put it
-    assert _with_this_checkout("/elsewhere").split(os.pathsep) == [root, "/elsewhere"]
+    assert with_this_checkout("/elsewhere").split(os.pathsep) == [root, "/elsewhere"]
 
 
 def test_a_missing_token_file_is_made_for_its_owner_only(tmp_path, monkeypatch):
