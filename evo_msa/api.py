@@ -14,6 +14,7 @@ from evo_msa.config import RunConfig, load_run_config
 from evo_msa.errors import UserError, brief
 from evo_msa.provenance import provenance
 from evo_msa.record import rundir
+from evo_msa.record.best import read_genome
 
 MAX_ROWS = 100_000  # rows of a printed table (--top)
 
@@ -36,18 +37,6 @@ def run_config(*, arch: str | None = None, genome: str | None = None, space: str
         loaded = load_space(space)
         return loaded.to_config(read_genome(genome, loaded.size), available=available)
     return RunConfig()
-
-
-def read_genome(path: str | Path, size: int) -> list[float]:
-    """The genome of a best_genome.json (or a bare list) for a space of `size` genes."""
-    from evo_msa.io import read_json
-
-    raw = read_json(path, "genome", 16 << 20)  # a best_genome.json is a few KB
-    genome = raw.get("genome") if isinstance(raw, dict) else raw
-    if (not isinstance(genome, list) or len(genome) != size
-            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in genome)):
-        raise UserError(f"{path}: 'genome' must be a list of {size} numbers for this space")
-    return [float(x) for x in genome]
 
 
 def train(data: str = "synthetic:mosi", *, arch: str | None = None, genome: str | None = None,

@@ -2,6 +2,7 @@
 
     best_genome_record(...)   the content the runner writes
     read_best(run)            the parsed file of a run directory (None when absent)
+    read_genome(path, size)   the genome of a best_genome.json a user names (or a bare list)
     objectives(best)          the fitness objectives it was selected on (primary first)
     loss_of(best)             its primary fitness as a loss (smaller is better)
 """
@@ -37,6 +38,19 @@ def read_best(run: str | Path, *, required: bool = False) -> dict | None:
     if best is not None and not isinstance(best, dict):
         raise UserError(f"{path}: not a best genome record (expected a JSON object)")
     return best
+
+
+def read_genome(path: str | Path, size: int) -> list[float]:
+    """The genome of a best_genome.json (or a bare list) for a space of `size` genes: a file a
+    user names (`--genome`, a study's `genome:`), read with a size limit."""
+    from evo_msa.io import read_json
+
+    raw = read_json(path, "genome", 16 << 20)  # a best_genome.json is a few KB
+    genome = raw.get("genome") if isinstance(raw, dict) else raw
+    if (not isinstance(genome, list) or len(genome) != size
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in genome)):
+        raise UserError(f"{path}: 'genome' must be a list of {size} numbers for this space")
+    return [float(x) for x in genome]
 
 
 def objectives(best: dict) -> list[Objective]:

@@ -16,7 +16,7 @@ from evo_msa.errors import UserError, brief
 from evo_msa.io import write_json
 from evo_msa.record import rundir
 from evo_msa.record import studyfiles as sf
-from evo_msa.record.best import loss_of, objectives, read_best
+from evo_msa.record.best import loss_of, objectives, read_best, read_genome
 from evo_msa.record.leaderboard import read_leaderboard
 from evo_msa.record.rundir import RunDir, load_csv, load_json
 from evo_msa.status import Status
@@ -112,7 +112,7 @@ def variant_config(ctx: Context, v: dict) -> tuple[RunConfig, dict]:
     if genome:
         loaded = load_space(space)
         if Path(genome).is_file():
-            values = api.read_genome(genome, loaded.size)
+            values = read_genome(genome, loaded.size)
             origin = {"genome": str(genome), "space": str(space)}
         elif ctx.quick:  # a study whose genome is not committed yet still runs in CI
             import random

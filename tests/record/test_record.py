@@ -100,3 +100,16 @@ def test_one_csv_reader_for_run_files(tmp_path):
     (tmp_path / "c.csv").write_text("")
     with pytest.raises(UserError, match="damaged, not a readable CSV"):
         load_csv(tmp_path / "c.csv", "a test table")
+
+
+def test_a_genome_file_a_user_names_is_read_in_the_same_place(tmp_path):
+    from evo_msa.record.best import read_genome
+
+    fitness = Fitness((Objective("mae", "min"),))
+    RunDir(tmp_path).write_json(rundir.BEST, best_genome_record(_ev(1, (0.5,)), (0.5,), 1,
+                                                                fitness, "s.yaml"))
+    assert read_genome(tmp_path / rundir.BEST, 1) == [0.5]
+    (tmp_path / "bare.json").write_text("[0.25, 1]")
+    assert read_genome(tmp_path / "bare.json", 2) == [0.25, 1.0]
+    with pytest.raises(UserError, match="'genome' must be a list of 3 numbers"):
+        read_genome(tmp_path / "bare.json", 3)
