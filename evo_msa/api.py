@@ -136,47 +136,44 @@ def load_model(path: str | Path, device: str = "cpu"):
 
 def predict(model: str | Path, data: str, *, split: str = "test", out: str | Path | None = None,
             device: str = "cpu", log: Callable[[str], None] = print):
-    """Predict a split of `data` with a saved model (the mean of its seeds' outputs when `model`
-    holds several). Returns (predictions table, metrics or None without labels); with `out`,
-    writes the table as CSV and the metrics beside it (<out stem>.metrics.json)."""
-    import numpy as np
+    """Predict a split of `data` with a saved model: the mean of its seeds' outputs when `model`
+    holds several, a search run's final model (an ensemble when its final.json says so), or an
+    ensemble folder (the weighted mean of its members'). Returns (predictions table, metrics or
+    None without labels); with `out`, writes the table as CSV and the metrics beside it
+    (<out stem>.metrics.json)."""
     import pandas as pd
-    import torch
 
     from evo_msa.data.loader import load_split
     from evo_msa.io import write_json
     from evo_msa.metrics import compute_metrics
+    from evo_msa.training.ensemble import load_predictor, metric_input
 
-    models = load_model(model, device)
-    first = models[0]
+    predictor = load_predictor(model, device)
+    first = predictor.first
     part, task, names = load_split(data, split)
-    for m in models:
-        m.check(part, f"{data} ({split})")
+    predictor.check(part, f"{data} ({split})")
     if task is not None and task != first.task:
         raise UserError(f"{data}: {split} has {task} labels, the model predicts "
                         f"{first.task}")
     if task == "classification" and names and names != first.signature["label_names"]:
         raise UserError(f"{data}: label names {names} differ from the model's "
                         f"{first.signature['label_names']}")
-    outputs = [m.predict(part) for m in models]
+    combined = predictor.predict(part)
     table = pd.DataFrame({"id": part.ids})
     if first.task == "regression":
-        table["prediction"] = np.mean(outputs, axis=0)
-        pred_for_metrics = table["prediction"].to_numpy()
+        table["prediction"] = combined
         truth = part.regression
     else:
-        probs = np.mean([torch.softmax(torch.as_tensor(o), -1).numpy() for o in outputs], 0)
         label_names = first.signature["label_names"]
-        table["prediction"] = [label_names[i] for i in probs.argmax(1)]
+        table["prediction"] = [label_names[i] for i in combined.argmax(1)]
         for k, name in enumerate(label_names):
-            table[f"p_{name}"] = probs[:, k]
-        pred_for_metrics = np.log(probs) if len(models) > 1 else outputs[0]
+            table[f"p_{name}"] = combined[:, k]
         truth = part.classification
     metrics = None
     if truth is not None:
         table["label"] = (truth if first.task == "regression"
                           else [first.signature["label_names"][i] for i in truth])
-        metrics = compute_metrics(pred_for_metrics, truth, task=first.task,
+        metrics = compute_metrics(metric_input(combined, first.task), truth, task=first.task,
                                   scale=first.signature["scale"],
                                   label_names=first.signature["label_names"])
     if out is not None:
@@ -186,9 +183,12 @@ def predict(model: str | Path, data: str, *, split: str = "test", out: str | Pat
         atomic_write(out, lambda tmp: table.to_csv(tmp, index=False))
         if metrics is not None:
             write_json(rundir.predict_metrics_path(out), {
-                "model": str(model), "seeds": [m.seed for m in models], "data": data,
+                "model": str(model), "kind": predictor.kind,
+                "members": [{"folder": str(m.folder), "weight": m.weight} for m in
+                            predictor.members],
+                "seeds": [m.seed for m in predictor.members[0].models], "data": data,
                 "split": split, "metrics": metrics})
-    log(f"predicted {len(table)} rows of {data} ({split}) with {len(models)} model(s)"
+    log(f"predicted {len(table)} rows of {data} ({split}) with {predictor.describe()}"
         + (f": {', '.join(f'{k} {v:.4f}' for k, v in list(metrics.items())[:8])}"
            if metrics else ""))
     return table, metrics
@@ -196,21 +196,28 @@ def predict(model: str | Path, data: str, *, split: str = "test", out: str | Pat
 
 def export(model: str | Path, out: str | Path, *, device: str = "cpu",
            log: Callable[[str], None] = print) -> dict:
-    """Export one saved model (a seed folder, or the first seed of a run) to ONNX; returns the
-    sidecar JSON written beside it (signature, metrics, max difference against PyTorch)."""
+    """Export a saved model (a seed folder, or the first seed of a run's model) or an ensemble
+    (an ensemble folder, or a run whose final model is one: all members and seeds as one graph)
+    to ONNX; returns the sidecar JSON written beside it (signature, metrics, max difference
+    against PyTorch)."""
     from evo_msa.onnx_export import export_onnx
-    from evo_msa.training.saved import load_model as load_one
-    from evo_msa.training.saved import model_folders
+    from evo_msa.training.ensemble import load_predictor
 
-    folders = model_folders(model)
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out}: is a directory; give a file name such as model.onnx")
-    side = export_onnx(load_one(folders[0], device), out)
-    log(f"exported {folders[0]} to {out} (+ {rundir.sidecar_path(out).name}); onnxruntime vs "
-        f"PyTorch: max difference {side['max_abs_difference_vs_pytorch']:.2e}"
-        + (f"; {len(folders) - 1} other seed(s) not exported (give a seed folder to pick one)"
-           if len(folders) > 1 else ""))
+    predictor = load_predictor(model, device)
+    if predictor.kind == "ensemble":
+        side = export_onnx(predictor, out)
+        what, rest = f"{model} ({predictor.describe()})", ""
+    else:
+        folders = [m.folder for m in predictor.models]
+        side = export_onnx(predictor.first, out)
+        what = folders[0]
+        rest = (f"; {len(folders) - 1} other seed(s) not exported (give a seed folder to pick "
+                "one)" if len(folders) > 1 else "")
+    log(f"exported {what} to {out} (+ {rundir.sidecar_path(out).name}); onnxruntime vs "
+        f"PyTorch: max difference {side['max_abs_difference_vs_pytorch']:.2e}{rest}")
     return side
 
 

@@ -8,6 +8,9 @@ The graph takes raw features (the normalisation the model was trained with is in
     inputs   <modality>          float32 (batch, T, D) for each modality the model reads
              <modality>_lengths  int64 (batch,) valid time steps
     output   prediction          float32 (batch,) sentiment scores, or (batch, C) emotion logits
+An ensemble (a search's final/ensemble, or a run whose final model is one) is one graph of all
+its members' seeds with the same inputs (every modality a member reads); its output is the
+weighted mean score, or the log of the weighted mean class probabilities.
 A JSON file beside it (<out>.json) holds the signature, the label names and the metrics.
 """
 from __future__ import annotations
@@ -21,9 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from evo_msa.data.dataset import MODALITIES
 from evo_msa.errors import UserError
 from evo_msa.io import atomic_write, write_json
 from evo_msa.record.rundir import sidecar_path
+from evo_msa.training.ensemble import Predictor
 from evo_msa.training.saved import SavedModel
 
 
@@ -51,19 +56,50 @@ class _Standalone(nn.Module):
         return self.model(inputs, lengths).main[0]
 
 
-def export_onnx(saved: SavedModel, out: str | Path, *, check: bool = True) -> dict:
-    """Write `out` (.onnx) and `out`.json; with `check`, run it in onnxruntime on random inputs
-    and compare with PyTorch. Returns the sidecar's content."""
-    if saved.config.pretrained.model and "text" in saved.model.modalities:
-        raise UserError(f"{saved.folder}: reads raw text through a pretrained encoder "
-                        f"({saved.config.pretrained.model}); ONNX export takes feature arrays, "
-                        "so such a model is used with `evo-msa predict`")
+class _Ensemble(nn.Module):
+    """A predictor (training.ensemble) as one module: every member's seeds, combined as
+    `evo-msa predict` combines them: the weighted mean of the scores (regression), or the log of
+    the weighted mean of the softmax probabilities (classification). Inputs: every modality any
+    member reads, in canonical order."""
+
+    def __init__(self, predictor: Predictor):
+        super().__init__()
+        self.parts = nn.ModuleList(_Standalone(m) for member in predictor.members
+                                   for m in member.models)
+        self.weights = [member.weight / len(member.models) for member in predictor.members
+                        for _ in member.models]
+        used = {m for part in self.parts for m in part.mods}
+        self.mods = [m for m in MODALITIES if m in used]
+        self.regression = predictor.task == "regression"
+
+    def forward(self, *args):
+        k = len(self.mods)
+        x = {m: args[i] for i, m in enumerate(self.mods)}
+        n = {m: args[k + i] for i, m in enumerate(self.mods)}
+        total = None
+        for part, w in zip(self.parts, self.weights):
+            out = part(*[x[m] for m in part.mods], *[n[m] for m in part.mods])
+            out = out if self.regression else torch.softmax(out, dim=-1)
+            total = w * out if total is None else total + w * out
+        return total if self.regression else torch.log(total.clamp_min(1e-12))
+
+
+def export_onnx(model: SavedModel | Predictor, out: str | Path, *, check: bool = True) -> dict:
+    """Write `out` (.onnx) and `out`.json for one saved model, or for a predictor (all its
+    members and seeds, as one graph); with `check`, run it in onnxruntime on random inputs and
+    compare with PyTorch. Returns the sidecar's content."""
+    for saved in ([model] if isinstance(model, SavedModel) else model.models):
+        if saved.config.pretrained.model and "text" in saved.model.modalities:
+            raise UserError(f"{saved.folder}: reads raw text through a pretrained encoder "
+                            f"({saved.config.pretrained.model}); ONNX export takes feature "
+                            "arrays, so such a model is used with `evo-msa predict`")
     try:
         import onnxscript  # noqa: F401 - the exporter needs it
     except ImportError:
         raise UserError("export needs the ONNX exporter: pip install 'evo-msa[export]'") from None
     out = Path(out)
-    module = _Standalone(saved).eval()
+    saved = model if isinstance(model, SavedModel) else model.first
+    module = (_Standalone(model) if isinstance(model, SavedModel) else _Ensemble(model)).eval()
     sig = saved.signature
     batch = 4
     example = tuple(torch.randn(batch, sig["seq_lens"][m], sig["dims"][m]) for m in module.mods)
@@ -77,10 +113,17 @@ def export_onnx(saved: SavedModel, out: str | Path, *, check: bool = True) -> di
                                     dynamo=True, verbose=False)
     atomic_write(out, lambda tmp: program.save(str(tmp)))
     side = {"format": "evo-msa onnx 1", "inputs": names, "output": "prediction",
-            "signature": sig, "run_config": saved.config.to_dict(), "seed": saved.seed,
-            "metrics": saved.metrics, "source": str(saved.folder)}
+            "signature": sig}
+    if isinstance(model, SavedModel):
+        side.update({"run_config": saved.config.to_dict(), "seed": saved.seed,
+                     "metrics": saved.metrics, "source": str(saved.folder)})
+    else:
+        side.update({"kind": model.kind, "source": str(model.source),
+                     "output_kind": "score" if module.regression else "log-probabilities",
+                     "members": [{"folder": str(m.folder), "weight": m.weight,
+                                  "seeds": [x.seed for x in m.models]} for m in model.members]})
     if check:
-        side["max_abs_difference_vs_pytorch"] = compare(module, out, example_batch=7)
+        side["max_abs_difference_vs_pytorch"] = compare(module, out, sig, example_batch=7)
     write_json(sidecar_path(out), side)
     return side
 
@@ -100,18 +143,18 @@ def _quiet_exporter():
         logger.setLevel(level)
 
 
-def compare(module: nn.Module, path: Path, example_batch: int = 7) -> float:
-    """Largest |onnxruntime - PyTorch| on random inputs of another batch size."""
+def compare(module: nn.Module, path: Path, sig: dict, example_batch: int = 7) -> float:
+    """Largest |onnxruntime - PyTorch| on random inputs of another batch size (shapes from the
+    data signature `sig`)."""
     import onnxruntime as ort
 
     sig_inputs = []
     gen = torch.Generator().manual_seed(0)
     for m in module.mods:
-        mean = getattr(module, f"mean_{m}")
-        T = module.model.info.seq_lens[m]
-        sig_inputs.append(torch.randn(example_batch, T, mean.numel(), generator=gen))
+        T = sig["seq_lens"][m]
+        sig_inputs.append(torch.randn(example_batch, T, sig["dims"][m], generator=gen))
     for m in module.mods:
-        T = module.model.info.seq_lens[m]
+        T = sig["seq_lens"][m]
         sig_inputs.append(torch.randint(1, T + 1, (example_batch,), generator=gen))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {i.name: a.numpy() for i, a in zip(session.get_inputs(), sig_inputs)}

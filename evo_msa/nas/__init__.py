@@ -7,6 +7,8 @@ interfaces, as in NNI's nas/{space, strategy, evaluator, execution}:
     engine        the loop: strategy -> policy -> evaluations -> outcomes -> strategy
     execution/    where evaluations run: Ray Tune trials, or inline
     runner        `evo-msa search`: prepare, claim the run directory, evolve, conclude
-    final         the final trainer: the best genome(s) retrained with several seeds, on test
+    final         the final trainer: the best genome(s) retrained with several seeds, the final
+                  model chosen on valid (single, or a greedy ensemble: ensemble), scored on test
+                  once, and the verdict against the baselines (verdict)
     ray_session, interrupt, options, tracking: Ray, Ctrl-C, the CLI options, TensorBoard
 """

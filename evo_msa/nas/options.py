@@ -28,6 +28,8 @@ def option(default: Any, help: str, *, check: Callable[[Any], bool] | None = Non
 # search.json) fails here in one line instead of allocating for minutes.
 # (pop, generations and trainings: the strategies' own bounds, imported above)
 MAX_FINAL_TOP = 100  # genomes retrained at the end
+MAX_COMPARE = 20  # baselines given to --compare
+ENSEMBLE = 3  # architectures the final ensemble chooses from (see nas.ensemble)
 MAX_FINALISTS = 100  # configurations re-trained at the end of a search
 MAX_SHARE = 0.5  # of the budget, for the finalists: the search keeps at least half
 MAX_EPOCHS = 100_000  # as config.MAX_COUNT
@@ -142,6 +144,18 @@ class SearchOptions:
                             "one, or the Pareto front when the fitness has several objectives)",
                             check=_int_in(0, MAX_FINAL_TOP),
                             expected=f"an integer in 0..{MAX_FINAL_TOP} (0 = auto)")
+    ensemble: int = option(ENSEMBLE, "greedy ensemble (Caruana, with replacement) of the K "
+                           "best distinct architectures, each retrained with the final seeds "
+                           "(K-1 extra final trainings); valid decides between it and the best "
+                           "single model (0 or 1: no ensemble)", check=_int_in(0, MAX_FINAL_TOP),
+                           expected=f"an integer in 0..{MAX_FINAL_TOP} (0 or 1 = off)")
+    compare: list[str] = option([], "output folders of `evo-msa baseline` (e.g. --model "
+                                "finetune) or `evo-msa train` on the same data: the verdict "
+                                "compares the final model with them too, beside the built-in "
+                                "ridge / softmax", nargs="*", metavar="DIR",
+                                check=lambda v: isinstance(v, list) and len(v) <= MAX_COMPARE
+                                and all(isinstance(x, str) and x for x in v),
+                                expected=f"a list of at most {MAX_COMPARE} folders")
     final_epochs: int = option(50, "epoch cap of the final retraining (early stopping on valid)",
                                check=_int_in(1, MAX_EPOCHS),
                                expected=f"an integer in 1..{MAX_EPOCHS}")

@@ -25,7 +25,7 @@ from evo_msa.errors import UserError
 from evo_msa.io import StorageError
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators import Evaluator, make_evaluator
-from evo_msa.nas.final import final_trainer
+from evo_msa.nas.final import ensemble_size, final_trainer
 from evo_msa.nas.interrupt import STOP_GRACE_S, StopGuard, interruption, signals_deferred
 from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.policies import EvaluationPolicy
@@ -33,6 +33,7 @@ from evo_msa.nas.ray_session import ray_session
 from evo_msa.nas.references import fit_references, reference
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import make_strategy
+from evo_msa.nas.verdict import read_compared
 from evo_msa.provenance import fingerprint, provenance
 from evo_msa.record import rundir
 from evo_msa.record.best import best_genome_record
@@ -121,6 +122,8 @@ def prepare(opts: SearchOptions, run: RunDir | None, log: Callable[[str], None])
             raise UserError("--space is required (e.g. --space search_spaces/haemsa.yaml)")
         space_file = Path(opts.space)
     opts.validate()
+    for folder in opts.compare:  # a wrong --compare folder fails before any run directory
+        read_compared(folder, opts.data)
     space = load_space(space_file)
     data = load_data(opts.data) if space.haemsa else None
     evaluator = make_evaluator(space, data, device=opts.trial_device,
@@ -274,12 +277,12 @@ def _write_outcome(run: RunDir, space: SearchSpace, engine: SearchEngine, log) -
 
 def _final_genomes(engine: SearchEngine, space: SearchSpace, opts: SearchOptions):
     """What the final trainer retrains: the search's pick and then the best others on the first
-    objective, --final-top K in all (default 1); with several objectives, by default the Pareto
-    front (best first)."""
+    objective, --final-top K in all (default 1; --ensemble K: at least its K candidates); with
+    several objectives, by default the Pareto front (best first)."""
     if space.fitness.multi and not opts.final_top:
         return pareto_front(engine.evaluations, space.fitness)[:MAX_FINAL_FRONT]
     pick = engine.pick()
-    k = opts.final_top or 1
+    k = max(opts.final_top or 1, ensemble_size(opts, space))
     others = [e for e in ranked(engine.evaluations, space.fitness, k + 1) if e.key != pick.key]
     return [pick, *others][:k]
 

@@ -10,6 +10,8 @@ A search run (`evo-msa search --out DIR`):
     progress.png         best and median fitness per generation (pareto.png: several objectives)
     final.json/.csv      the final trainer: top genomes retrained with several seeds
     final/rank<r>-id<k>/ their saved models, one seed_<s>/ each
+    final/ensemble/      ensemble.json: the greedy ensemble of those (members and weights),
+                         when it has several architectures (training.ensemble)
     baselines.csv        ridge / softmax on every modality subset: the bar the search must beat
     ray/                 Ray Tune's own trial folders (written by Ray)
     tensorboard/         `--track tensorboard`: eval_<id>/ per evaluation
@@ -53,6 +55,8 @@ PARETO = "pareto.png"
 FINAL_JSON = "final.json"
 FINAL_CSV = "final.csv"
 FINAL = "final"  # the final trainer's saved models, see final_folder
+ENSEMBLE = f"{FINAL}/ensemble"  # the final trainer's greedy ensemble (its members' folders)
+ENSEMBLE_JSON = "ensemble.json"
 RAY = "ray"
 TENSORBOARD = "tensorboard"
 LOCK = ".lock"

@@ -341,11 +341,49 @@ def _metric_tables(entries: list[tuple[str, dict]]) -> str:
                 ["params"] + [s.get("params") for _, s in entries]]
         for n in names:
             cells = [s.get(split, {}).get(n) for _, s in entries]
-            rows.append([n] + [f"{v['mean']:.4f} ± {v['std']:.4f}" if isinstance(v, dict)
-                               else None for v in cells])
+            rows.append([n] + [_mean_std(v) for v in cells])
         out.append(f'<div class="split"><h3>{esc(split)}</h3>'
                    + _table(["metric"] + [label for label, _ in entries], rows) + "</div>")
     return f'<div class="splits">{"".join(out)}</div>'
+
+
+def _mean_std(v) -> str | None:
+    """`0.8320 ± 0.0190`, or the mean alone for a deterministic model (std None)."""
+    if not isinstance(v, dict):
+        return None
+    return f"{v['mean']:.4f}" if v.get("std") is None else f"{v['mean']:.4f} ± {v['std']:.4f}"
+
+
+def final_model_part(final: dict) -> str:
+    """What the final model is (single or ensemble, chosen on valid), its two test figures
+    and the verdict against the baselines (final.json's final_model and verdict)."""
+    fm = final.get("final_model")
+    if not isinstance(fm, dict) or not isinstance(fm.get("members"), list):
+        return ""
+    members = ", ".join(f"#{m.get('id')} (rank {m.get('rank')}, weight {m.get('weight', 0):.2f})"
+                        for m in fm["members"] if isinstance(m, dict))
+    sel = fm.get("selection") or {}
+    chose = ""
+    if "valid_ensemble" in sel:
+        chose = (f" Chosen on valid {sel.get('metric')}: greedy ensemble {sel['valid_ensemble']:.4f}"
+                 f" against {sel.get('valid_single', math.nan):.4f} for the search's pick alone.")
+    what = "An ensemble of " if fm.get("kind") == "ensemble" else "A single architecture: "
+    test = fm.get("test") or {}
+    names = list((test.get("per_seed") or {}))
+    rows = [[n, _mean_std(test["per_seed"].get(n)),
+             _number((test.get("seed_ensemble") or {}).get(n))] for n in names]
+    out = _note(f"Final model ({esc(str(fm.get('folder')))}): {what}{members}.{chose}")
+    out += _table(["test metric", "each seed's model (mean ± std)",
+                   "the seeds' averaged predictions (predict)"], rows)
+    verdict = [v for v in final.get("verdict") or [] if isinstance(v, dict) and "line" in v]
+    if verdict:
+        out += ("<h3>Verdict on test, against the best baseline per metric</h3><ul>"
+                + "".join(f"<li>{esc(str(v['line']))}</li>" for v in verdict) + "</ul>")
+    return out
+
+
+def _number(v) -> str | None:
+    return f"{v:.4f}" if isinstance(v, (int, float)) else None
 
 
 def final_section(run: RunFiles) -> str:
@@ -366,16 +404,16 @@ def final_section(run: RunFiles) -> str:
         entries.append((label, _baseline_summary(base)))
         note += (f" Beside it: {label}, the built-in baseline on the modality subset with the "
                  f"best valid loss (see baselines.csv).")
-    return _note(note) + _metric_tables(entries)
+    return final_model_part(run.final) + _note(note) + _metric_tables(entries)
 
 
 def _baseline_summary(row: dict) -> dict:
-    """A baselines.csv row in the shape of a metrics summary (one deterministic fit: std 0)."""
+    """A baselines.csv row in the shape of a metrics summary (one deterministic fit: no std)."""
     out: dict = {"seeds": [0]}
     for key, value in row.items():
         split, _, metric = key.partition("_")
         if split in ("valid", "test") and metric and isinstance(value, (int, float)):
-            out.setdefault(split, {})[metric] = {"mean": float(value), "std": 0.0}
+            out.setdefault(split, {})[metric] = {"mean": float(value), "std": None}
     return out
 
 

@@ -1,6 +1,6 @@
 """Training: a population of HAEMSA networks at once (trainer), built with its losses by one
 factory (population), AdamW per member (optim), configs x seeds as one population (multiseed),
-saved models (saved).
+saved models (saved), several of them as one predictor: a seed or weighted ensemble (ensemble).
 
 The names below load on first use (PEP 562), so `import evo_msa` stays cheap (no torch)."""
 from importlib import import_module

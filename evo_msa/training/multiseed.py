@@ -135,7 +135,12 @@ def write_run_metrics(run: RunDir | None, summary: dict, table: pd.DataFrame, *,
 
 
 def format_summary(summary: dict, split: str = "test") -> str:
-    """A short two-column table of mean +- std."""
+    """A short two-column table of mean +- std; a deterministic model (a baseline fitted once)
+    has no spread over seeds, and its values are shown without one."""
+    if (summary.get("baseline") or {}).get("deterministic"):
+        lines = [f"{split} metrics (deterministic: one fit, the same for every seed):"]
+        lines += [f"  {name:<16} {v['mean']:.4f}" for name, v in summary[split].items()]
+        return "\n".join(lines)
     lines = [f"{split} metrics over seeds {summary['seeds']}:"]
     for name, v in summary[split].items():
         lines.append(f"  {name:<16} {v['mean']:.4f} +- {v['std']:.4f}")
