@@ -28,9 +28,11 @@ def collect(root: Path) -> pd.DataFrame:
                "kind": meta.get("kind", ""), "seeds": len(meta.get("seeds", [])) or None,
                "search_seeds": len(meta.get("search_seeds", [])) or None,
                "quick": prov.get("quick", False), "git_commit": prov.get("git_commit")}
+        fitted_once = (meta.get("baseline") or {}).get("deterministic", False)
         for metric, val in (meta.get("test") or {}).items():
             row[f"test_{metric}_mean"] = val.get("mean")
-            row[f"test_{metric}_std"] = val.get("std")
+            # a deterministic baseline (ridge, softmax) has no spread: no "± 0.000"
+            row[f"test_{metric}_std"] = None if fitted_once else val.get("std")
         valid = (meta.get("valid") or {}).get("loss")
         if valid:
             row["valid_loss_mean"], row["valid_loss_std"] = valid.get("mean"), valid.get("std")

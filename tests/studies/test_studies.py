@@ -77,6 +77,16 @@ def test_summarize_only_reads_results(tmp_path):
     assert "0.900 ± 0.010" in md.read_text()
 
 
+def test_a_deterministic_baseline_is_summarised_without_a_spread(tmp_path):
+    folder = tmp_path / "s" / "d" / "ridge_t"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "seeds": [0, 1], "kind": "baseline", "baseline": {"deterministic": True},
+        "test": {"mae": {"mean": 0.868, "std": 0.0}}}))
+    _, md = write_summary(tmp_path)
+    assert "| 0.868 |" in md.read_text() and "± 0.000" not in md.read_text()
+
+
 def test_layout_follows_the_study_file(tmp_path):
     experiments = ROOT / "experiments"
     assert Layout.of(experiments / "main_table.yaml") == Layout(experiments)
