@@ -148,7 +148,7 @@ class SearchOptions:
                            "best distinct architectures, each retrained with the final seeds "
                            "(K-1 extra final trainings); valid decides between it and the best "
                            "single model (0 or 1: no ensemble)", check=_int_in(0, MAX_FINAL_TOP),
-                           expected=f"an integer in 0..{MAX_FINAL_TOP} (0 or 1 = off)")
+                           expected=f"an integer in 0..{MAX_FINAL_TOP} (0 or 1 = off)", metavar="K")
     compare: list[str] = option([], "output folders of `evo-msa baseline` (e.g. --model "
                                 "finetune) or `evo-msa train` on the same data: the verdict "
                                 "compares the final model with them too, beside the built-in "
