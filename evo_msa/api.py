@@ -7,6 +7,7 @@ Every function validates its input before it creates any output directory, and r
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -105,24 +106,96 @@ def baseline(data: str = "synthetic:mosi", *, model: str, modalities: Sequence[s
     return summary
 
 
+class SearchResult(os.PathLike):
+    """What a search leaves, read from its run directory: the picked genome, the leaderboard,
+    the final training's metrics and the paths of its files. It stands for the run directory
+    wherever a path does (`os.fspath(result)`, `str(result)`, `result / "leaderboard.csv"`,
+    `predict(result, ...)`)."""
+
+    def __init__(self, path: str | Path):
+        from evo_msa.record.best import read_best
+        from evo_msa.record.leaderboard import read_leaderboards
+
+        self.path = Path(path)
+        run = rundir.RunDir(self.path)
+        #: best_genome.json: id, fitness (the mean of its evaluations), decoded genes, run config
+        self.best: dict = read_best(self.path, required=True)
+        #: leaderboard.csv: one row per evaluation
+        self.leaderboard = read_leaderboards([str(self.path)]).drop(columns="run")
+        #: final.json (None without a final training, e.g. final_seeds=[])
+        self.final: dict | None = rundir.load_json(run.file(rundir.FINAL_JSON),
+                                                   "the final training", required=False)
+        #: the run's files that exist, by name: leaderboard, best, final, models, ...
+        self.files: dict[str, Path] = {name: run.file(file) for name, file in (
+            ("leaderboard", rundir.LEADERBOARD), ("best", rundir.BEST),
+            ("final", rundir.FINAL_JSON), ("final_csv", rundir.FINAL_CSV),
+            ("models", rundir.FINAL), ("progress", rundir.PROGRESS),
+            ("baselines", rundir.BASELINES), ("search", rundir.SEARCH)) if run.has(file)}
+
+    @property
+    def best_genes(self) -> dict:
+        """The picked genome, decoded: {gene path: value}."""
+        return dict(self.best["decoded"])
+
+    @property
+    def best_fitness(self) -> float:
+        """The pick's validation fitness (first objective; the mean of its evaluations)."""
+        return float(self.best["fitness"])
+
+    @property
+    def final_metrics(self) -> dict[str, dict[str, float]]:
+        """The pick's test metrics after the final training: {metric: {"mean": m, "std": s}}
+        over the final seeds ({} without a final training)."""
+        if not self.final or not self.final.get("genomes"):
+            return {}
+        return dict(self.final["genomes"][0].get("test", {}))
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return (f"SearchResult({str(self.path)!r}, best #{self.best['id']} "
+                f"{self.best['metric']} {self.best_fitness:.4f}, "
+                f"{len(self.leaderboard)} evaluations)")
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+
 def search(space: str, data: str = "synthetic:mosi", *, out: str | Path | None = None,
-           log: Callable[[str], None] = print, **options) -> Path:
-    """Run a search (options as `evo-msa search`, e.g. pop=16, generations=4); returns the run
-    directory."""
+           log: Callable[[str], None] = print, on_evaluation: Callable | None = None,
+           on_generation: Callable | None = None, on_final: Callable | None = None,
+           **options) -> SearchResult:
+    """Run a search (options as `evo-msa search`, e.g. pop=16, generations=4); returns its
+    SearchResult (the run directory wherever a path is expected). Callbacks, called in this
+    process as the search goes (see nas.callbacks): on_evaluation(evaluation) for every
+    settled evaluation, on_generation(summary dict) for every finished generation,
+    on_final(final.json's dict) after the final training."""
+    from evo_msa.nas.callbacks import Callbacks
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search as run_search
 
     SearchOptions.check_names(options, "search")
+    hooks = Callbacks(on_evaluation, on_generation, on_final)
     opts = SearchOptions(space=str(space), data=data, out=str(out) if out else None, **options)
-    return run_search(opts, log=log)
+    return SearchResult(run_search(opts, log=log, callbacks=hooks))
 
 
-def resume(run_dir: str | Path, force: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Continue an interrupted search (`force`: although its space, data or options changed)."""
+def resume(run_dir: str | Path, force: bool = False, log: Callable[[str], None] = print,
+           on_evaluation: Callable | None = None, on_generation: Callable | None = None,
+           on_final: Callable | None = None) -> SearchResult:
+    """Continue an interrupted search (`force`: although its space, data or options changed);
+    the callbacks as for `search`."""
+    from evo_msa.nas.callbacks import Callbacks
     from evo_msa.nas.options import SearchOptions
     from evo_msa.nas.runner import search as run_search
 
-    return run_search(SearchOptions(), resume=str(run_dir), force=force, log=log)
+    hooks = Callbacks(on_evaluation, on_generation, on_final)
+    return SearchResult(run_search(SearchOptions(), resume=str(run_dir), force=force, log=log,
+                                   callbacks=hooks))
 
 
 def load_model(path: str | Path, device: str = "cpu"):

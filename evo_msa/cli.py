@@ -191,6 +191,12 @@ def _add_leaderboard(sub) -> None:
     lb.add_argument("runs", nargs="+", help=f"run directories (or {rundir.LEADERBOARD} files)")
     lb.add_argument("--top", type=int, default=10, help="rows to show")
     lb.add_argument("--out", default=None, help="write the merged leaderboard to this CSV")
+    shown = lb.add_mutually_exclusive_group()
+    shown.add_argument("--wide", action="store_true",
+                       help="every column, uncut (default: what fits 100 characters)")
+    shown.add_argument("--columns", default=None, metavar="A,B,...",
+                       help="these columns (a gene by its path or field, e.g. "
+                            "id,fitness,model.depth)")
 
 
 def _add_study(sub) -> None:
@@ -216,19 +222,25 @@ def cmd_train(args) -> int:
 
 
 def cmd_search(args) -> int:
-    """`evo-msa search`: api.search, or api.resume with --resume."""
-    from evo_msa.nas.options import SearchOptions
-    from evo_msa.nas.runner import search
-    if args.force and not args.resume:
-        raise UserError("--force goes with --resume")
-    if args.resume:
-        given = SearchOptions.given(args)
-        if given:
-            raise UserError(f"--resume continues a run with its own options (its "
-                            f"{rundir.SEARCH}); drop --{given[0].replace('_', '-')}")
-        search(SearchOptions(), resume=args.resume, force=args.force)
-    else:
-        search(SearchOptions.from_args(args, out=args.out))
+    """`evo-msa search`: the runner (a resume with --resume), under a heartbeat."""
+    from evo_msa.progress import Heartbeat
+
+    with Heartbeat(print) as beat:  # torch and Ray take seconds to import on a slow machine
+        beat.doing("loading torch and Ray")
+        from evo_msa.nas.options import SearchOptions
+        from evo_msa.nas.runner import search
+        from evo_msa.record import rundir
+
+        if args.force and not args.resume:
+            raise UserError("--force goes with --resume")
+        if args.resume:
+            given = SearchOptions.given(args)
+            if given:
+                raise UserError(f"--resume continues a run with its own options (its "
+                                f"{rundir.SEARCH}); drop --{given[0].replace('_', '-')}")
+            search(SearchOptions(), resume=args.resume, force=args.force, log=beat.log)
+        else:
+            search(SearchOptions.from_args(args, out=args.out), log=beat.log)
     return 0
 
 
@@ -260,24 +272,37 @@ def cmd_export(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     """`evo-msa leaderboard`: the best rows of one or several runs, merged."""
-    import pandas as pd
-
     from evo_msa.api import MAX_ROWS, count_option
     from evo_msa.record.leaderboard import read_leaderboards, run_objective, top_rows
+    from evo_msa.report.table import console_table
 
     count_option("--top", args.top, MAX_ROWS)
     frame = read_leaderboards(args.runs)
     shown = top_rows(frame, args.top, run_objective(args.runs))
-    cols = [c for c in ["run", "generation", "id", "status", "fitness", "params", "seconds"]
-            if c in shown] + [c for c in shown.columns if c.startswith("gene:")]
-    with pd.option_context("display.width", 200, "display.max_columns", 40):
-        print(shown[cols].to_string(index=False))
-    print(f"{len(frame)} evaluations in {len(args.runs)} run(s); "
-          f"{(frame['status'] != 'ok').sum()} not trained (cached, failed or rejected)")
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    print(console_table(shown, wide=args.wide, columns=columns))
+    print(f"{len(frame)} evaluations in {len(args.runs)} run(s): {_counts(frame['status'])}")
     if args.out:
         frame.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
     return 0
+
+
+def _counts(status) -> str:
+    """'16 trained (5 of them stopped at a rung), 3 cached, ...': a genome stopped at a rung
+    of successive halving was trained, to its rung."""
+    from evo_msa.status import Status
+
+    values = status.astype(str)
+    trained = values.isin(Status.trained_values()).sum()
+    stopped = (values == Status.EARLY_STOPPED.value).sum()
+    parts = [f"{trained} trained" + (f" ({stopped} of them stopped at a rung)" if stopped
+                                     else "")]
+    for s in (Status.CACHED, Status.REJECTED, Status.NAN, Status.ERROR):
+        n = (values == s.value).sum()
+        if n:
+            parts.append(f"{n} {s.value}")
+    return ", ".join(parts)
 
 
 def cmd_report(args) -> int:

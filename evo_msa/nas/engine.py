@@ -28,10 +28,12 @@ import statistics
 import time
 from typing import Callable
 
+from evo_msa.nas.callbacks import Callbacks
 from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import Strategy
+from evo_msa.progress import clock
 from evo_msa.record.evaluation import Evaluation
 from evo_msa.record.ranking import ranked
 from evo_msa.status import Status
@@ -50,6 +52,7 @@ class SearchEngine:
         self.selection = selection or FinalSelection(policy.space)
         strategy.set_identity(policy.evaluator.identity)  # what the policy's cache counts as one
         self.log = log
+        self.callbacks = Callbacks()  # the API caller's hooks (on_evaluation, on_generation)
         self.evaluations: list[Evaluation] = []  # settled, in the order they settled
         self.pending: dict[int, Evaluation] = {}  # handed to trials
         self.window: int | None = None  # None: each result is told as it settles
@@ -58,6 +61,8 @@ class SearchEngine:
         self.elapsed_before = 0.0  # seconds spent before a resume
         self.reported_generations = 0
         self.changed = False  # something to checkpoint
+        self.trainings_done = 0  # settled evaluations that spent a training (the budget's unit)
+        self.phase = strategy.phase  # what the strategy does now (kept here for progress lines)
         # sha256 of the space, data and options (provenance.fingerprint) the evaluations settled
         # under; its first 8 characters stamp each evaluation (a forced resume shows in them)
         self.fingerprint: dict[str, str] = {}
@@ -96,6 +101,7 @@ class SearchEngine:
         """Up to `max_size` evaluations to train now: the strategy's, then the final selection's re-
         trainings ([] while results the next proposal needs are in flight)."""
         batch = self._ask_search(max_size)
+        self.phase = self.strategy.phase
         if self.strategy.done and len(batch) < max_size:
             quiet = not self.pending and not self.held
             next_id = max([self.strategy.next_id, *(e.id + 1 for e in self.evaluations)])
@@ -143,6 +149,8 @@ class SearchEngine:
         if self.fingerprint:
             ev.fingerprint = short_fingerprint(self.fingerprint)
         self.evaluations.append(ev)
+        self.trainings_done += ev.status.trained
+        self.callbacks.evaluation(ev)
         if ev.id in self.selection.ids:  # a finalist's re-training: not the strategy's
             self.changed = True
             return
@@ -169,6 +177,7 @@ class SearchEngine:
             ev = self.held.pop(i)
             self.strategy.tell(ev.id, self.fitness.scores(ev.fitness), trained=ev.status.trained,
                                partial=ev.status is Status.EARLY_STOPPED)
+        self.phase = self.strategy.phase
         if ids:  # the strategy may have moved on (or finished): a generation's line is due
             self._report_progress()
 
@@ -176,6 +185,20 @@ class SearchEngine:
     def elapsed(self) -> float:
         """Seconds of search so far, those before a resume included."""
         return self.elapsed_before + time.time() - self.started
+
+    def progress_line(self) -> str:
+        """Where the search stands inside a generation (the console's heartbeat): trainings
+        done of the budget, running, elapsed, ETA. Reads plain counters only (another thread
+        calls it)."""
+        done, budget, running = self.trainings_done, self.budget, len(self.pending)
+        elapsed = self.elapsed()
+        eta = clock(elapsed / done * max(0, budget - done)) if done else "?"
+        return (f"       trainings {done}/{budget} done, {running} running or queued  elapsed "
+                f"{clock(elapsed)}  eta {eta}{self._phase_note()}")
+
+    def _phase_note(self) -> str:
+        finalists = self.strategy.done and self.selection.trainings
+        return _note("re-training the finalists" if finalists else self.phase)
 
     def _report_progress(self) -> None:
         """One compact line per finished generation (instead of Ray's per-trial tables): once
@@ -200,10 +223,15 @@ class SearchEngine:
             elapsed = self.elapsed()
             eta = elapsed / done * (total - done) if done < total else 0.0
             halved = f" +{stopped} stopped at a rung" if stopped else ""
+            phase = self.strategy.phase_of([e.id for e in mine])
             self.log(f"gen {done:>2}/{total}  evaluated {len(fits):>3}{halved}"
                      f" (+{failed} failed/rejected)  best {best:.4f}  median {med:.4f}"
-                     f"  elapsed {_clock(elapsed)}  eta {_clock(eta)}")
+                     f"  elapsed {clock(elapsed)}  eta {clock(eta)}{_note(phase)}")
             self.reported_generations += 1
+            self.callbacks.generation({
+                "generation": done, "generations": total, "evaluated": len(fits),
+                "stopped": stopped, "failed": failed, "best": best, "median": med,
+                "elapsed_s": round(elapsed, 3), "eta_s": round(eta, 3), "phase": phase})
 
     # ---- checkpointing ---------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -222,6 +250,8 @@ class SearchEngine:
         self.strategy.load_state_dict(state["strategy"])
         self.evaluations = [Evaluation.from_dict(e) for e in state["evaluations"]]
         self.policy.load_state_dict(state, self.evaluations)
+        self.trainings_done = sum(e.status.trained for e in self.evaluations)
+        self.phase = self.strategy.phase
         self.elapsed_before, self.started = state["elapsed"], time.time()
         self.reported_generations = state["reported_generations"]
         self.fingerprint = dict(state.get("fingerprint") or {})
@@ -236,6 +266,10 @@ class SearchEngine:
                                            {e.id for e in self.evaluations})
 
 
+def _note(phase: str) -> str:
+    return f"  [{phase}]" if phase else ""
+
+
 def short_fingerprint(fp: dict[str, str]) -> str:
     """The 8 characters of a fingerprint that stamp each evaluation (a forced resume shows in them)."""
     import hashlib
@@ -243,6 +277,3 @@ def short_fingerprint(fp: dict[str, str]) -> str:
     return hashlib.sha256("".join(fp[k] for k in sorted(fp)).encode()).hexdigest()[:8]
 
 
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m}m{s:02d}s"

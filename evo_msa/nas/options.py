@@ -159,8 +159,10 @@ class SearchOptions:
     final_epochs: int = option(50, "epoch cap of the final retraining (early stopping on valid)",
                                check=_int_in(1, MAX_EPOCHS),
                                expected=f"an integer in 1..{MAX_EPOCHS}")
-    track: str | None = option(None, "log every evaluation's curves and genes for TensorBoard "
-                               "(<run>/tensorboard)", choices=("tensorboard",))
+    track: str | None = option(None, "tensorboard: every evaluation's curves and genes "
+                               "(<run>/tensorboard); mlflow: every evaluation and the final "
+                               "model as MLflow runs (<run>/mlflow.db); both need "
+                               "evo-msa[track]", choices=("tensorboard", "mlflow"))
     out: str | None = option(None, "run directory (default runs/<timestamp>)", cli=False,
                              check=_text(none_ok=True), expected="a path")
     evolution: dict = option({}, "StrategySettings overrides", cli=False,

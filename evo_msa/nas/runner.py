@@ -23,6 +23,7 @@ from evo_msa.data import load_data
 from evo_msa.data.dataset import MSAData
 from evo_msa.errors import UserError
 from evo_msa.io import StorageError
+from evo_msa.nas.callbacks import Callbacks
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators import Evaluator, make_evaluator
 from evo_msa.nas.final import ensemble_size, final_trainer
@@ -34,6 +35,7 @@ from evo_msa.nas.references import fit_references, reference
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import make_strategy
 from evo_msa.nas.verdict import read_compared
+from evo_msa.progress import Heartbeat
 from evo_msa.provenance import fingerprint, provenance
 from evo_msa.record import rundir
 from evo_msa.record.best import best_genome_record
@@ -61,11 +63,22 @@ class Search:
 
 
 def search(opts: SearchOptions, *, resume: str | None = None, force: bool = False,
-           log: Callable[[str], None] = print) -> Path:
+           log: Callable[[str], None] = print, callbacks: Callbacks | None = None) -> Path:
     """Run (or resume) a search; returns the run directory. A resume refuses a run whose space
-    copy, data or options changed since it started, unless `force`."""
+    copy, data or options changed since it started, unless `force`. The console is never quiet
+    for long: a heartbeat says where a long step stands (progress.Heartbeat)."""
+    with Heartbeat.around(log) as beat:
+        return _search(opts, resume, force, beat, callbacks or Callbacks())
+
+
+def _search(opts: SearchOptions, resume: str | None, force: bool, beat: Heartbeat,
+            callbacks: Callbacks) -> Path:
+    log = beat.log
     run = RunDir(resume) if resume else None
+    beat.doing(f"reading the search space and the data ({opts.data})" if run is None
+               else f"reading {run.path}")
     s = prepare(opts, run, log)
+    s.engine.callbacks = callbacks
     guard = StopGuard(lambda code: _say_stuck(s.engine, run))
     try:
         if run is not None:
@@ -73,17 +86,30 @@ def search(opts: SearchOptions, *, resume: str | None = None, force: bool = Fals
             s.engine.load_state_dict(run.read_checkpoint())
             _check_unchanged(s, run, force, log)
         needs_ray = s.evaluator.needs_ray and not s.engine.finished
+        if needs_ray:
+            where = s.opts.address or "a local Ray on this machine"
+            log(f"ray    starting {where} (seconds; the search's lines follow)"
+                if not s.opts.address else f"ray    joining {where}")
+            beat.doing("starting Ray")
         # our signal handlers after ray.init: Ray installs its own
         with ray_session(s.opts, log) if needs_ray else contextlib.nullcontext(), \
                 guard.catching():
             if run is None:
                 run = claim(s, log)
             _banner(log, s, run, resumed=resume is not None)
+            if s.opts.track == "mlflow":
+                from evo_msa.nas.mlflow_tracker import MLflowTracker
+
+                beat.doing("opening the MLflow store")
+                callbacks.add(MLflowTracker(run.path, s.space.fitness, log))
             if s.data is not None and not run.has(rundir.BASELINES):
+                beat.doing("fitting the baselines")
                 run.write_csv(rundir.BASELINES, fit_references(s.data, log))
             if not s.engine.finished:
+                beat.status = s.engine.progress_line
                 evolve(s, run)
-            conclude(s, run, log)
+            beat.doing("writing the leaderboard; then the final training")
+            conclude(s, run, log, callbacks)
         return run.path
     except StorageError as exc:  # a full disk: one line, the checkpoint intact
         if run is None or "--resume" in str(exc):
@@ -207,12 +233,15 @@ def evolve(s: Search, run: RunDir) -> None:
                f"{len(engine.evaluations)} evaluations")
 
 
-def conclude(s: Search, run: RunDir, log: Callable[[str], None]) -> None:
+def conclude(s: Search, run: RunDir, log: Callable[[str], None],
+             callbacks: Callbacks | None = None) -> None:
     """The run's outcome files, then the final trainer (once: a resume does not redo it)."""
     _write_outcome(run, s.space, s.engine, log)
     if s.opts.final_seeds and s.data is not None and not run.has(rundir.FINAL_JSON):
-        final_trainer(run, s.space, s.data, _final_genomes(s.engine, s.space, s.opts), s.opts,
-                      log)
+        final = final_trainer(run, s.space, s.data, _final_genomes(s.engine, s.space, s.opts),
+                              s.opts, log)
+        if callbacks is not None:
+            callbacks.final(final)
 
 
 def _data_on_nodes(opts: SearchOptions) -> str | None:
@@ -241,7 +270,7 @@ def _banner(log, s: Search, run: RunDir, resumed: bool) -> None:
     stage = engine.selection
     finalists = (f" ({stage.trainings} of them re-train the {stage.finalists} finalists)"
                  if stage.trainings else "")
-    log(f"search {engine.strategy.name}, pop {opts.pop}, budget {engine.budget} "
+    log(f"search {engine.strategy.describe()}; budget {engine.budget} "
         f"trainings{finalists}{f', patience {opts.patience}' if opts.patience else ''}, "
         f"seed {opts.seed} -> {run.path}")
     if resumed:

@@ -24,7 +24,19 @@ from evo_msa.nas.evaluators.base import Outcome
 from evo_msa.record.evaluation import Evaluation
 from evo_msa.record.rundir import tensorboard_folder
 
+__all__ = ["TRACKERS", "TensorBoardTracker", "hparams", "viewer_hint"]
+
 TRACKERS = ("tensorboard",)
+
+
+def viewer_hint(folder: str) -> str:
+    """How to look at the logs: the command when TensorBoard is installed, else what installs
+    it (tensorboardX writes the files without it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        return f"view: tensorboard --logdir {folder}"
+    return "to view them: pip install 'evo-msa[track]', then tensorboard --logdir " + folder
 
 
 class TensorBoardTracker(Callback):
@@ -36,6 +48,7 @@ class TensorBoardTracker(Callback):
         self.engine = engine
         self.writers = {}
         self.logged = {e.id for e in engine.evaluations}  # a resume does not log twice
+        self.seeds: dict[int, list[int]] = {}  # evaluation id -> its training seeds
 
     def _writer(self, eval_id: int):
         from tensorboardX import SummaryWriter
@@ -49,11 +62,20 @@ class TensorBoardTracker(Callback):
         for row in json.loads(result.get("epoch_metrics", "[]")):
             o = Outcome.from_dict(row)
             writer = self._writer(o.eval_id)
-            ev = self.engine.pending.get(o.eval_id)
-            k = ev.seeds.index(o.seed) if ev is not None and o.seed in ev.seeds else o.seed
+            k = self._seed_index(o)
             for metric, value in o.metrics.items():
                 writer.add_scalar(f"valid/{metric}/seed_{k}", value, result["epoch"])
         self._log_settled()
+
+    def _seed_index(self, o: Outcome) -> int:
+        """The k of a training's tags (seed_<k>: the k-th seed of its evaluation): the same for
+        every report, whether the evaluation is still in flight or settled already."""
+        seeds = self.seeds.get(o.eval_id)
+        if seeds is None:
+            ev = self.engine.pending.get(o.eval_id) or next(
+                (e for e in reversed(self.engine.evaluations) if e.id == o.eval_id), None)
+            seeds = self.seeds[o.eval_id] = list(ev.seeds) if ev is not None else []
+        return seeds.index(o.seed) if o.seed in seeds else 0
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         """A trial ended: the evaluations it settled are logged."""

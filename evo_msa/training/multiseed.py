@@ -12,6 +12,7 @@ import pandas as pd
 
 from evo_msa.config import RunConfig
 from evo_msa.data.dataset import MSAData
+from evo_msa.progress import QUIET_S, Heartbeat, clock
 from evo_msa.record import rundir
 from evo_msa.record.rundir import RunDir, seed_folder
 from evo_msa.status import Status
@@ -147,17 +148,31 @@ def format_summary(summary: dict, split: str = "test") -> str:
     return "\n".join(lines)
 
 
-def _progress(log: Callable[[str], None], epochs: int, every_s: float = 10.0):
-    """A line at most every `every_s` seconds while the seeds train (long final trainings)."""
-    last = [time.perf_counter()]
+def _progress(log: Callable[[str], None], epochs: int, every_s: float = QUIET_S):
+    """Where the seeds stand while they train (long final trainings): epoch of the cap, seeds
+    still training, valid loss, elapsed and an upper bound of the time left (early stopping
+    ends it sooner). Under a search's heartbeat (progress.Heartbeat) the line is its status,
+    said when the console has been quiet; else a line at most every `every_s` seconds."""
+    start = last = time.perf_counter()
 
     def on_epoch(epoch: int, valid: list[dict | None]) -> None:
+        nonlocal last
         now = time.perf_counter()
-        if now - last[0] < every_s:
-            return
-        last[0] = now
         losses = [v["loss"] for v in valid if v is not None and "loss" in v]
-        if losses:
-            log(f"  epoch {epoch}/{epochs}: {len(losses)} seed(s) still training, valid loss "
+        if not losses:
+            return
+        per_epoch = (now - start) / epoch
+        head = (f"  epoch {epoch}/{epochs}: {len(losses)} seed(s) still training, valid loss "
                 f"{np.mean(losses):.4f}")
+
+        def line() -> str:  # the time as it is said, not as it was at the epoch's end
+            spent = time.perf_counter() - start
+            return (f"{head}, elapsed {clock(spent)}, at most "
+                    f"{clock(per_epoch * epochs - spent)} left (early stopping: sooner)")
+        beat = Heartbeat.active
+        if beat is not None:
+            beat.status = line
+        elif now - last >= every_s:
+            last = now
+            log(line())
     return on_epoch

@@ -484,3 +484,15 @@ def test_tune_keeps_no_second_copy_of_the_checkpoint(tmp_path):
     searcher = EngineSearcher(make(), batch_size=2)
     searcher.save_to_dir(str(tmp_path), "session")
     assert not list(tmp_path.iterdir())
+
+
+def test_progress_inside_a_generation_counts_trainings_of_the_budget():
+    engine = make(pop=4, generations=3, kind="surrogate")
+    assert engine.progress_line().split() [:5] == ["trainings", "0/12", "done,", "0",
+                                                   "running"]
+    todo = engine.ask(3)
+    for ev in todo[:2]:
+        engine.complete(ev.id, ok(ev, fake_loss(ev.config)))
+    line = engine.progress_line()
+    assert "trainings 2/12 done, 1 running or queued" in line
+    assert "eta" in line and "[random design" in line

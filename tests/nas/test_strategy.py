@@ -97,3 +97,28 @@ def test_state_dict_roundtrip_resumes_identically(kind):
     assert best(resumed) == best(straight)
     assert [c.genome for c in resumed.candidates.values()] == \
         [c.genome for c in straight.candidates.values()]
+
+
+def test_the_strategy_names_what_it_does_random_design_then_the_model():
+    s = make_strategy("surrogate", SPACE, EvolutionSettings(pop_size=4, generations=10), seed=0)
+    assert s.describe().startswith("surrogate: a random design of 10 configurations")
+    assert s.phase == "random design 0/10"
+    ids = []
+    while s.first_modelled is None and not s.done:  # one at a time: every result is in
+        cand = s.ask()
+        ids.append(cand.id)
+        s.tell(cand.id, score(cand.genome))
+    assert s.first_modelled == 10 and s.phase == "surrogate model"
+    assert s.phase_of(ids[:10]) == "random design"
+    assert s.phase_of(ids) == "random design, then surrogate model"
+    restored = make_strategy("surrogate", SPACE, EvolutionSettings(pop_size=4, generations=10))
+    restored.load_state_dict(json.loads(json.dumps(s.state_dict())))
+    assert restored.phase == "surrogate model"
+
+
+def test_strategies_without_a_population_do_not_print_one():
+    settings = EvolutionSettings(pop_size=32, generations=2)
+    assert "pop 32" in make_strategy("generational", SPACE, settings).describe()
+    for kind in ("random", "tpe", "surrogate"):
+        assert "pop" not in make_strategy(kind, SPACE, settings).describe(), kind
+    assert make_strategy("tpe", SPACE, settings).phase == "random startup 0/10"

@@ -272,10 +272,10 @@ def run_on_tune(engine: SearchEngine, evaluator: Evaluator, opts, storage: str,
                               track=tensorboard is not None)
     callbacks = []
     if tensorboard is not None:
-        from evo_msa.nas.tracking import TensorBoardTracker
+        from evo_msa.nas.tracking import TensorBoardTracker, viewer_hint
 
         callbacks.append(TensorBoardTracker(tensorboard, engine))
-        engine.log(f"track  tensorboard --logdir {tensorboard}")
+        engine.log(f"track  TensorBoard: {tensorboard} ({viewer_hint(tensorboard)})")
     engine.log(f"trials {batch} genome(s) x {engine.fitness.seeds} seed(s) per trial, "
                f"{opts.cpus_per_trial:g} CPU / {opts.gpus_per_trial:g} GPU each")
     trainable = tune.with_resources(

@@ -185,6 +185,7 @@ class Strategy:
         self.trained = 0  # tells that spent a training: what the budget counts
         self.idle = 0  # tells in a row that spent none
         self.identity: Callable[[list[float]], Hashable] | None = None  # see the docstring
+        self.first_modelled: int | None = None  # see `phase`
 
     # ---- interface -------------------------------------------------------------------------
     def set_identity(self, identity: Callable[[list[float]], Hashable] | None) -> None:
@@ -218,6 +219,40 @@ class Strategy:
     def done(self) -> bool:
         """The budget is spent or the search has converged (or the space ran dry)."""
         return bool(self.stopped_reason)
+
+    def describe(self) -> str:
+        """What the strategy does, for the search's first lines (a population only where it
+        breeds one)."""
+        return f"{self.name}, pop {self.s.pop_size}"
+
+    # a strategy that starts with random proposals names that phase and what follows it, sets
+    # `design_size` (results it waits for) and `first_modelled` (the first id the model made)
+    design, model = "", ""
+
+    @property
+    def design_size(self) -> int:
+        return 0
+
+    @property
+    def phase(self) -> str:
+        """What it does now, for the progress lines ('' when it does one thing throughout):
+        e.g. 'random design 8/12', then 'surrogate model'."""
+        if not self.design:
+            return ""
+        if self.first_modelled is None and self.next_id <= self.design_size:
+            return f"{self.design} {self.next_id}/{self.design_size}"
+        if self.first_modelled is None:  # results held back (engine.py's window) or in flight
+            return f"{self.design}: the model waits for {self.design_size} results"
+        return self.model
+
+    def phase_of(self, ids) -> str:
+        """What proposed these candidates: the random design, the model or both."""
+        if not self.design:
+            return ""
+        early = [self.first_modelled is None or i < self.first_modelled for i in ids]
+        if all(early):
+            return self.design
+        return self.model if not any(early) else f"{self.design}, then {self.model}"
 
     @property
     def budget(self) -> int:
@@ -311,7 +346,8 @@ class Strategy:
                 "queue": sorted(self.pending) + list(self.queue),
                 "best_per_generation": self.best_per_generation,
                 "stopped_reason": self.stopped_reason, "told": self.told,
-                "trained": self.trained, "idle": self.idle, "extra": self._extra_state()}
+                "trained": self.trained, "idle": self.idle, "extra": self._extra_state(),
+                "first_modelled": self.first_modelled}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore `state_dict()`; candidates in flight are asked again."""
@@ -324,6 +360,7 @@ class Strategy:
         self.best_per_generation = list(state["best_per_generation"])
         self.stopped_reason, self.told = state["stopped_reason"], state["told"]
         self.trained, self.idle = state.get("trained", self.told), state.get("idle", 0)
+        self.first_modelled = state.get("first_modelled")
         self._load_extra_state(state["extra"])
 
     def _extra_state(self) -> dict:

@@ -31,6 +31,9 @@ class CMAESSearch(Strategy):
     name = "cmaes"
     learns_as_results_come = False  # it learns from whole generations
 
+    def describe(self) -> str:
+        return "cmaes: CMA-ES with margin (the cmaes package)"
+
     def __init__(self, space, settings, seed=0, objectives=1):
         if objectives > 1:
             raise UserError("--strategy cmaes optimises one objective; with several, use "

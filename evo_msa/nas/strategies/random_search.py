@@ -10,6 +10,9 @@ class RandomSearch(Strategy):
     name = "random"
     learns_as_results_come = False
 
+    def describe(self) -> str:
+        return "random search: uniform samples"
+
     def _refill(self):
         if not self.done and self.room > 0:
             self.generation = self.next_id // self.s.pop_size

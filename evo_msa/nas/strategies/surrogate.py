@@ -73,6 +73,16 @@ class SurrogateEvolution(Strategy):
         """Trainings of the random design that comes before the predictor."""
         return int(min(RANDOM_MAX, max(RANDOM_MIN, round(RANDOM_SHARE * self.budget))))
 
+    def describe(self) -> str:
+        return (f"surrogate: a random design of {self.random_design} configurations, then the "
+                f"picks of a model fitted on every training")
+
+    design, model = "random design", "surrogate model"
+
+    @property
+    def design_size(self) -> int:
+        return self.random_design
+
     def _refill(self):
         if self.done or self.room <= 0:
             return
@@ -92,6 +102,8 @@ class SurrogateEvolution(Strategy):
         self._new(list(genome[0]))
 
     def _new_predicted(self, keys, G, means) -> None:
+        if self.first_modelled is None:
+            self.first_modelled = self.next_id
         forest = self._forest()
         candidates = self.slots.snap(self._children(G, means))
         first: dict[bytes, int] = {}  # one child per configuration, in the order drawn

@@ -17,6 +17,8 @@ import math
 from evo_msa.errors import UserError
 from evo_msa.nas.strategies.base import Strategy
 
+STARTUP = 10  # random configurations before TPE models (Optuna's default n_startup_trials)
+
 
 class TPESearch(Strategy):
     """Optuna's TPE sampler behind the ask/tell interface."""
@@ -36,6 +38,11 @@ class TPESearch(Strategy):
         self.trial_of: dict[int, int] = {}  # candidate id -> Optuna trial number
         self.study = self._new_study()
 
+    def describe(self) -> str:
+        return (f"tpe (Optuna): {STARTUP} random configurations, then TPE's picks")
+
+    design, model, design_size = "random startup", "TPE model", STARTUP
+
     def _new_study(self):
         return self.optuna.create_study(directions=["maximize"] * self.objectives)
 
@@ -44,12 +51,16 @@ class TPESearch(Strategy):
         # same stream after a resume; constant_liar keeps parallel proposals apart while
         # others are in flight
         return self.optuna.samplers.TPESampler(multivariate=True, constant_liar=True,
+                                              n_startup_trials=STARTUP,
                                               seed=self.rng.randrange(2**31))
 
     def _refill(self):
         if self.done or self.room <= 0:
             return
         self.study.sampler = self._sampler()
+        if self.first_modelled is None and len(self.study.get_trials(
+                deepcopy=False, states=(self.optuna.trial.TrialState.COMPLETE,))) >= STARTUP:
+            self.first_modelled = self.next_id  # TPE samples from a model from now on
         trial = self.study.ask({name: dist for name, dist, _, _ in self.params})
         genome = [0.0] * self.space.size
         for name, _, slot, gene in self.params:
