@@ -24,8 +24,8 @@ import numbers
 import time
 from pathlib import Path
 
-from evo_msa.record import rundir
 from evo_msa.errors import UserError
+from evo_msa.record import rundir
 
 EXPERIMENT = "evo-msa"
 STORE = "mlflow.db"
