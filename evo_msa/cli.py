@@ -153,7 +153,7 @@ def _add_export(sub) -> None:
     e = sub.add_parser("export", formatter_class=FORMAT, help="export a saved model to ONNX",
                        description="Write a saved model as ONNX (raw features in, predictions "
                                    "out; the normalisation is inside the graph) and check it "
-                                   "against PyTorch in onnxruntime. Needs evo-msa[export].")
+                                   "against PyTorch in onnxruntime. Needs the export extra.")
     e.add_argument("--model", required=True, metavar="RUN_DIR",
                    help=f"{seed} folder (or a run: its first seed)")
     e.add_argument("--out", required=True, help="the .onnx file to write")

@@ -96,7 +96,8 @@ def export_onnx(model: SavedModel | Predictor, out: str | Path, *, check: bool =
     try:
         import onnxscript  # noqa: F401 - the exporter needs it
     except ImportError:
-        raise UserError("export needs the ONNX exporter: pip install 'evo-msa[export]'") from None
+        raise UserError("export needs the ONNX exporter (in the checkout: pip install -e "
+                        "'.[export]')") from None
     out = Path(out)
     saved = model if isinstance(model, SavedModel) else model.first
     module = (_Standalone(model) if isinstance(model, SavedModel) else _Ensemble(model)).eval()

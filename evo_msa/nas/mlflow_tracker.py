@@ -44,7 +44,8 @@ class MLflowTracker:
         try:
             from mlflow import MlflowClient
         except ImportError:
-            raise UserError("--track mlflow needs mlflow (pip install 'evo-msa[track]')") \
+            raise UserError("--track mlflow needs mlflow (in the checkout: pip install -e "
+                            "'.[track]')") \
                 from None
         self.run_path = Path(run_path)
         self.fitness = fitness

@@ -36,7 +36,8 @@ def viewer_hint(folder: str) -> str:
 
     if importlib.util.find_spec("tensorboard") is not None:
         return f"view: tensorboard --logdir {folder}"
-    return "to view them: pip install 'evo-msa[track]', then tensorboard --logdir " + folder
+    return ("to view them: pip install -e '.[track]' in the checkout, then tensorboard "
+            f"--logdir {folder}")
 
 
 class TensorBoardTracker(Callback):

