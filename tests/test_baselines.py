@@ -91,6 +91,11 @@ def test_ridge_is_deterministic(mosi, tmp_path):
     run.write_json("metrics.json", summary)
     run.write_csv("metrics.csv", table)
     assert json.loads((tmp_path / "metrics.json").read_text())["seeds"] == [0, 1, 2]
+    from evo_msa.training.multiseed import format_summary
+
+    printed = format_summary(summary)  # no "+- 0.0000 over seeds": one fit has no spread
+    assert "deterministic" in printed and "+-" not in printed
+    assert f"{summary['test']['mae']['mean']:.4f}" in printed
 
 
 def test_mlp_seeded(mosi):

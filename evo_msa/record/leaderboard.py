@@ -71,6 +71,17 @@ def usable_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return ok[np.isfinite(ok["fitness"].astype(float))]
 
 
+def stopped_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of genomes stopped at a rung of successive halving (trained, to their rung) with a
+    finite fitness: their value at the rung, a lower fidelity than the usable rows'."""
+    import numpy as np
+
+    if "status" not in frame:
+        return frame.iloc[:0]
+    stopped = frame[frame["status"] == Status.EARLY_STOPPED.value]
+    return stopped[np.isfinite(stopped["fitness"].astype(float))]
+
+
 def top_rows(frame: pd.DataFrame, k: int, objective: Objective) -> pd.DataFrame:
     """The k best usable rows of a leaderboard CSV, one per decoded architecture."""
     ok = usable_rows(frame)

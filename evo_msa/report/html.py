@@ -232,7 +232,7 @@ def progress_section(run: RunFiles) -> str:
     from evo_msa.report.plots import leaderboard_progress_figure
 
     if not run.is_search:
-        return _note("A training run: there is no search progress.")
+        return ""  # a training run: no search, no section
     board = run.leaderboard
     if board is None or not len(usable_rows(board)):
         return _note(f"No usable evaluation yet ({rundir.LEADERBOARD} is missing or holds only "
@@ -257,7 +257,7 @@ def top_section(run: RunFiles, k: int) -> str:
     from evo_msa.record.leaderboard import top_rows
 
     if not run.is_search:
-        return _note("A training run: there is no leaderboard.")
+        return ""
     if run.leaderboard is None or not len(run.leaderboard):
         return _note(f"No evaluation yet: {rundir.LEADERBOARD} is missing or empty.")
     top = top_rows(run.leaderboard, k, run.objectives[0])
@@ -287,16 +287,36 @@ def top_section(run: RunFiles, k: int) -> str:
 
 
 def genes_section(run: RunFiles) -> str:
-    """Each gene against the fitness."""
-    from evo_msa.record.leaderboard import usable_rows
+    """Each gene against the fitness (stopped genomes marked)."""
+    from evo_msa.record.leaderboard import stopped_rows, usable_rows
     from evo_msa.report.plots import genes_figure
 
     board = run.leaderboard
+    if not run.is_search:
+        return ""
     if board is None or not any(c.startswith("gene:") for c in board.columns):
-        return _note("No genes to plot (a training run, or no evaluation yet).")
+        return _note("No genes to plot (no evaluation yet).")
     if not len(usable_rows(board)):
         return _note("No usable evaluation yet.")
-    return _img(genes_figure(board, run.objectives[0]), "each gene against the fitness")
+    stopped = len(stopped_rows(board))
+    note = (_note(f"Hollow marks: {stopped} genome(s) stopped at a rung of successive halving, "
+                  "at their fitness there (fewer epochs than the others).") if stopped else "")
+    return _img(genes_figure(board, run.objectives[0], log_genes=_log_genes(run.path)),
+                "each gene against the fitness") + note
+
+
+def _log_genes(path: Path) -> set[str]:
+    """The genes the run's space scales logarithmically (their axes are logarithmic too)."""
+    from evo_msa.space import load_space
+
+    copies = rundir.RunDir(path).space_copies()
+    if not copies:
+        return set()
+    try:
+        space = load_space(copies[0])
+    except UserError:
+        return set()
+    return {g.path for g in space.genes if g.log or g.type == "log-float"}
 
 
 def pareto_section(run: RunFiles) -> str:
@@ -305,11 +325,8 @@ def pareto_section(run: RunFiles) -> str:
     from evo_msa.report.plots import pareto_figure
 
     objs = run.objectives
-    if not run.is_search:
-        return _note("A training run: there is no Pareto front.")
-    if len(objs) < 2:
-        return _note(f"Single objective (validation {objs[0].metric}): no Pareto front. List "
-                     "several under `fitness: objectives:` in the space for one.")
+    if not run.is_search or len(objs) < 2:
+        return ""  # one objective (or a training run): no front, no section
     board = run.leaderboard
     cols = [f"fitness:{o.metric}" for o in objs]
     if board is None or not all(c in board for c in cols) or not len(usable_rows(board)):
@@ -389,6 +406,10 @@ def _number(v) -> str | None:
 def final_section(run: RunFiles) -> str:
     """The final trainer's metrics (mean and std over its seeds) beside the baselines."""
     if run.metrics is not None and not run.is_search:
+        if (run.metrics.get("baseline") or {}).get("deterministic"):
+            metrics = _without_std(run.metrics)
+            return (_note("A deterministic model: one fit, the same for every seed.")
+                    + _metric_tables([("this run", metrics)]))
         return (_note(f"Mean ± std over seeds {run.metrics.get('seeds')}.")
                 + _metric_tables([("this run", run.metrics)]))
     genomes = (run.final or {}).get("genomes") or []
@@ -415,6 +436,13 @@ def _baseline_summary(row: dict) -> dict:
         if split in ("valid", "test") and metric and isinstance(value, (int, float)):
             out.setdefault(split, {})[metric] = {"mean": float(value), "std": None}
     return out
+
+
+def _without_std(summary: dict) -> dict:
+    """A summary of a deterministic fit: the means, no std."""
+    return {**summary, **{split: {m: {"mean": v["mean"], "std": None}
+                                  for m, v in summary[split].items()}
+                          for split in ("test", "valid") if isinstance(summary.get(split), dict)}}
 
 
 def curves_section(run: RunFiles) -> str:
@@ -479,9 +507,10 @@ def render(run_dir: str | Path, top: int = 10) -> str:
               "top": top_section(run, top), "genes": genes_section(run),
               "pareto": pareto_section(run), "final": final_section(run),
               "curves": curves_section(run)}
-    nav = "".join(f'<a href="#{key}">{esc(title)}</a>' for key, title in SECTIONS.items())
+    shown = [key for key in SECTIONS if bodies[key]]  # a section with nothing to say is left out
+    nav = "".join(f'<a href="#{key}">{esc(SECTIONS[key])}</a>' for key in shown)
     sections = "".join(f'<section id="{key}"><h2>{esc(SECTIONS[key])}</h2>{bodies[key]}</section>'
-                       for key in SECTIONS)
+                       for key in shown)
     title = f"evo-msa report: {run.path.resolve().name}"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 
 from evo_msa.record.evaluation import Evaluation
-from evo_msa.record.leaderboard import usable_rows
+from evo_msa.record.leaderboard import stopped_rows, usable_rows
 from evo_msa.space.fitness import Fitness
 
 
@@ -69,8 +69,9 @@ def curves_figure(history, best_epoch: int, title: str = ""):
 # pareto.png, which the search writes when the fitness has several objectives ----------------
 
 def leaderboard_progress_figure(frame, objective):
-    """Every usable evaluation's fitness in the order it settled (colour: generation), and the
-    best so far; reads the leaderboard, so it needs no checkpoint."""
+    """Every usable evaluation's fitness in the order it settled (colour: generation), the
+    genomes stopped at a rung (hollow, at their value there), and the best so far; reads the
+    leaderboard, so it needs no checkpoint."""
     import numpy as np
 
     plt = pyplot()
@@ -87,6 +88,11 @@ def leaderboard_progress_figure(frame, objective):
     if len(values):
         ax.step(order, pick.accumulate(values), where="post", color="C3", linewidth=2,
                 label="best so far")
+    stopped = stopped_rows(frame)
+    if len(stopped):  # trained to a rung: drawn, marked, never the best so far
+        at = np.arange(1, len(frame) + 1)[frame.index.get_indexer(stopped.index)]
+        ax.scatter(at, stopped["fitness"].astype(float), s=18, facecolors="none",
+                   edgecolors="C1", alpha=0.8, label="stopped at a rung (its value there)")
     if len(set(gens)) > 1:
         bar = fig.colorbar(points, ax=ax, label="generation", pad=0.01)
         bar.set_ticks(sorted(set(int(g) for g in gens)))
@@ -122,38 +128,53 @@ def _gene_columns(frame) -> list[tuple[str, "object"]]:
     return out
 
 
-def genes_figure(frame, objective, columns: int = 3):
-    """One small scatter per gene: its value against the fitness (usable evaluations).
-    Categorical genes (masks, choices) are placed on ticks, jittered so points do not hide
-    each other; wide positive ranges (learning rates) get a log axis."""
+def genes_figure(frame, objective, columns: int = 3, log_genes: set[str] | None = None):
+    """One small scatter per gene: its value against the fitness. Usable evaluations as dots;
+    genomes stopped at a rung of successive halving as hollow marks, at their fitness at that
+    rung (a lower fidelity). Categorical genes (masks, choices) are placed on ticks, jittered
+    so points do not hide each other; a gene's axis is logarithmic only where the space scales
+    it so (`log_genes`: their paths; log-float, or int with log: true), with a few ticks that
+    do not overlap."""
     import math
 
     import numpy as np
     import pandas as pd
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 
     plt = pyplot()
     ok = usable_rows(frame)
-    genes = _gene_columns(ok)
+    stopped = stopped_rows(frame)
+    both = pd.concat([ok, stopped])
+    genes = _gene_columns(both)
     rows = max(1, math.ceil(len(genes) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.6 * rows), dpi=100,
                              squeeze=False)
-    y = ok["fitness"].astype(float).to_numpy()
+    y = both["fitness"].astype(float).to_numpy()
+    full = np.arange(len(both)) < len(ok)  # the first rows are the usable ones
     rng = np.random.default_rng(0)  # the jitter is the same on every run
     for ax, (name, values) in zip(axes.flat, genes):
         if pd.api.types.is_numeric_dtype(values):
             x = values.astype(float).to_numpy()
-            ax.scatter(x, y, s=12, alpha=0.7)
             finite = x[np.isfinite(x)]
-            if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 20:
+            if name.partition("[")[0] in (log_genes or set()) and len(finite) \
+                    and finite.min() > 0:
                 ax.set_xscale("log")
+                ax.xaxis.set_major_locator(LogLocator(numticks=4))
+                ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap
             elif len(finite) and (finite == finite.round()).all():  # depth, widths: no 1.2
-                ax.xaxis.get_major_locator().set_params(integer=True)
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
         else:
             cats = sorted(values.unique())
-            pos = values.map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
-            ax.scatter(pos + rng.uniform(-0.15, 0.15, len(pos)), y, s=12, alpha=0.7)
+            x = values.map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
+            x = x + rng.uniform(-0.15, 0.15, len(x))
             ax.set_xticks(range(len(cats)))
             ax.set_xticklabels(cats, rotation=35, ha="right", fontsize=7)
+        ax.scatter(x[full], y[full], s=12, alpha=0.7, label="trained whole")
+        if (~full).any():
+            ax.scatter(x[~full], y[~full], s=16, facecolors="none", edgecolors="C1",
+                       alpha=0.8, label="stopped at a rung")
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
@@ -161,6 +182,8 @@ def genes_figure(frame, objective, columns: int = 3):
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{objective.metric} ({objective.direction})", fontsize=8)
+    if len(stopped):
+        axes.flat[0].legend(fontsize=6, loc="best")
     fig.tight_layout()
     return fig
 

@@ -118,7 +118,7 @@ def test_search_report_is_complete_and_self_contained(tmp_path):
 
 def test_single_objective_without_final_says_so(tmp_path):
     page = render(make_run(tmp_path / "run", fitness=ONE, final=False))
-    assert "Single objective (validation loss): no Pareto front" in _section(page, "pareto")
+    assert 'id="pareto"' not in page and 'href="#pareto"' not in page  # no empty section
     assert "No final training yet" in _section(page, "final")
     assert "No learning curves" in _section(page, "curves")
     assert "<img" in _section(page, "progress")
@@ -153,8 +153,25 @@ def test_training_run(tmp_path):
     page = render(run)
     assert "0.7000 ± 0.0100" in _section(page, "final")
     assert _section(page, "curves").count("<img") == 1
-    assert "no search progress" in _section(page, "progress")
-    assert "no Pareto front" in _section(page, "pareto")
+    for key in ("progress", "top", "genes", "pareto"):  # nothing of a search to show
+        assert f'id="{key}"' not in page and f'href="#{key}"' not in page
+
+
+def test_a_deterministic_baseline_shows_no_spread(tmp_path):
+    run = make_run(tmp_path / "run", fitness=ONE)
+    final = json.loads((run / "final.json").read_text())
+    final["baseline"] = {"model": "ridge", "modalities": "text", "test_mae": 0.8206,
+                         "valid_loss": 0.75}
+    (run / "final.json").write_text(json.dumps(final))
+    section = _section(render(run), "final")
+    assert "0.8206<" in section and "0.8206 ±" not in section and "0.8750 ± 0.0100" in section
+    train = tmp_path / "ridge"
+    train.mkdir()
+    summary = {**_summary(0.7), "baseline": {"model": "ridge", "deterministic": True}}
+    (train / "metrics.json").write_text(json.dumps(summary))
+    section = _section(render(train), "final")
+    assert "deterministic" in section and "0.7000<" in section and "±" not in section.split(
+        "</p>", 1)[1]
 
 
 def test_cli_writes_out_and_refuses_other_folders(tmp_path, capsys):
