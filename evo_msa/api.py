@@ -144,11 +144,17 @@ class SearchResult(os.PathLike):
 
     @property
     def final_metrics(self) -> dict[str, dict[str, float]]:
-        """The pick's test metrics after the final training: {metric: {"mean": m, "std": s}}
-        over the final seeds ({} without a final training)."""
-        if not self.final or not self.final.get("genomes"):
+        """The final model's test metrics: {metric: {"mean": m, "std": s}} over its final
+        seeds' models (final.json's final_model, the pick or an ensemble; {} without a final
+        training)."""
+        if not self.final:
             return {}
-        return dict(self.final["genomes"][0].get("test", {}))
+        model = self.final.get("final_model") or {}
+        per_seed = (model.get("test") or {}).get("per_seed")
+        if isinstance(per_seed, dict):
+            return dict(per_seed)
+        genomes = self.final.get("genomes") or [{}]
+        return dict(genomes[0].get("test", {}))
 
     def __fspath__(self) -> str:
         return str(self.path)

@@ -3,8 +3,9 @@
     <run>/mlflow.db        the tracking store (SQLite): one MLflow run per evaluation (its
                            decoded genes as params; fitness, validation metrics, parameter count
                            and seconds as metrics; status, generation, id as tags; its run
-                           config as an artifact), and one per final genome (the final
-                           training's metrics, final.json and the saved models as artifacts)
+                           config as an artifact), one per retrained genome (its test and
+                           valid metrics, its saved models), and one for the final model
+                           (`final_model`: its test figures, final.json, its saved models)
     <run>/mlartifacts/     the artifacts
 
     mlflow ui --backend-store-uri sqlite:///<run>/mlflow.db
@@ -72,18 +73,31 @@ class MLflowTracker:
                   {"run_config.json": ev.config})
 
     def final(self, record: dict) -> None:
-        """One MLflow run per genome of the final training (final.json's `genomes`)."""
+        """One MLflow run per retrained genome (final.json's `genomes`), and one for the final
+        model (final.json's `final_model`: the pick or an ensemble; its test figures, final.json
+        and its saved models as artifacts)."""
+        files = [self.run_path / name for name in (rundir.FINAL_JSON, rundir.FINAL_CSV)]
         for entry in record.get("genomes", []):
-            tags = {"evo_msa.kind": "final", "evo_msa.id": entry.get("id"),
+            tags = {"evo_msa.kind": "final_genome", "evo_msa.id": entry.get("id"),
                     "evo_msa.rank": entry.get("rank"),
                     "evo_msa.seeds": "|".join(map(str, entry.get("seeds", [])))}
             metrics = _numbers({k: v for k, v in entry.items()
                                 if k not in ("genome", "run_config", "rank", "id")})
-            params = _params(entry.get("run_config", {}))
-            folder = rundir.final_folder(entry.get("rank", 1), entry.get("id", 0))
-            files = [self.run_path / name for name in (rundir.FINAL_JSON, rundir.FINAL_CSV)]
-            self._run(f"final_rank{entry.get('rank')}_id{entry.get('id')}", tags, params,
-                      metrics, {}, files=files, folder=self.run_path / folder)
+            folder = entry.get("folder") or rundir.final_folder(entry.get("rank", 1),
+                                                                entry.get("id", 0))
+            self._run(f"final_rank{entry.get('rank')}_id{entry.get('id')}", tags,
+                      _params(entry.get("run_config", {})), metrics, {},
+                      folder=self.run_path / folder)
+        model = record.get("final_model")
+        if isinstance(model, dict):
+            members = model.get("members") or []
+            tags = {"evo_msa.kind": "final_model", "evo_msa.model": model.get("kind", ""),
+                    "evo_msa.members": "|".join(str(m.get("id")) for m in members
+                                                if isinstance(m, dict))}
+            metrics = _numbers({k: v for k, v in model.items() if k in ("test", "valid")})
+            folder = model.get("folder")
+            self._run("final_model", tags, {"kind": model.get("kind", "")}, metrics, {},
+                      files=files, folder=self.run_path / folder if folder else None)
 
     def _run(self, name: str, tags: dict, params: dict, metrics: dict, dicts: dict,
              files=(), folder: Path | None = None) -> None:

@@ -43,15 +43,18 @@ def test_the_store_has_a_run_per_leaderboard_row_and_one_for_the_final_model(tra
     ok = board["status"].eq("ok").to_numpy()
     assert mine["metrics.fitness"].to_numpy()[ok] == pytest.approx(board["fitness"][ok])
     assert (mine["params.model.depth"].astype(int).to_numpy() == board["gene:model.depth"]).all()
-    final = runs[runs["tags.evo_msa.kind"] == "final"]
-    assert len(final) == 1
-    assert math.isfinite(final["metrics.test_mae_mean"].iloc[0])
+    model = runs[runs["tags.evo_msa.kind"] == "final_model"]
+    assert len(model) == 1  # the final model: the pick or an ensemble
+    assert math.isfinite(model["metrics.test_per_seed_mae_mean"].iloc[0])
+    genomes = runs[runs["tags.evo_msa.kind"] == "final_genome"]
+    assert len(genomes) == len(result.final["genomes"]) >= 1
 
 
 def test_on_final_gets_the_final_record_and_the_result_its_metrics(tracked):
     result, finals = tracked
     assert len(finals) == 1 and finals[0]["genomes"][0]["seeds"] == [0]
-    assert result.final_metrics["mae"]["mean"] == finals[0]["genomes"][0]["test"]["mae"]["mean"]
+    per_seed = finals[0]["final_model"]["test"]["per_seed"]
+    assert result.final_metrics["mae"]["mean"] == per_seed["mae"]["mean"]
 
 
 def _runs(result) -> pd.DataFrame:
