@@ -48,6 +48,7 @@ class Heartbeat:
         self.__init__(state["_log"], state["quiet"])
 
     def log(self, line: str) -> None:
+        """Say `line` (the quiet clock starts again)."""
         with self._lock:
             self._last = time.monotonic()
             self._log(line)

@@ -45,16 +45,19 @@ class Callbacks:
         self.__init__()
 
     def evaluation(self, ev) -> None:
+        """A settled evaluation: the trackers, then on_evaluation."""
         for tracker in self.trackers:
             tracker.evaluation(ev)
         if self.on_evaluation is not None:
             self.on_evaluation(ev)
 
     def generation(self, summary: dict) -> None:
+        """A finished generation's summary: on_generation."""
         if self.on_generation is not None:
             self.on_generation(summary)
 
     def final(self, record: dict) -> None:
+        """The final training's record: the trackers, then on_final."""
         for tracker in self.trackers:
             tracker.final(record)
         if self.on_final is not None:

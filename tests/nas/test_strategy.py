@@ -100,7 +100,7 @@ def test_state_dict_roundtrip_resumes_identically(kind):
 
 
 def test_the_strategy_names_what_it_does_random_design_then_the_model():
-    s = make_strategy("surrogate", SPACE, EvolutionSettings(pop_size=4, generations=10), seed=0)
+    s = make_strategy("surrogate", SPACE, StrategySettings(pop_size=4, generations=10), seed=0)
     assert s.describe().startswith("surrogate: a random design of 10 configurations")
     assert s.phase == "random design 0/10"
     ids = []
@@ -111,13 +111,13 @@ def test_the_strategy_names_what_it_does_random_design_then_the_model():
     assert s.first_modelled == 10 and s.phase == "surrogate model"
     assert s.phase_of(ids[:10]) == "random design"
     assert s.phase_of(ids) == "random design, then surrogate model"
-    restored = make_strategy("surrogate", SPACE, EvolutionSettings(pop_size=4, generations=10))
+    restored = make_strategy("surrogate", SPACE, StrategySettings(pop_size=4, generations=10))
     restored.load_state_dict(json.loads(json.dumps(s.state_dict())))
     assert restored.phase == "surrogate model"
 
 
 def test_strategies_without_a_population_do_not_print_one():
-    settings = EvolutionSettings(pop_size=32, generations=2)
+    settings = StrategySettings(pop_size=32, generations=2)
     assert "pop 32" in make_strategy("generational", SPACE, settings).describe()
     for kind in ("random", "tpe", "surrogate"):
         assert "pop" not in make_strategy(kind, SPACE, settings).describe(), kind

@@ -231,6 +231,7 @@ class Strategy:
 
     @property
     def design_size(self) -> int:
+        """Results the random design waits for before the model proposes (0: no design)."""
         return 0
 
     @property

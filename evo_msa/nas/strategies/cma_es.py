@@ -32,6 +32,7 @@ class CMAESSearch(Strategy):
     learns_as_results_come = False  # it learns from whole generations
 
     def describe(self) -> str:
+        """What the strategy does, for the search's first lines."""
         return "cmaes: CMA-ES with margin (the cmaes package)"
 
     def __init__(self, space, settings, seed=0, objectives=1):

@@ -11,6 +11,7 @@ class RandomSearch(Strategy):
     learns_as_results_come = False
 
     def describe(self) -> str:
+        """What the strategy does, for the search's first lines."""
         return "random search: uniform samples"
 
     def _refill(self):

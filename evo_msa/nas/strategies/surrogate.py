@@ -74,6 +74,7 @@ class SurrogateEvolution(Strategy):
         return int(min(RANDOM_MAX, max(RANDOM_MIN, round(RANDOM_SHARE * self.budget))))
 
     def describe(self) -> str:
+        """What the strategy does, for the search's first lines."""
         return (f"surrogate: a random design of {self.random_design} configurations, then the "
                 f"picks of a model fitted on every training")
 
@@ -81,6 +82,7 @@ class SurrogateEvolution(Strategy):
 
     @property
     def design_size(self) -> int:
+        """The random design's size."""
         return self.random_design
 
     def _refill(self):

@@ -40,6 +40,7 @@ class TPESearch(Strategy):
         self.study = self._new_study()
 
     def describe(self) -> str:
+        """What the strategy does, for the search's first lines."""
         return (f"tpe (Optuna): {STARTUP} random configurations, then TPE's picks")
 
     design, model, design_size = "random startup", "TPE model", STARTUP
