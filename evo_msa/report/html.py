@@ -400,6 +400,7 @@ def final_model_part(final: dict) -> str:
 
 
 def _number(v) -> str | None:
+    """A figure with four decimals, or None."""
     return f"{v:.4f}" if isinstance(v, (int, float)) else None
 
 
