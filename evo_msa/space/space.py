@@ -266,6 +266,16 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
                         "halve (fidelity applies to HAEMSA trainings)")
     fidelity = Fidelity.parse(raw.get("fidelity"), source)
 
+    space = SearchSpace(name=name, genes=genes, fixed=fixed, fitness=fitness,
+                        max_params=_max_params(raw, source), source=source, evaluator=evaluator,
+                        operators=_operators(raw.get("operators"), source), fidelity=fidelity)
+    if haemsa:
+        _check_decodes(space)
+    return space
+
+
+def _max_params(raw: dict, source: str) -> int | None:
+    """`constraints: {max_params: N}`: genomes with more parameters are rejected untrained."""
     constraints = _section(raw, "constraints", source)
     unknown = [k for k in constraints if k != "max_params"]
     if unknown:
@@ -275,13 +285,7 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
     if max_params is not None and (not is_int(max_params) or max_params <= 0):
         raise UserError(f"{source}: constraints.max_params must be a positive integer, "
                         f"got {brief(max_params)}")
-
-    space = SearchSpace(name=name, genes=genes, fixed=fixed, fitness=fitness,
-                        max_params=max_params, source=source, evaluator=evaluator,
-                        operators=_operators(raw.get("operators"), source), fidelity=fidelity)
-    if haemsa:
-        _check_decodes(space)
-    return space
+    return max_params
 
 
 def _operators(raw: Any, source: str) -> dict:
@@ -418,19 +422,28 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
         raise UserError(f"{where}: count > 1 needs a list field (e.g. model.level_widths), "
                         f"but {name} holds one value")
     if kind in ("categorical", "ordinal", "mask"):
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise UserError(f"{where}: {kind} needs a non-empty list 'choices', "
-                            f"got {brief(choices)}")
-        if len(choices) > MAX_CHOICES:
-            raise UserError(f"{where}: at most {MAX_CHOICES} choices, got {len(choices)}")
-        if kind == "mask":
-            bad = [c for c in choices if not isinstance(c, str)]
-            if bad:
-                raise UserError(f"{where}: mask choices must be strings, got {brief(bad[0])}")
-            if len(set(choices)) < len(choices):
-                raise UserError(f"{where}: mask choices must be distinct, got {brief(choices)}")
-        return Gene(name, kind, choices=list(choices), count=count)
+        return Gene(name, kind, choices=_choices(where, kind, spec.get("choices")), count=count)
+    return _ranged_gene(where, name, kind, spec, count)
+
+
+def _choices(where: str, kind: str, choices: Any) -> list:
+    """The choices of a categorical, ordinal or mask gene, checked."""
+    if not isinstance(choices, list) or not choices:
+        raise UserError(f"{where}: {kind} needs a non-empty list 'choices', "
+                        f"got {brief(choices)}")
+    if len(choices) > MAX_CHOICES:
+        raise UserError(f"{where}: at most {MAX_CHOICES} choices, got {len(choices)}")
+    if kind == "mask":
+        bad = [c for c in choices if not isinstance(c, str)]
+        if bad:
+            raise UserError(f"{where}: mask choices must be strings, got {brief(bad[0])}")
+        if len(set(choices)) < len(choices):
+            raise UserError(f"{where}: mask choices must be distinct, got {brief(choices)}")
+    return list(choices)
+
+
+def _ranged_gene(where: str, name: str, kind: str, spec: dict, count: int) -> Gene:
+    """An int, float or log-float gene: its bounds and scale, checked."""
     low = _bound(where, "low", spec.get("low"))
     high = _bound(where, "high", spec.get("high"))
     if kind == "int" and (float(low) != int(low) or float(high) != int(high)):

@@ -119,8 +119,6 @@ def _missing_figure(agg: pd.DataFrame, path: Path, task: str, title: str) -> Non
 def tsne_variant(ctx: Context, v: dict) -> dict:
     """A t-SNE panel of the fused test representation per trained variant (its first seed),
     coloured by class, and its silhouette: tsne.png, silhouette.csv."""
-    from sklearn.manifold import TSNE
-
     from evo_msa.data import load_data
     from evo_msa.report.plots import pyplot
 
@@ -149,20 +147,8 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
             continue
         saved = load_seed_models(rec["models"])[0]
         _, emb = forward_split(saved, test)
-        perplexity = min(30.0, max(2.0, (len(emb) - 1) / 3))
-        xy = TSNE(n_components=2, init="pca", random_state=0, perplexity=perplexity
-                  ).fit_transform(emb)
-        from sklearn.metrics import silhouette_score
-
-        sil = (float(silhouette_score(emb, classes)) if len(set(classes)) > 1 and
-               len(emb) > len(set(classes)) else math.nan)
+        sil = _tsne_panel(ax, emb, classes, labels, name)
         rows.append({"variant": name, "seed": saved.seed, "silhouette_fused": sil})
-        for k, lab in enumerate(labels):
-            sel = classes == k
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=4, label=lab, alpha=0.7)
-        ax.set_title(f"{name}\nsilhouette {sil:.3f}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
     axes[0][0].legend(fontsize=6, markerscale=2)
     fig.tight_layout()
     fig.savefig(folder / sf.TSNE)
@@ -172,6 +158,26 @@ def tsne_variant(ctx: Context, v: dict) -> dict:
     ctx.log("   silhouette: " + ", ".join(f"{r['variant']} {r['silhouette_fused']:.3f}"
                                           for r in rows))
     return {"kind": "tsne", "folder": folder}
+
+
+def _tsne_panel(ax, emb: np.ndarray, classes: np.ndarray, labels: list[str], name: str) -> float:
+    """One variant's panel: its representation `emb` in two t-SNE dimensions, a colour per
+    class; returns its silhouette (NaN with a single class)."""
+    from sklearn.manifold import TSNE
+    from sklearn.metrics import silhouette_score
+
+    perplexity = min(30.0, max(2.0, (len(emb) - 1) / 3))
+    xy = TSNE(n_components=2, init="pca", random_state=0, perplexity=perplexity
+              ).fit_transform(emb)
+    sil = (float(silhouette_score(emb, classes)) if len(set(classes)) > 1 and
+           len(emb) > len(set(classes)) else math.nan)
+    for k, lab in enumerate(labels):
+        sel = classes == k
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=4, label=lab, alpha=0.7)
+    ax.set_title(f"{name}\nsilhouette {sil:.3f}", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return sil
 
 
 # ---- study-level figures -----------------------------------------------------------------
@@ -211,6 +217,13 @@ def study_figures(ctx: Context) -> None:
             searches[v["name"]] = _search_on_disk(ctx.out / v["name"])
     if not searches:
         return
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    _best_so_far_figure(ctx, searches)
+    _fitness_vs_final_figure(ctx, searches)
+
+
+def _best_so_far_figure(ctx: Context, searches: dict[str, dict]) -> None:
+    """best_so_far.png and .csv: the search variants' curves side by side."""
     from evo_msa.report.plots import pyplot
 
     plt = pyplot()
@@ -238,12 +251,17 @@ def study_figures(ctx: Context) -> None:
     ax.legend(fontsize=8)
     ax.set_title(f"{ctx.study.name} / {ctx.dataset.name}", fontsize=9)
     fig.tight_layout()
-    ctx.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(ctx.out / sf.BEST_SO_FAR_PNG)
     plt.close(fig)
     pd.DataFrame(rows).to_csv(ctx.out / sf.BEST_SO_FAR_CSV, index=False)
-    # the winner's curse: a best genome's search fitness against the mean valid fitness of
-    # its retraining with the study's seeds (points above the diagonal: selection was lucky)
+
+
+def _fitness_vs_final_figure(ctx: Context, searches: dict[str, dict]) -> None:
+    """The winner's curse: a best genome's search fitness against the mean valid fitness of
+    its retraining with the study's seeds (points above the diagonal: selection was lucky)."""
+    from evo_msa.report.plots import pyplot
+
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
     lo, hi = math.inf, -math.inf
     for name, rec in searches.items():
