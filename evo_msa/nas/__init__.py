@@ -10,5 +10,6 @@ interfaces, as in NNI's nas/{space, strategy, evaluator, execution}:
     final         the final trainer: the best genome(s) retrained with several seeds, the final
                   model chosen on valid (single, or a greedy ensemble: ensemble), scored on test
                   once, and the verdict against the baselines (verdict)
-    ray_session, interrupt, options, tracking: Ray, Ctrl-C, the CLI options, TensorBoard
+    ray_session/  Ray behind one adapter (one job per module; private Ray APIs in private.py)
+    interrupt, options, tracking: Ctrl-C, the CLI options, TensorBoard
 """
