@@ -210,7 +210,9 @@ def test_the_curves_scale_leaves_out_the_first_trainings():
 
 
 def test_experiment_is_the_deprecated_name_of_study(tmp_path, capsys):
-    assert main(["experiment", "--summarize", str(tmp_path / "missing.yaml")]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndatasets: [{path: a.pkl}]\nvariants: [{name: a, kind: nope}]\n")
+    assert main(["experiment", str(bad), "--quick", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "the command is now `evo-msa study`" in err
     assert "evo-msa study: error:" in err
