@@ -37,7 +37,7 @@ from evo_msa.data.dataset import MODALITIES, SHORT_NAMES, MSAData, Split
 from evo_msa.errors import UserError
 from evo_msa.metrics import compute_metrics
 from evo_msa.training.multiseed import per_seed_table, summarise
-from evo_msa.training.trainer import TrainResult, resolve_device
+from evo_msa.training.trainer import TrainResult, resolve_device, similar_length_order
 
 if TYPE_CHECKING:
     from sklearn.linear_model import LogisticRegression
@@ -297,14 +297,10 @@ def _train_finetune(data: MSAData, seed: int, device: torch.device, encoder: str
         return out
 
     def batches() -> list[np.ndarray]:
-        """Shuffled batches of similar length (sorted within chunks of 50 batches)."""
-        bs = FINETUNE["batch_size"]
-        order = torch.randperm(len(ys["train"]), generator=gen).numpy()
-        lengths = tokens["train"].lengths
-        chunks = [c[np.argsort(lengths[c], kind="stable")]
-                  for c in np.array_split(order, max(1, len(order) // (50 * bs)))]
-        out = [b for c in chunks for b in np.array_split(c, max(1, len(c) // bs))]
-        return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
+        order = torch.randperm(len(ys["train"]), generator=gen)
+        lengths = torch.as_tensor(tokens["train"].lengths)
+        return [b.numpy() for b in similar_length_order(order, lengths, FINETUNE["batch_size"],
+                                                        gen).split(FINETUNE["batch_size"])]
 
     best, best_epoch, best_state = math.inf, 0, None
     for epoch in range(1, FINETUNE["epochs"] + 1):

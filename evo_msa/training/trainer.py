@@ -62,6 +62,21 @@ class TrainResult:
     rung: int = 0  # > 0: stopped by successive halving at this rung (status EARLY_STOPPED)
 
 
+def similar_length_order(order: torch.Tensor, lengths: torch.Tensor, batch_size: int,
+                         gen: torch.Generator) -> torch.Tensor:
+    """Shuffled samples `order` regrouped into batches of similar length (what bucketing
+    samplers do): sorted by length within chunks of 50 batches, the full batches shuffled, a
+    short last batch kept last."""
+    chunk = 50 * batch_size
+    ranked = lengths[order]
+    order = torch.cat([order[a:a + chunk][ranked[a:a + chunk].argsort(stable=True)]
+                       for a in range(0, len(order), chunk)])
+    batches = list(order.split(batch_size))
+    last = batches.pop() if len(batches) > 1 and len(batches[-1]) < batch_size else None
+    batches = [batches[i] for i in torch.randperm(len(batches), generator=gen)]
+    return torch.cat(batches + ([last] if last is not None else []))
+
+
 def encoder_slices(model, configs: list[RunConfig]) -> list[tuple[int, int, list[float]]]:
     """Each fine-tuned encoder layer's slice of a member's row, with its learning rate per
     member: the top layer at pretrained.lr, each one below times pretrained.layer_decay."""
@@ -229,21 +244,12 @@ class PopulationTrainer:
 
     def _order(self, gen: torch.Generator, n: int, bs: int) -> torch.Tensor:
         """A member's samples in the order of this epoch: shuffled; with fine-tuned encoder
-        layers (whose cost grows with each batch's longest utterance), batches of similar
-        length: the shuffled samples sorted by length within chunks of 50 batches, the
-        batches then shuffled (what bucketing samplers do)."""
+        layers (whose cost grows with each batch's longest utterance), in batches of similar
+        length."""
         order = torch.randperm(n, generator=gen)
         if self.model.text_layers is None:
             return order
-        lengths = self.splits["train"].host_lengths["text"][order]
-        chunk = 50 * bs
-        parts = [order[a:a + chunk][lengths[a:a + chunk].argsort(stable=True)]
-                 for a in range(0, n, chunk)]
-        order = torch.cat(parts)
-        batches = list(order.split(bs))
-        last = batches.pop() if len(batches) > 1 and len(batches[-1]) < bs else None
-        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen)]
-        return torch.cat(batches + ([last] if last is not None else []))
+        return similar_length_order(order, self.splits["train"].host_lengths["text"], bs, gen)
 
     # ---- evaluation ------------------------------------------------------------------------
     @torch.no_grad()
