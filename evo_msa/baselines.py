@@ -260,6 +260,8 @@ def _train_finetune(data: MSAData, seed: int, device: torch.device, encoder: str
     from evo_msa.models.pretrained import load
 
     t0 = time.perf_counter()
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # as the trainer does: Adam's tiny moments stay fast
     pre = load(encoder)
     tokens = {s: tokenize(data.splits[s], pre.tokenizer, FINETUNE["max_tokens"],
                           f"{data.name}: {s}") for s in ("train", *_EVAL_SPLITS)}
