@@ -145,9 +145,6 @@ class StrategySettings:
                 raise UserError(f"{flag} must be {expected}, got {brief(getattr(self, name))}")
 
 
-EvolutionSettings = StrategySettings  # its old name (it configures every strategy)
-
-
 # Upper bounds: a typo such as --pop 1000000000 (or the same number edited into a run's
 # search.json) fails in one line instead of allocating for minutes.
 MAX_POP = 10_000
