@@ -122,26 +122,25 @@ class MLflowTracker:
         self.client.set_terminated(rid)
 
 
-def _params(nested: dict, prefix: str = "") -> dict[str, str]:
-    """Flat `section.field` params (MLflow keeps values as strings, 6000 characters)."""
+def _leaves(nested: dict, sep: str, prefix: str = "") -> dict[str, object]:
+    """The leaves of nested dicts, named by their path joined with `sep`."""
     out = {}
     for key, value in nested.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_params(value, f"{name}."))
+            out.update(_leaves(value, sep, f"{name}{sep}"))
         else:
-            text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-            out[name] = text[:6000]
+            out[name] = value
     return out
 
 
-def _numbers(nested: dict, prefix: str = "") -> dict[str, float]:
+def _params(nested: dict) -> dict[str, str]:
+    """Flat `section.field` params (MLflow keeps values as strings, 6000 characters)."""
+    return {name: (json.dumps(v) if isinstance(v, (list, tuple)) else str(v))[:6000]
+            for name, v in _leaves(nested, ".").items()}
+
+
+def _numbers(nested: dict) -> dict[str, float]:
     """The numeric leaves of nested dicts, named by their path: test_mae_mean, ..."""
-    out = {}
-    for key, value in nested.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_numbers(value, f"{name}_"))
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out
+    return {name: float(v) for name, v in _leaves(nested, "_").items()
+            if isinstance(v, numbers.Real) and not isinstance(v, bool)}
