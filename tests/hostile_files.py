@@ -13,6 +13,18 @@ from evo_msa.data.safe_pickle import _numpy_core
 
 _reconstruct = _numpy_core("multiarray")._reconstruct
 
+# Python source for a probe run in a fresh process: `peak_mb()`, the process's own peak RSS.
+# ru_maxrss is not that: it keeps the forking parent's (pytest's, GBs late in a suite) across exec.
+PEAK_MB = """
+def peak_mb():
+    import resource
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) / 1024 for l in fh if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
 
 class _Reduce:
     """Pickles as `func(*args)` (then BUILD with `state`), without ever calling func here."""

@@ -10,6 +10,7 @@ import pytest
 
 from evo_msa.data.safe_pickle import safe_load
 from evo_msa.errors import UserError
+from tests import hostile_files
 
 
 class _Pwn:
@@ -111,9 +112,9 @@ _HOSTILE_PICKLES = {  # builder -> words the one-line message must hold
 }
 
 # Loads each file in a fresh process (a regression could crash numpy or take GBs) and prints
-# per file: the error, the seconds and the peak RSS so far.
-_PROBE = """
-import json, resource, sys, time
+# per file: the error, the seconds and the process's peak RSS so far.
+_PROBE = hostile_files.PEAK_MB + """
+import json, sys, time
 from evo_msa.data import load_data
 from evo_msa.errors import UserError
 for path in sys.argv[1:]:
@@ -123,7 +124,7 @@ for path in sys.argv[1:]:
     except UserError as exc:
         msg = str(exc)
     print(json.dumps({"path": path, "msg": msg, "s": time.perf_counter() - start,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "rss_mb": peak_mb()}))
 """
 
 
@@ -131,7 +132,6 @@ def test_small_pickles_that_ask_for_gigabytes_are_refused_fast(tmp_path):
     import json
     import sys
 
-    from tests import hostile_files
 
     paths = {name: getattr(hostile_files, name)(tmp_path / f"{name}.pkl")
              for name in _HOSTILE_PICKLES}

@@ -228,8 +228,8 @@ def test_weights_with_code_are_refused_without_running_it(trained, tmp_path, cap
 
 # A model.json that lies about sizes: each would declare (not yet allocate) GBs of parameters.
 _LIES = {"text": ("signature.dims.text", 900_000), "widths": ("run_config.model.expert_dim", 8192)}
-_PROBE = """
-import json, resource, sys, time
+_PROBE = H.PEAK_MB + """
+import json, sys, time
 from evo_msa.errors import UserError
 from evo_msa.training.saved import load_model
 start, msg = time.perf_counter(), None
@@ -237,8 +237,7 @@ try:
     load_model(sys.argv[1])
 except UserError as exc:
     msg = str(exc)
-print(json.dumps({"msg": msg, "s": time.perf_counter() - start,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"msg": msg, "s": time.perf_counter() - start, "rss_mb": peak_mb()}))
 """
 
 
