@@ -229,9 +229,10 @@ def text_view(data: MSAData, model: str, finetune_layers: int, max_tokens: int) 
     splits = {name: text_split(split, model, finetune_layers, max_tokens, f"{data.name}: {name}")
               for name, split in data.splits.items()}
     T = max(s.features["text"].shape[1] for s in splits.values())
-    splits = {name: text_split(split, model, finetune_layers, max_tokens,
-                               f"{data.name}: {name}", T) if s.features["text"].shape[1] < T
-              else s for (name, split), s in zip(data.splits.items(), splits.values())}
+    for s in splits.values():  # `text_split`'s own features dict: the cached states stay
+        x = s.features["text"]
+        if x.shape[1] < T:
+            s.features["text"] = np.pad(x, ((0, 0), (0, T - x.shape[1]), (0, 0)))
     norm = data.normalization
     if norm is not None:  # the states are read as they are: the identity for text
         H = next(iter(splits.values())).features["text"].shape[2]
