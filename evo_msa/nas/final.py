@@ -21,6 +21,7 @@ from evo_msa.config import RunConfig, TrainConfig
 from evo_msa.data.dataset import MSAData, Split
 from evo_msa.errors import UserError
 from evo_msa.nas.ensemble import ROUNDS, greedy_selection, scorer, selection_objective
+from evo_msa.nas.options import final_settings
 from evo_msa.nas.references import reference, reference_line
 from evo_msa.nas.verdict import baselines_from_frame, read_compared, verdict
 from evo_msa.provenance import provenance
@@ -57,7 +58,7 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
     shown = max(1, getattr(opts, "final_top", 0) or 1)
     entries, tables, seconds = [], [], []
     for rank, ev in enumerate(top, 1):
-        cfg = final_config(ev, opts.final_epochs)
+        cfg = final_config(ev, final_settings(opts, space)[0])
         extra = (f", ensemble candidate {rank}/{candidates} (--ensemble)"
                  if rank > shown and rank <= candidates else "")
         log(f"final  #{ev.id} (rank {rank}{extra}): seeds {seeds}, up to {cfg.train.epochs} "
@@ -107,7 +108,7 @@ def final_trainer(run: RunDir, space: SearchSpace, data: MSAData, top: list[Eval
 def ensemble_size(opts, space: SearchSpace) -> int:
     """How many distinct architectures the greedy ensemble chooses from (0: none). A Pareto
     front has no single metric to ensemble for."""
-    k = getattr(opts, "ensemble", 0) or 0
+    k = final_settings(opts, space)[1]
     return k if k >= 2 and not space.fitness.multi else 0
 
 

@@ -30,6 +30,7 @@ def option(default: Any, help: str, *, check: Callable[[Any], bool] | None = Non
 MAX_FINAL_TOP = 100  # genomes retrained at the end
 MAX_COMPARE = 20  # baselines given to --compare
 ENSEMBLE = 3  # architectures the final ensemble chooses from (see nas.ensemble)
+FINAL_EPOCHS = 50  # epoch cap of the final retraining (early stopping decides)
 MAX_FINALISTS = 100  # configurations re-trained at the end of a search
 MAX_SHARE = 0.5  # of the budget, for the finalists: the search keeps at least half
 MAX_EPOCHS = 100_000  # as config.MAX_COUNT
@@ -144,11 +145,14 @@ class SearchOptions:
                             "one, or the Pareto front when the fitness has several objectives)",
                             check=_int_in(0, MAX_FINAL_TOP),
                             expected=f"an integer in 0..{MAX_FINAL_TOP} (0 = auto)")
-    ensemble: int = option(ENSEMBLE, "greedy ensemble (Caruana, with replacement) of the K "
-                           "best distinct architectures, each retrained with the final seeds "
-                           "(K-1 extra final trainings); valid decides between it and the best "
-                           "single model (0 or 1: no ensemble)", check=_int_in(0, MAX_FINAL_TOP),
-                           expected=f"an integer in 0..{MAX_FINAL_TOP} (0 or 1 = off)", metavar="K")
+    ensemble: int | None = option(None, "greedy ensemble (Caruana, with replacement) of the K "
+                                  "best distinct architectures, each retrained with the final "
+                                  "seeds (K-1 extra final trainings); valid decides between it "
+                                  "and the best single model (0 or 1: no ensemble; default: the "
+                                  f"space's final.ensemble, else {ENSEMBLE})",
+                                  check=_int_in(0, MAX_FINAL_TOP, none_ok=True),
+                                  expected=f"an integer in 0..{MAX_FINAL_TOP} (0 or 1 = off)",
+                                  metavar="K")
     compare: list[str] = option([], "output folders of `evo-msa baseline` (e.g. --model "
                                 "finetune) or `evo-msa train` on the same data: the verdict "
                                 "compares the final model with them too, beside the built-in "
@@ -156,9 +160,11 @@ class SearchOptions:
                                 check=lambda v: isinstance(v, list) and len(v) <= MAX_COMPARE
                                 and all(isinstance(x, str) and x for x in v),
                                 expected=f"a list of at most {MAX_COMPARE} folders")
-    final_epochs: int = option(50, "epoch cap of the final retraining (early stopping on valid)",
-                               check=_int_in(1, MAX_EPOCHS),
-                               expected=f"an integer in 1..{MAX_EPOCHS}")
+    final_epochs: int | None = option(None, "epoch cap of the final retraining (early "
+                                      "stopping on valid; default: the space's final.epochs, "
+                                      f"else {FINAL_EPOCHS})",
+                                      check=_int_in(1, MAX_EPOCHS, none_ok=True),
+                                      expected=f"an integer in 1..{MAX_EPOCHS}")
     track: str | None = option(None, "tensorboard: every evaluation's curves and genes "
                                "(<run>/tensorboard); mlflow: every evaluation and the final "
                                "model as MLflow runs (<run>/mlflow.db); both need "
@@ -273,3 +279,12 @@ class SearchOptions:
             return cls(**raw)
         except TypeError as exc:
             raise UserError(f"{source}: {exc}") from None
+
+
+def final_settings(opts, space) -> tuple[int, int]:
+    """(epoch cap, ensemble candidates) of the final retraining: the option where given, else
+    the space's `final:` section, else the engine's defaults."""
+    epochs = opts.final_epochs or space.final.get("epochs", FINAL_EPOCHS)
+    ensemble = opts.ensemble if opts.ensemble is not None else space.final.get("ensemble",
+                                                                               ENSEMBLE)
+    return epochs, ensemble

@@ -28,7 +28,7 @@ from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators import Evaluator, make_evaluator
 from evo_msa.nas.final import ensemble_size, final_trainer
 from evo_msa.nas.interrupt import STOP_GRACE_S, StopGuard, interruption, signals_deferred
-from evo_msa.nas.options import SearchOptions
+from evo_msa.nas.options import SearchOptions, final_settings
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.ray_session import ray_session
 from evo_msa.nas.references import fit_references, reference
@@ -151,6 +151,10 @@ def prepare(opts: SearchOptions, run: RunDir | None, log: Callable[[str], None])
     for folder in opts.compare:  # a wrong --compare folder fails before any run directory
         read_compared(folder, opts.data)
     space = load_space(space_file)
+    if run is None:  # the final stage as it will run (the space's final: section): on record
+        epochs, ensemble = final_settings(opts, space)
+        opts = dataclasses.replace(opts, final_epochs=epochs, ensemble=ensemble)
+        options.update(final_epochs=epochs, ensemble=ensemble)
     data = load_data(opts.data) if space.haemsa else None
     evaluator = make_evaluator(space, data, device=opts.trial_device,
                                data_spec=_data_on_nodes(opts), seed=opts.seed)

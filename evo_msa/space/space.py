@@ -8,7 +8,9 @@ Gaussian mutation (eq. 10) apply to all genes alike; decoding maps slots to conf
     log-float    exp(log low + u * (log high - log low))
     categorical  choices[floor(u * k)]       unordered: uniform crossover, resampling mutation
     ordinal      choices[floor(u * k)]       ordered (a grid such as batch sizes): numeric operators
-    mask         one slot per choice, on when u >= 0.5; never empty (the largest slot wins)
+    mask         one slot per choice, on when u >= 0.5; never empty (the largest slot wins);
+                 `always: [text]` keeps those on without a slot (e.g. the text a pretrained
+                 encoder reads)
 
 Genes address the run config by dotted path (`model.depth`) when the space's evaluator is HAEMSA
 (the default); a space whose `evaluator:` is a lookup table (`{table: nb201:cifar10}`) names
@@ -46,13 +48,13 @@ from evo_msa.space.fitness import Fitness
 
 GENE_TYPES = ("int", "float", "log-float", "categorical", "ordinal", "mask")
 TOP_KEYS = ("name", "description", "evaluator", "genes", "fixed", "fitness", "constraints",
-            "operators", "fidelity")
+            "operators", "fidelity", "final")
 UNORDERED = ("categorical", "mask")  # genes whose slots are choices without an order
 # variation operators per kind of slot (see nas.strategies.operators)
 CROSSOVERS, MUTATIONS = ("blend", "uniform"), ("gaussian", "resample")
 DEFAULT_OPERATORS = {"ordered": {"crossover": "blend", "mutation": "gaussian"},
                      "unordered": {"crossover": "uniform", "mutation": "resample"}}
-GENE_KEYS = {"type", "low", "high", "log", "choices", "count"}
+GENE_KEYS = {"type", "low", "high", "log", "choices", "count", "always"}
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Gene:
     log: bool = False
     choices: list[Any] | None = None
     count: int = 1  # >1: a list-valued field, one slot per element
+    always: list[str] = field(default_factory=list)  # a mask's choices that are always on
 
     @property
     def size(self) -> int:
@@ -82,11 +85,12 @@ class Gene:
     def decode(self, u: list[float], available: set[str] | None = None) -> Any:
         """The value of the slots `u` (a mask keeps only choices in `available`)."""
         if self.type == "mask":
-            on = [c for c, x in zip(self.choices, u) if x >= 0.5 and _ok(c, available)]
+            on = [c for c in self.always if _ok(c, available)]
+            on += [c for c, x in zip(self.choices, u) if x >= 0.5 and _ok(c, available)]
             if not on:  # never empty: keep the strongest available choice
                 ranked = sorted(zip(u, self.choices), key=lambda p: -p[0])
                 on = [next((c for _, c in ranked if _ok(c, available)), ranked[0][1])]
-            return [c for c in self.choices if c in on]
+            return [c for c in (*self.always, *self.choices) if c in on]
         values = [self._scalar(x) for x in u]
         return values if self.count > 1 else values[0]
 
@@ -121,6 +125,7 @@ class SearchSpace:
     operators: dict = field(default_factory=lambda: {k: dict(v) for k, v in
                                                      DEFAULT_OPERATORS.items()})
     fidelity: Fidelity = field(default_factory=Fidelity.default)  # successive halving
+    final: dict[str, int] = field(default_factory=dict)  # defaults of the final retraining
 
     @property
     def haemsa(self) -> bool:
@@ -268,7 +273,8 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
 
     space = SearchSpace(name=name, genes=genes, fixed=fixed, fitness=fitness,
                         max_params=_max_params(raw, source), source=source, evaluator=evaluator,
-                        operators=_operators(raw.get("operators"), source), fidelity=fidelity)
+                        operators=_operators(raw.get("operators"), source), fidelity=fidelity,
+                        final=_final(raw, source, haemsa))
     if haemsa:
         _check_decodes(space)
     return space
@@ -286,6 +292,29 @@ def _max_params(raw: dict, source: str) -> int | None:
         raise UserError(f"{source}: constraints.max_params must be a positive integer, "
                         f"got {brief(max_params)}")
     return max_params
+
+
+FINAL_KEYS = {"epochs": 100_000, "ensemble": 100}  # key: its largest value
+
+
+def _final(raw: dict, source: str, haemsa: bool) -> dict[str, int]:
+    """`final: {epochs: N, ensemble: K}`: this space's defaults for the final retraining, where
+    the engine's (50 epochs with early stopping, an ensemble of 3) do not suit it; the CLI's
+    --final-epochs / --ensemble override them. A space that fine-tunes a pretrained encoder
+    says `epochs:` its fitness budget: its schedule (warm-up, then a few epochs) is the whole
+    training, and a final model 10x longer would overfit and cost 10x."""
+    final = _section(raw, "final", source)
+    if final and not haemsa:
+        raise UserError(f"{source}: final: a lookup table's space has no final retraining")
+    for key, value in final.items():
+        if key not in FINAL_KEYS:
+            raise UserError(f"{source}: final: unknown key {brief(key)}"
+                            f"{did_you_mean(str(key), FINAL_KEYS)} (expected epochs, ensemble)")
+        low = 1 if key == "epochs" else 0
+        if not is_int(value) or not low <= value <= FINAL_KEYS[key]:
+            raise UserError(f"{source}: final.{key} must be an integer in "
+                            f"{low}..{FINAL_KEYS[key]}, got {brief(value)}")
+    return dict(final)
 
 
 def _operators(raw: Any, source: str) -> dict:
@@ -369,7 +398,7 @@ _TYPE_KEYS = {"int": {"type", "low", "high", "log", "count"},
               "log-float": {"type", "low", "high", "log", "count"},
               "categorical": {"type", "choices", "count"},
               "ordinal": {"type", "choices", "count"},
-              "mask": {"type", "choices"}}
+              "mask": {"type", "choices", "always"}}
 
 
 def _bound(where: str, label: str, value: Any) -> float:
@@ -422,23 +451,28 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
         raise UserError(f"{where}: count > 1 needs a list field (e.g. model.level_widths), "
                         f"but {name} holds one value")
     if kind in ("categorical", "ordinal", "mask"):
-        return Gene(name, kind, choices=_choices(where, kind, spec.get("choices")), count=count)
+        choices = _choices(where, kind, spec.get("choices"))
+        always = _choices(where, kind, spec["always"], "always") if "always" in spec else []
+        if set(always) & set(choices):
+            raise UserError(f"{where}: {brief(sorted(set(always) & set(choices))[0])} is both "
+                            "in 'always' and in 'choices' (a choice always on needs no slot)")
+        return Gene(name, kind, choices=choices, count=count, always=always)
     return _ranged_gene(where, name, kind, spec, count)
 
 
-def _choices(where: str, kind: str, choices: Any) -> list:
-    """The choices of a categorical, ordinal or mask gene, checked."""
+def _choices(where: str, kind: str, choices: Any, key: str = "choices") -> list:
+    """The choices of a categorical, ordinal or mask gene (or a mask's `always`), checked."""
     if not isinstance(choices, list) or not choices:
-        raise UserError(f"{where}: {kind} needs a non-empty list 'choices', "
+        raise UserError(f"{where}: {kind} needs a non-empty list '{key}', "
                         f"got {brief(choices)}")
     if len(choices) > MAX_CHOICES:
         raise UserError(f"{where}: at most {MAX_CHOICES} choices, got {len(choices)}")
     if kind == "mask":
         bad = [c for c in choices if not isinstance(c, str)]
         if bad:
-            raise UserError(f"{where}: mask choices must be strings, got {brief(bad[0])}")
+            raise UserError(f"{where}: mask {key} must be strings, got {brief(bad[0])}")
         if len(set(choices)) < len(choices):
-            raise UserError(f"{where}: mask choices must be distinct, got {brief(choices)}")
+            raise UserError(f"{where}: mask {key} must be distinct, got {brief(choices)}")
     return list(choices)
 
 

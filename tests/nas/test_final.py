@@ -10,7 +10,8 @@ import pytest
 
 from evo_msa import api
 from evo_msa.nas import final as final_module
-from evo_msa.nas.final import ensemble_size, final_trainer
+from evo_msa.nas.final import ensemble_size, final_config, final_trainer
+from evo_msa.nas.options import final_settings
 from evo_msa.nas.options import SearchOptions
 from evo_msa.nas.references import fit_references
 from evo_msa.record import rundir
@@ -206,4 +207,18 @@ def test_ensemble_option_decides_the_candidates():
     assert ensemble_size(SearchOptions(ensemble=3), space) == 3
     assert ensemble_size(SearchOptions(ensemble=1), space) == 0
     assert ensemble_size(SearchOptions(ensemble=0), space) == 0
-    assert SearchOptions().ensemble == 3
+    assert ensemble_size(SearchOptions(), space) == 3  # the engine's default
+
+
+def test_a_spaces_final_section_sets_the_defaults_the_options_override():
+    import dataclasses
+
+    from evo_msa.data import load_data
+
+    space = dataclasses.replace(load_space(TINY), final={"epochs": 5, "ensemble": 1})
+    assert final_settings(SearchOptions(), space) == (5, 1)
+    assert ensemble_size(SearchOptions(), space) == 0
+    assert final_settings(SearchOptions(final_epochs=7, ensemble=2), space) == (7, 2)
+    assert final_settings(SearchOptions(), load_space(TINY)) == (50, 3)
+    cfg = final_config(finalists(space, load_data(DATA), 1)[0], 5)
+    assert cfg.train.epochs == 5  # not the engine's 50: a fine-tuning schedule is its budget

@@ -57,6 +57,24 @@ def test_decoding_rules():
     assert s.decode([0, 0, 0, 0, 0.9, 0.9, 0.9], available=["text"])["model.modalities"] == ["text"]
 
 
+def test_a_mask_keeps_its_always_choices_on_without_slots():
+    s = space({"model.modalities": {"type": "mask", "choices": ["audio", "vision"],
+                                    "always": ["text"]}})
+    assert s.size == 2  # a slot per optional choice only
+    assert s.decode([0.1, 0.2])["model.modalities"] == ["text"]
+    assert s.decode([0.9, 0.2])["model.modalities"] == ["text", "audio"]
+    assert s.decode([0.9, 0.7])["model.modalities"] == ["text", "audio", "vision"]
+    # data without text: the optional choices decide, and the mask is never empty
+    assert s.decode([0.1, 0.2], available=["audio", "vision"])["model.modalities"] == ["vision"]
+    assert s.decode([0.9, 0.9], available=["text"])["model.modalities"] == ["text"]
+
+
+def test_final_section_of_a_space():
+    s = space({"model.depth": DEPTH}, final={"epochs": 5, "ensemble": 1})
+    assert s.final == {"epochs": 5, "ensemble": 1}
+    assert space({"model.depth": DEPTH}).final == {}
+
+
 def test_dormant_levels_keep_genes_but_not_identity():
     s = space({"model.depth": {"type": "int", "low": 1, "high": 4},
                "model.level_widths": {"type": "int", "low": 8, "high": 64, "count": 4}})
@@ -161,6 +179,14 @@ DEPTH = {"type": "int", "low": 1, "high": 2}
     ({"genes": {"model.depth": DEPTH}, "fixed": {"train.epochs": "many"}}, "train.epochs"),
     ({"genes": {"model.depth": DEPTH}, "fitness": {"direction": "up"}}, "direction must be"),
     ({"genes": {}}, "'genes' must be a non-empty mapping"),
+    ({"genes": {"model.modalities": {"type": "mask", "choices": ["audio"], "always": "text"}}},
+     "mask needs a non-empty list 'always'"),
+    ({"genes": {"model.modalities": {"type": "mask", "choices": ["text"], "always": ["text"]}}},
+     "'text' is both in 'always' and in 'choices'"),
+    ({"genes": {"model.depth": {**DEPTH, "always": [1]}}}, "key 'always' does not apply"),
+    ({"genes": {"model.depth": DEPTH}, "final": {"epoch": 5}}, "final: unknown key 'epoch'"),
+    ({"genes": {"model.depth": DEPTH}, "final": {"ensemble": -1}}, "final.ensemble must be"),
+    ({"genes": {"model.depth": DEPTH}, "final": [5]}, "'final' must be a mapping"),
 ])
 def test_schema_errors_are_one_line_and_name_file_and_gene(tmp_path, raw, message):
     path = tmp_path / "bad.yaml"
