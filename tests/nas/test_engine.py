@@ -312,6 +312,9 @@ def test_cpu_trials_are_cut_smaller_while_halving_still_has_genomes_to_rank():
     assert default_batch(16, 2, gpu=False) == 8  # halves of 4 would leave halving 2 -> 1
     assert default_batch(32, 16, gpu=False) == 2 and default_batch(5, 1, gpu=False) == 5
     assert default_batch(1, 4, gpu=False) == 1
+    # a fine-tuned encoder: batching saves nothing on a CPU, every result is heard at once
+    assert default_batch(32, 2, gpu=False, batches_pay=False) == 1
+    assert default_batch(32, 2, gpu=True, batches_pay=False) == 16
 
 
 def test_re_evaluations_in_flight_together_train_different_seeds():
@@ -496,3 +499,17 @@ def test_progress_inside_a_generation_counts_trainings_of_the_budget():
     line = engine.progress_line()
     assert "trainings 2/12 done, 1 running or queued" in line
     assert "eta" in line and "[random design" in line
+
+
+def test_batches_pay_unless_a_genome_may_fine_tune_an_encoder():
+    genes = {"model.depth": {"type": "int", "low": 0, "high": 1}}
+    frozen = parse_space({"genes": genes, "fixed": {"pretrained.model": "m"}}, "f.yaml")
+    tuned = parse_space({"genes": {**genes, "pretrained.finetune_layers":
+                                   {"type": "categorical", "choices": [0, 2]}},
+                         "fixed": {"pretrained.model": "m"}}, "t.yaml")
+    fixed = parse_space({"genes": genes, "fixed": {"pretrained.model": "m",
+                                                   "pretrained.finetune_layers": -1}}, "x.yaml")
+    assert HaemsaEvaluator(load_space(TINY), INFO).batches_pay()  # no encoder
+    assert HaemsaEvaluator(frozen, INFO).batches_pay()  # an encoder, never trained
+    assert not HaemsaEvaluator(tuned, INFO).batches_pay()
+    assert not HaemsaEvaluator(fixed, INFO).batches_pay()

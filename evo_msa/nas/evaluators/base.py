@@ -114,6 +114,11 @@ class Evaluator(ABC):
         """One line on what is evaluated (the search banner)."""
         return self.kind
 
+    def batches_pay(self) -> bool:
+        """Does training several genomes as one population save time on a CPU? (It does for
+        small networks, which one member alone cannot keep a core busy with.)"""
+        return True
+
     def max_epochs(self) -> int | None:
         """The most epochs one training runs (what ASHA's rungs are cut from); None: its
         trainings have no epochs (a lookup)."""

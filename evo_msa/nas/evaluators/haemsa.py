@@ -85,6 +85,17 @@ class HaemsaEvaluator(Evaluator):
         """The data's one-line description (the kind alone before it is read)."""
         return self.data.describe() if self._data is not None or self.data_spec else self.kind
 
+    def batches_pay(self) -> bool:
+        """Not where a genome may fine-tune a pretrained encoder: its layers' compute is each
+        member's own (MOSI, MiniLM, 2 cores: ~19 s an epoch per member with every layer)."""
+        if not text_encoders(self.space):
+            return True
+        gene = next((g for g in self.space.genes if g.path == "pretrained.finetune_layers"),
+                    None)
+        layers = gene.choices if gene is not None and gene.choices else \
+            [self.space.fixed.get("pretrained.finetune_layers", 0)]
+        return all(k == 0 for k in layers)
+
     def max_epochs(self) -> int:
         """train.epochs: its largest value when it is a gene, else the space's fixed value."""
         gene = next((g for g in self.space.genes if g.path == "train.epochs"), None)
