@@ -11,8 +11,7 @@ import pytest
 from evo_msa import api
 from evo_msa.nas import final as final_module
 from evo_msa.nas.final import ensemble_size, final_config, final_trainer
-from evo_msa.nas.options import final_settings
-from evo_msa.nas.options import SearchOptions
+from evo_msa.nas.options import SearchOptions, final_settings
 from evo_msa.nas.references import fit_references
 from evo_msa.record import rundir
 from evo_msa.record.evaluation import Evaluation
