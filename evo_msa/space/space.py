@@ -452,10 +452,13 @@ def _parse_gene(name: Any, spec: Any, defaults: dict | None, source: str) -> Gen
                         f"but {name} holds one value")
     if kind in ("categorical", "ordinal", "mask"):
         choices = _choices(where, kind, spec.get("choices"))
-        always = _choices(where, kind, spec["always"], "always") if "always" in spec else []
-        if set(always) & set(choices):
-            raise UserError(f"{where}: {brief(sorted(set(always) & set(choices))[0])} is both "
-                            "in 'always' and in 'choices' (a choice always on needs no slot)")
+        always = []
+        if "always" in spec:  # masks only: their choices are strings
+            always = _choices(where, kind, spec["always"], "always")
+            both = sorted(set(always) & set(choices))
+            if both:
+                raise UserError(f"{where}: {brief(both[0])} is both in 'always' and in "
+                                "'choices' (a choice always on needs no slot)")
         return Gene(name, kind, choices=choices, count=count, always=always)
     return _ranged_gene(where, name, kind, spec, count)
 
