@@ -513,3 +513,7 @@ def test_batches_pay_unless_a_genome_may_fine_tune_an_encoder():
     assert HaemsaEvaluator(frozen, INFO).batches_pay()  # an encoder, never trained
     assert not HaemsaEvaluator(tuned, INFO).batches_pay()
     assert not HaemsaEvaluator(fixed, INFO).batches_pay()
+    ranged = parse_space({"genes": {**genes, "pretrained.finetune_layers":
+                                    {"type": "int", "low": 0, "high": 2}},
+                          "fixed": {"pretrained.model": "m"}}, "r.yaml")
+    assert not HaemsaEvaluator(ranged, INFO).batches_pay()  # an int gene may train layers too

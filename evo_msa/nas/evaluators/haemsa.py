@@ -88,20 +88,12 @@ class HaemsaEvaluator(Evaluator):
     def batches_pay(self) -> bool:
         """Not where a genome may fine-tune a pretrained encoder: its layers' compute is each
         member's own (MOSI, MiniLM, 2 cores: ~19 s an epoch per member with every layer)."""
-        if not text_encoders(self.space):
-            return True
-        gene = next((g for g in self.space.genes if g.path == "pretrained.finetune_layers"),
-                    None)
-        layers = gene.choices if gene is not None and gene.choices else \
-            [self.space.fixed.get("pretrained.finetune_layers", 0)]
-        return all(k == 0 for k in layers)
+        return not text_encoders(self.space) or \
+            all(k == 0 for k in gene_values(self.space, "pretrained.finetune_layers"))
 
     def max_epochs(self) -> int:
         """train.epochs: its largest value when it is a gene, else the space's fixed value."""
-        gene = next((g for g in self.space.genes if g.path == "train.epochs"), None)
-        if gene is None:
-            return self.space.to_config([0.5] * self.space.size).train.epochs
-        return int(max(gene.choices) if gene.choices else gene.high)
+        return int(max(gene_values(self.space, "train.epochs")))
 
     def evaluate(self, members: list[Member], progress: Progress | None = None
                  ) -> list[Outcome]:
@@ -135,11 +127,19 @@ class HaemsaEvaluator(Evaluator):
                              on_end=on_end if progress is not None else None)
 
 
+def gene_values(space: SearchSpace, path: str) -> list:
+    """The values config `path` may take in the space's genomes: a gene's choices, a ranged
+    gene's bounds, else its one value (fixed, or the run config's default)."""
+    gene = next((g for g in space.genes if g.path == path), None)
+    if gene is None:
+        section, _, key = path.partition(".")
+        return [getattr(getattr(space.to_config([0.5] * space.size), section), key)]
+    return list(gene.choices) if gene.choices else [gene.low, gene.high]
+
+
 def text_encoders(space: SearchSpace) -> list[str]:
     """The pretrained text encoders a space's genomes may use (pretrained.model)."""
-    names = [space.fixed.get("pretrained.model", "")]
-    names += [c for g in space.genes if g.path == "pretrained.model" for c in g.choices or ()]
-    return [n for n in dict.fromkeys(names) if n]
+    return [n for n in dict.fromkeys(gene_values(space, "pretrained.model")) if n]
 
 
 def train_members(data: MSAData, members: list[Member], device, watch: list[str],
