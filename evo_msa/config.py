@@ -29,6 +29,7 @@ MAX_DEPTH = 4
 ENCODERS = ("mean", "gru", "conv", "attention")
 WEIGHTINGS = ("fixed", "gdwg", "attention")
 REGRESSION_LOSSES = ("l1", "smooth_l1")
+ENCODER_SCHEDULES = ("constant", "linear")  # pretrained.schedule
 
 
 @dataclass
@@ -51,6 +52,9 @@ class ModelConfig:
     task_attention: bool = True  # task-driven attention + feature gate; false = mean of experts
     input_dropout: float = 0.0  # dropout on the input features (small data)
     modality_dropout: float = 0.0  # chance that a whole modality is zeroed for a training sample
+    # + a linear map of the text's mean token state straight to the main output (the plain
+    # fine-tuned encoder's head, beside the experts' towers)
+    text_skip: bool = False
 
     @property
     def widest(self) -> int:
@@ -109,6 +113,9 @@ class PretrainedConfig:
     lr: float = 3e-5  # learning rate of the top trained layer
     layer_decay: float = 1.0  # each layer further down trains at lr x layer_decay^depth
     warmup: float = 0.5  # epochs of linear warm-up of the encoder's learning rate
+    # after the warm-up: "constant", or "linear": down to 0 at the end of train.epochs (BERT's
+    # fine-tuning recipe)
+    schedule: str = "constant"
     max_tokens: int = 50  # utterances are cut at this many tokens (special tokens included)
 
     @property
@@ -229,6 +236,8 @@ class RunConfig:
              "pretrained.layer_decay", "a value in (0, 1] (1 = every layer at lr)"),
             (lambda: _finite(pc.warmup) and pc.warmup >= 0, "pretrained.warmup",
              "a non-negative number of epochs"),
+            (lambda: pc.schedule in ENCODER_SCHEDULES, "pretrained.schedule",
+             f"one of {list(ENCODER_SCHEDULES)}"),
             (lambda: is_int(pc.max_tokens) and 2 <= pc.max_tokens <= MAX_TOKENS,
              "pretrained.max_tokens", f"an integer in 2..{MAX_TOKENS}"),
         ]

@@ -10,7 +10,8 @@ model is a population of one. Data flow of member p (HAEMSA section 3.1, figure 
     experts {h_m^(L), h_s^(L)} --task-driven attention + feature gate--> towers --> heads
 
 Ablations are plain config settings: `depth: 0` (no fusion levels), `unified: false` (no unified
-expert, hence no KL transfer), `task_attention: false` (experts averaged, no gate).
+expert, hence no KL transfer), `task_attention: false` (experts averaged, no gate). `text_skip: true` adds a linear map of
+the text's mean token state to the main output: the plain fine-tuned encoder's head, inside.
 
 Members differ in widths, depth, modality mask, encoder and dropout; see `layers` for how the
 padding works. A member's masked modality has no parameters and its inputs are never read.
@@ -263,6 +264,16 @@ class HAEMSA(nn.Module):
                              _fit(shared_in & lay.unified[:, None], T)[:, None, :]], 1)
         self.expert_heads = Linear(self.store, "expert_heads", head_in,
                                    self.kt_mask[:, None, :] & self.expert_mask[:, :, None])
+        # the text skip: declared only where a member has it (saved models without it load)
+        has_text = (active[:, self.modalities.index("text")] if "text" in self.modalities
+                    else torch.zeros(P, dtype=torch.bool))
+        skip = torch.tensor([m.text_skip for m in lay.mc]) & has_text
+        self.text_skip = None
+        self._runtime(skip_on=skip.view(P, 1, 1))
+        if bool(skip.any()):
+            self.text_skip = Linear(self.store, "text_skip",
+                                    skip[:, None].expand(P, self.info.dims["text"]),
+                                    skip[:, None].expand(P, lay.out_main))
 
     def _declare_contrast(self, lay: SimpleNamespace, spec_units: torch.Tensor) -> None:
         """DMMSA's decomposition into similar and dissimilar parts (the text-anchored
@@ -367,6 +378,9 @@ class HAEMSA(nn.Module):
             attentions.append(attn)
             if name == "main":
                 embedding = selected
+        if self.text_skip is not None:  # cut off where a member has none: no gradient there
+            skip = self.text_skip(params, means["text"])
+            outputs["main"] = outputs["main"] + skip * self.skip_on.to(skip.dtype)
         main = outputs["main"].squeeze(-1) if not self.classification else outputs["main"]
         coarse = outputs.get("coarse")
         if coarse is not None:

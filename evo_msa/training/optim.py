@@ -19,14 +19,15 @@ from evo_msa.models.layers import ParamStore
 class PopulationAdamW:
     """AdamW over a population's flat weights. `slices`: parts of every member's row with their
     own learning rates [(start, stop, lr per member)] (fine-tuned encoder layers); the rest
-    of the row trains at `lr`. `slice_scale` multiplies the slices' rates (warm-up)."""
+    of the row trains at `lr`. `slice_scale[p]` multiplies member p's slices' rates (its
+    encoder schedule: warm-up, decay)."""
 
     def __init__(self, store: ParamStore, lr, weight_decay, grad_clip, betas=(0.9, 0.999),
                  eps: float = 1e-8, slices: list[tuple[int, int, list[float]]] = ()):
         self.store = store
         self.slices = [(a, b, [float(x) for x in rates]) for a, b, rates in slices]
-        self.slice_scale = 1.0
         self.lr = [float(x) for x in lr]
+        self.slice_scale = [1.0] * len(self.lr)
         self.wd = [float(x) for x in weight_decay]
         self.clip = [float(x) for x in grad_clip]
         self.clip_column = torch.tensor([c if c > 0 else 1.0 for c in self.clip],
@@ -50,7 +51,7 @@ class PopulationAdamW:
         for p in [i for i, r in enumerate(running) if r]:  # frozen members: no step
             self.steps[p] += 1
             scale = scales[p] if self.clip[p] > 0 else None
-            parts = [(a, b, rates[p] * self.slice_scale) for a, b, rates in self.slices]
+            parts = [(a, b, rates[p] * self.slice_scale[p]) for a, b, rates in self.slices]
             for a, b, lr in parts + [(end, flat.shape[1], self.lr[p])]:
                 # one fused kernel call per part; the step count is advanced once above, so
                 # every part sees the same bias correction

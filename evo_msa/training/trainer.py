@@ -88,6 +88,29 @@ def encoder_slices(model, configs: list[RunConfig]) -> list[tuple[int, int, list
             for j, (a, b) in enumerate(layers.slices)]
 
 
+@dataclass(frozen=True)
+class EncoderSchedule:
+    """A member's multiplier of its encoder layers' rates at a training step (from 1): a linear
+    warm-up over pretrained.warmup epochs, then 1 (schedule "constant") or falling linearly to
+    0 at the last step of train.epochs ("linear")."""
+
+    warmup_steps: float
+    total_steps: int
+    decay: bool
+
+    @classmethod
+    def of(cls, cfg: RunConfig, steps_per_epoch: int) -> "EncoderSchedule":
+        return cls(cfg.pretrained.warmup * steps_per_epoch, cfg.train.epochs * steps_per_epoch,
+                   cfg.pretrained.schedule == "linear")
+
+    def scale(self, step: int) -> float:
+        up = min(1.0, step / self.warmup_steps) if self.warmup_steps > 0 else 1.0
+        if not self.decay:
+            return up
+        left = (self.total_steps + 1 - step) / max(1.0, self.total_steps - self.warmup_steps)
+        return up * min(1.0, max(0.0, left))
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """The torch device `device` names (auto: cuda when there is one, else cpu)."""
     if device == "auto":
@@ -190,9 +213,11 @@ class PopulationTrainer:
         self.optimizer = PopulationAdamW(self.model.store, [t.lr for t in tc],
                                          [t.weight_decay for t in tc], [t.grad_clip for t in tc],
                                          slices=encoder_slices(self.model, self.configs))
-        # linear warm-up of the encoder layers' rates over their first `warmup` epochs
-        steps_per_epoch = max(1, len(data.splits["train"]) // tc[0].batch_size)
-        self.warmup_steps = pc.warmup * steps_per_epoch if pc.model else 0.0
+        # each member's schedule of its encoder layers' rates (warm-up, then constant or decay)
+        n, bs = len(data.splits["train"]), tc[0].batch_size
+        steps_per_epoch = max(1, n // bs + (n % bs >= 2))  # as train_epoch steps (no batch of 1)
+        self.encoder_schedules = ([EncoderSchedule.of(c, steps_per_epoch) for c in configs]
+                                  if pc.model else [])
         ema = torch.tensor([t.ema for t in tc], device=self.device).view(-1, 1)
         self.ema_decay = ema if bool((ema > 0).any()) else None
         self.ema = self.model.store.flat.clone() if self.ema_decay is not None else None
@@ -224,8 +249,9 @@ class PopulationTrainer:
                 continue  # noisy gradient step: skip it (as drop_last would)
             inputs, lengths, labels = train.batch(idx, host_order[:, start:start + bs])
             self.model.noise.step += 1
-            if self.warmup_steps:
-                self.optimizer.slice_scale = min(1.0, self.model.noise.step / self.warmup_steps)
+            if self.encoder_schedules:
+                self.optimizer.slice_scale = [s.scale(self.model.noise.step)
+                                              for s in self.encoder_schedules]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 out = self.model(inputs, lengths)
             losses = self.loss.losses(out, labels)

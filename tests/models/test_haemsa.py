@@ -98,6 +98,28 @@ def test_ablations_are_config_settings():
     assert torch.allclose(mean(x, n).task_attention, torch.full((1, 5, 2, 4), 0.25))
 
 
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_text_skip_adds_a_linear_map_of_the_mean_text_state_to_the_main_output(task):
+    out_dim = 4 if task == "classification" else 1
+    base = member_parameters(cfg(), info(task))
+    assert member_parameters(cfg(text_skip=True), info(task)) == base + (DIMS["text"] + 1) * out_dim
+    # without text (masked, or absent from the data) it has nothing to read: no weights
+    assert (member_parameters(cfg(text_skip=True, modalities=["audio"]), info(task))
+            == member_parameters(cfg(modalities=["audio"]), info(task)))
+    x, n = batch(seq=6)
+    model = build_model(cfg(text_skip=True), info(task, seq=6)).eval()
+    with torch.no_grad():
+        with_skip = model(x, n).main
+        w = model.params["text_skip.weight"][0].clone()
+        b = model.params["text_skip.bias"][0].clone()
+        model.params["text_skip.weight"].zero_()
+        model.params["text_skip.bias"].zero_()
+        towers = model(x, n).main
+    skip = x["text"][0].mean(1) @ w + b  # every step valid: the plain mean
+    assert torch.allclose(with_skip[0], towers[0] + (skip[:, 0] if out_dim == 1 else skip),
+                          atol=1e-5)
+
+
 def test_depth_sets_the_number_of_fusion_levels_and_widths():
     m = build_model(cfg(depth=3, level_widths=[20, 10, 6, 99]), info())
     assert len(m.levels) == 3
@@ -105,10 +127,10 @@ def test_depth_sets_the_number_of_fusion_levels_and_widths():
     assert m.pad == 64  # expert_dim: the widest layer
 
 
-MIXED = [dict(encoder="gru", depth=2, expert_dim=24, level_widths=[16, 8, 8, 8]),
+MIXED = [dict(encoder="gru", depth=2, expert_dim=24, level_widths=[16, 8, 8, 8], text_skip=True),
          dict(encoder="conv", depth=0, modalities=["text", "audio"], dropout=0.0),
          dict(encoder="mean", depth=4, unified=False, task_attention=False, tower_dim=5),
-         dict(encoder="gru", depth=1, modalities=["vision"], unified_dim=40)]
+         dict(encoder="gru", depth=1, modalities=["vision"], unified_dim=40, text_skip=True)]
 
 
 @pytest.mark.parametrize("task", ["regression", "classification"])

@@ -189,14 +189,46 @@ def test_encoder_layers_train_at_their_own_rates_with_warm_up(tiny_encoder):
     assert [rates[0] for _, _, rates in slices] == [5e-4, 1e-3]  # the lower layer decayed
     start = trainer.model.store.flat.clone()
     trainer.train_epoch()
-    assert trainer.optimizer.slice_scale == 1.0  # warmed up after one epoch
+    assert trainer.optimizer.slice_scale == [1.0]  # warmed up after one epoch
     moved = (trainer.model.store.flat - start).abs()[0]
     assert moved[slices[0][0]:slices[0][1]].sum() > 0 and moved[slices[1][1]:].sum() > 0
+
+
+def test_encoder_schedule_warms_up_then_stays_or_decays_to_zero():
+    from evo_msa.training.trainer import EncoderSchedule
+
+    cfg = RunConfig.from_dict({"pretrained": {"warmup": 1.0}, "train": {"epochs": 3}})
+    constant = EncoderSchedule.of(cfg, 10)
+    assert [constant.scale(k) for k in (1, 5, 10, 20, 30)] == [0.1, 0.5, 1.0, 1.0, 1.0]
+    cfg.pretrained.schedule = "linear"
+    linear = EncoderSchedule.of(cfg, 10)
+    scales = [linear.scale(k) for k in range(1, 31)]
+    assert scales[:10] == [constant.scale(k) for k in range(1, 11)]  # the same warm-up
+    assert all(a > b for a, b in zip(scales[10:], scales[11:]))  # then strictly down
+    assert scales[-1] == pytest.approx(1 / 20) and linear.scale(31) == 0.0
+    cfg.pretrained.warmup = 0.0
+    assert EncoderSchedule.of(cfg, 10).scale(1) == 1.0  # no warm-up: full rate at once
+
+
+def test_members_of_a_population_keep_their_own_encoder_schedules(tiny_encoder):
+    from evo_msa.training.trainer import PopulationTrainer
+
+    data = make_synthetic("mosi", seed=0, n=80)
+    a, b = _ft_config(tiny_encoder, -1), _ft_config(tiny_encoder, -1)
+    a.pretrained.warmup, b.pretrained.warmup = 0.0, 100.0
+    b.pretrained.schedule = "linear"
+    trainer = PopulationTrainer(data, [a, b], [0, 1], device="cpu")
+    trainer.train_epoch()
+    steps = trainer.model.noise.step  # one epoch's
+    assert trainer.optimizer.slice_scale == [1.0, pytest.approx(1 / 100)]
+    assert trainer.encoder_schedules[1].total_steps == steps * b.train.epochs
 
 
 def test_pretrained_config_fields_are_checked():
     with pytest.raises(UserError, match="pretrained.finetune_layers must be an integer in -1"):
         RunConfig.from_dict({"pretrained": {"finetune_layers": -2}})
+    with pytest.raises(UserError, match="pretrained.schedule must be one of"):
+        RunConfig.from_dict({"pretrained": {"schedule": "cosine"}})
     with pytest.raises(UserError, match=r"pretrained.layer_decay must be a value in \(0, 1\]"):
         RunConfig.from_dict({"pretrained": {"layer_decay": 0}})
     with pytest.raises(UserError, match="pretrained.max_tokens must be an integer in 2"):
