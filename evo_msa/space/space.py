@@ -185,6 +185,10 @@ class SearchSpace:
         model["encoders"] = {m: cfg.model.encoder_of(m) for m in model["modalities"]
                              if seq_lens is None or seq_lens.get(m, 1) > 1}
         model["level_widths"] = model["level_widths"][:model["depth"]]
+        # settings added since runs were recorded are left out at their defaults: the
+        # recorded runs' keys, hence their training seeds (policies.seed_start), stay
+        if not model["text_skip"] or "text" not in model["modalities"]:
+            model.pop("text_skip")
         # the identity predates the section's rename (objective -> loss): the recorded runs'
         # keys, hence their training seeds (policies.seed_start), stay what they were
         objective = d["objective"] = d.pop("loss")
@@ -208,8 +212,10 @@ class SearchSpace:
         if not pretrained["model"] or "text" not in model["modalities"]:
             d.pop("pretrained")  # the data's text features (or no text): no encoder at all
         elif pretrained["finetune_layers"] == 0:  # frozen: nothing trains at these rates
-            for name in ("lr", "layer_decay", "warmup"):
+            for name in ("lr", "layer_decay", "warmup", "schedule"):
                 pretrained.pop(name)
+        if pretrained.get("schedule") == "constant":  # the default (see text_skip above)
+            pretrained.pop("schedule")
         return json.dumps(d, sort_keys=True)
 
 
