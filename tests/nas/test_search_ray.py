@@ -36,6 +36,7 @@ def test_noise_only_modality_is_masked_out(tmp_path):
     # each mask is trained once (repeats are cached): a 3-seed mean keeps one lucky draw
     # from deciding it
     space["fitness"] = {"metric": "loss", "seeds": 3}
+    space["final"] = {"epochs": 10}  # the final trainer as the search's (not up to 50 epochs)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(space))
     run = search(SearchOptions(space=str(path), data="synthetic:mosi?noise=vision&seed=3", pop=10,

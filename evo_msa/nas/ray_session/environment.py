@@ -25,6 +25,22 @@ def environment(values: dict[str, str], defaults: dict[str, str] | None = None):
                 os.environ[k] = old
 
 
+@contextlib.contextmanager
+def restored():
+    """The whole environment back as it was after the block, whatever set it on the way: Ray's
+    init exports variables of its own (PYTHONBREAKPOINT to its remote debugger,
+    RAY_USAGE_STATS_ENABLED, ...) that would outlive the search in the caller's process."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for k in [k for k in os.environ if k not in before]:
+            del os.environ[k]
+        for k, v in before.items():
+            if os.environ.get(k) != v:
+                os.environ[k] = v
+
+
 def with_this_checkout(pythonpath: str) -> str:
     """A local Ray's workers inherit our environment: the folder evo_msa was imported from goes
     first on their PYTHONPATH, so trials run this code even when it is not installed (a checkout

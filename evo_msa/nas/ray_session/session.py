@@ -16,7 +16,7 @@ from typing import Callable
 from evo_msa.errors import UserError
 from evo_msa.nas.interrupt import signals_deferred
 from evo_msa.nas.ray_session import private, processes
-from evo_msa.nas.ray_session.environment import environment, with_this_checkout
+from evo_msa.nas.ray_session.environment import environment, restored, with_this_checkout
 from evo_msa.nas.ray_session.stderr import stderr_held
 from evo_msa.nas.ray_session.token_file import private_token_file
 
@@ -95,7 +95,7 @@ def connect_ray(opts, log: Callable[[str], None] = print):
         # when "clusters" are off (its macOS/Windows default): no other machine can connect
         env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         private_token_file(log)
-    with environment(env, defaults), private.loopback_only(not joining):
+    with restored(), environment(env, defaults), private.loopback_only(not joining):
         yield from _session(opts, address, joining)
 
 

@@ -1,7 +1,7 @@
 """The search's Ray session: environment put back, trial slots from the resources."""
 import os
 
-from evo_msa.nas.ray_session.environment import environment, with_this_checkout
+from evo_msa.nas.ray_session.environment import environment, restored, with_this_checkout
 
 
 def test_environment_is_put_back(monkeypatch):
@@ -20,6 +20,18 @@ def test_a_default_never_overrides_the_user(monkeypatch):
     with environment({}, {"EVO_D": "default"}):
         assert os.environ["EVO_D"] == "user"
     assert os.environ["EVO_D"] == "user"
+
+
+def test_what_a_library_exports_inside_a_session_is_taken_back(monkeypatch):
+    monkeypatch.setenv("EVO_E", "user")
+    monkeypatch.setenv("EVO_F", "user")
+    monkeypatch.delenv("EVO_G", raising=False)
+    with restored():  # as ray.init does: set, change and remove variables of its own
+        os.environ["EVO_G"] = "ray"
+        os.environ["EVO_E"] = "ray"
+        del os.environ["EVO_F"]
+    assert (os.environ["EVO_E"], os.environ["EVO_F"]) == ("user", "user")
+    assert "EVO_G" not in os.environ
 
 
 def test_workers_import_this_checkout_first():
