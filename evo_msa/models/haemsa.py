@@ -10,8 +10,9 @@ model is a population of one. Data flow of member p (HAEMSA section 3.1, figure 
     experts {h_m^(L), h_s^(L)} --task-driven attention + feature gate--> towers --> heads
 
 Ablations are plain config settings: `depth: 0` (no fusion levels), `unified: false` (no unified
-expert, hence no KL transfer), `task_attention: false` (experts averaged, no gate). `text_skip: true` adds a linear map of
-the text's mean token state to the main output: the plain fine-tuned encoder's head, inside.
+expert, hence no KL transfer), `task_attention: false` (experts averaged, no gate).
+`text_skip: true` adds a linear map of the text's mean token state to the main output: the plain
+fine-tuned encoder's head, inside.
 
 Members differ in widths, depth, modality mask, encoder and dropout; see `layers` for how the
 padding works. A member's masked modality has no parameters and its inputs are never read.

@@ -100,10 +100,12 @@ class EncoderSchedule:
 
     @classmethod
     def of(cls, cfg: RunConfig, steps_per_epoch: int) -> "EncoderSchedule":
+        """The schedule of `cfg` (pretrained.warmup, .schedule; train.epochs)."""
         return cls(cfg.pretrained.warmup * steps_per_epoch, cfg.train.epochs * steps_per_epoch,
                    cfg.pretrained.schedule == "linear")
 
     def scale(self, step: int) -> float:
+        """The multiplier at `step`."""
         up = min(1.0, step / self.warmup_steps) if self.warmup_steps > 0 else 1.0
         if not self.decay:
             return up
