@@ -88,6 +88,13 @@ def encoder_slices(model, configs: list[RunConfig]) -> list[tuple[int, int, list
             for j, (a, b) in enumerate(layers.slices)]
 
 
+def batch_starts(n: int, batch_size: int) -> range:
+    """Where an epoch's training batches start: every batch_size samples, but a trailing batch of
+    one sample (a very noisy gradient step) is skipped, as drop_last would."""
+    stop = n - 1 if n > 1 and n % batch_size == 1 else n
+    return range(0, stop, batch_size)
+
+
 @dataclass(frozen=True)
 class EncoderSchedule:
     """A member's multiplier of its encoder layers' rates at a training step (from 1): a linear
@@ -216,8 +223,7 @@ class PopulationTrainer:
                                          [t.weight_decay for t in tc], [t.grad_clip for t in tc],
                                          slices=encoder_slices(self.model, self.configs))
         # each member's schedule of its encoder layers' rates (warm-up, then constant or decay)
-        n, bs = len(data.splits["train"]), tc[0].batch_size
-        steps_per_epoch = max(1, n // bs + (n % bs >= 2))  # as train_epoch steps (no batch of 1)
+        steps_per_epoch = len(batch_starts(len(data.splits["train"]), tc[0].batch_size))
         self.encoder_schedules = ([EncoderSchedule.of(c, steps_per_epoch) for c in configs]
                                   if pc.model else [])
         ema = torch.tensor([t.ema for t in tc], device=self.device).view(-1, 1)
@@ -245,10 +251,8 @@ class PopulationTrainer:
         sums = torch.zeros(self.P, len(TERMS) + 1, device=self.device)
         steps = 0
         store = self.model.store
-        for start in range(0, train.n, bs):
+        for start in batch_starts(train.n, bs):
             idx = order[:, start:start + bs]
-            if idx.shape[1] < 2 and train.n > 1:  # a trailing batch of one sample is a very
-                continue  # noisy gradient step: skip it (as drop_last would)
             inputs, lengths, labels = train.batch(idx, host_order[:, start:start + bs])
             self.model.noise.step += 1
             if self.encoder_schedules:

@@ -235,3 +235,13 @@ def test_configs_of_one_architecture_key_train_identically(mosi, weighting):
     assert ra.metrics == rb.metrics and ra.epochs == rb.epochs
     rc = train_model(mosi, variant(0.1, 0.3, 0.2, 0.45, 0.5, 0.1), seed=3, device="cpu")
     assert rc.metrics != ra.metrics  # a dropout rate the key keeps does change the training
+
+
+def test_an_epoch_skips_only_a_trailing_batch_of_one_sample():
+    from evo_msa.training.trainer import batch_starts
+
+    assert list(batch_starts(65, 32)) == [0, 32]  # 32 + 32 + a lone sample, skipped
+    assert list(batch_starts(66, 32)) == [0, 32, 64]  # a last batch of two is kept
+    assert list(batch_starts(64, 32)) == [0, 32]
+    assert list(batch_starts(1, 32)) == [0]  # one sample in all: it is the epoch
+    assert list(batch_starts(3, 1)) == [0, 1, 2]  # batches of one by choice are all kept
