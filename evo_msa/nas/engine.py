@@ -55,6 +55,9 @@ class SearchEngine:
         self.callbacks = Callbacks()  # the API caller's hooks (on_evaluation, on_generation)
         self.evaluations: list[Evaluation] = []  # settled, in the order they settled
         self.pending: dict[int, Evaluation] = {}  # handed to trials
+        # pending evaluations whose trial has reported an epoch (they run; the rest wait for a
+        # slot): the heartbeat shows how far they are, where one training takes minutes
+        self.at_epoch: dict[int, int] = {}
         self.window: int | None = None  # None: each result is told as it settles
         self.held: dict[int, Evaluation] = {}  # settled, not yet told to the strategy
         self.started = time.time()
@@ -137,6 +140,7 @@ class SearchEngine:
                  **where) -> Evaluation | None:
         """Settle a pending evaluation; `where` = trial, node, device, seconds, population."""
         ev = self.pending.pop(eval_id, None)
+        self.at_epoch.pop(eval_id, None)
         if ev is None:
             return None  # a late report for something already settled (e.g. after a resume)
         for key, value in where.items():
@@ -144,6 +148,12 @@ class SearchEngine:
         self.policy.complete(ev, outcomes, lost=lost)
         self._settled(ev)
         return ev
+
+    def trained_epoch(self, eval_ids: list[int], epoch: int) -> None:
+        """A trial's per-epoch report: its pending evaluations have trained `epoch` epochs."""
+        for i in eval_ids:
+            if i in self.pending:
+                self.at_epoch[i] = int(epoch)
 
     def _settled(self, ev: Evaluation) -> None:
         if self.fingerprint:
@@ -193,7 +203,14 @@ class SearchEngine:
         done, budget, running = self.trainings_done, self.budget, len(self.pending)
         elapsed = self.elapsed()
         eta = clock(elapsed / done * max(0, budget - done)) if done else "?"
-        return (f"       trainings {done}/{budget} done, {running} running or queued  elapsed "
+        epochs = list(self.at_epoch.values())  # (a copy: the other thread may add to it)
+        if epochs:
+            low, high = min(epochs), max(epochs)
+            span = f"epoch {low}" if low == high else f"epochs {low}-{high}"
+            running = f"{running} running or queued ({len(epochs)} past {span})"
+        else:
+            running = f"{running} running or queued"
+        return (f"       trainings {done}/{budget} done, {running}  elapsed "
                 f"{clock(elapsed)}  eta {eta}{self._phase_note()}")
 
     def _phase_note(self) -> str:

@@ -501,6 +501,23 @@ def test_progress_inside_a_generation_counts_trainings_of_the_budget():
     assert "eta" in line and "[random design" in line
 
 
+def test_the_heartbeat_shows_how_far_running_trials_are():
+    """A trial's per-epoch reports reach the progress line (a fine-tuning trial runs for
+    minutes); a trial not started yet shows no epoch, and a settled one drops out."""
+    engine, searcher, _ = two_seed_searcher()
+    first = searcher.suggest("t1")
+    searcher.suggest("t2")
+    assert "past epoch" not in engine.progress_line()
+    searcher.on_trial_result("t1", {"epoch": 2, "ended": "[]"})
+    assert "4 running or queued (3 past epoch 2)" in engine.progress_line()
+    searcher.on_trial_result("t2", {"epoch": 1, "ended": "[]"})
+    assert "(4 past epochs 1-2)" in engine.progress_line()
+    outcomes = [Outcome(m["eval_id"], m["seed"], Status.OK, {"loss": 1.0}, 3).to_dict()
+                for m in first["members"]]
+    searcher.on_trial_complete("t1", {"outcomes": json.dumps(outcomes)})
+    assert "1 running or queued (1 past epoch 1)" in engine.progress_line()
+
+
 def test_batches_pay_unless_a_genome_may_fine_tune_an_encoder():
     genes = {"model.depth": {"type": "int", "low": 0, "high": 1}}
     frozen = parse_space({"genes": genes, "fixed": {"pretrained.model": "m"}}, "f.yaml")

@@ -66,8 +66,11 @@ class EngineSearcher(Searcher):
                 "track": self.track}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """A trial's per-epoch report: the evaluations whose every training has ended settle now."""
+        """A trial's per-epoch report: how far its evaluations are (the heartbeat); those whose
+        every training has ended settle now."""
         ids = self.trials.get(trial_id)
+        if ids and result.get("epoch"):
+            self.engine.trained_epoch(ids, result["epoch"])
         if not ids or not result.get("ended"):
             return
         ended = [Outcome.from_dict(o) for o in json.loads(result["ended"])]
