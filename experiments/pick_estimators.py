@@ -54,37 +54,26 @@ def gp_estimates(X: np.ndarray, means: np.ndarray, counts: np.ndarray,
 
 def score_run(table: str, budget: int, rep: int) -> list[dict]:
     """Every estimate's top1 / finalists / pick regrets on one default run."""
-    from evo_msa.nas.strategies.predictor import Slots, pooled_noise, smoothed_estimates
-    from evo_msa.status import Status
+    from evo_msa.nas.selection import best_retrained
+    from evo_msa.nas.strategies.predictor import pooled_noise
 
     engine, evaluator, _ = search(table, "default", budget, rep)
-    space, t = evaluator.space, evaluator.table
+    space, t, selection = evaluator.space, evaluator.table, engine.selection
     metric = space.fitness.metric
     best = t.best(metric, space.fitness.direction)
-    acc: dict = {}
-    for e in sorted(engine.evaluations, key=lambda e: e.id):
-        if e.status is Status.OK:
-            acc.setdefault(e.key, [e, []])[1].append(space.fitness.scores(e.fitness)[0])
-    firsts = [v[0] for v in acc.values()]
-    scores = [v[1] for v in acc.values()]
-    means = np.array([np.mean(s) for s in scores])
-    counts = np.array([len(s) for s in scores])
-    truth = np.array([abs(t.truth(f.config, metric) - best) for f in firsts])
+    trained = selection.trained(engine.evaluations)
+    counts = trained.counts
+    truth = np.array([abs(t.truth(f.config, metric) - best) for f in trained.firsts])
     engine_pick = abs(t.truth(engine.pick().config, metric) - best)  # = forest_leaf3's pick
-    slots = Slots(space)
-    G = slots.snap(np.array([f.genome for f in firsts], dtype=float))
-    noise = pooled_noise(scores)
-    seed = np.random.default_rng([rep, len(means), 11]).integers(2**31 - 1)  # the engine's
-    estimates = {"mean": means}
+    estimates = {"mean": trained.means}
     for leaf in LEAVES:
-        estimates[f"forest_leaf{leaf}"] = smoothed_estimates(slots, G, means, counts, seed,
-                                                             leaf=leaf, noise=noise)
-    estimates["gp"] = gp_estimates(slots.features(G), means, counts, noise)
+        estimates[f"forest_leaf{leaf}"] = selection.estimates(trained, leaf=leaf)
+    estimates["gp"] = gp_estimates(selection.slots.features(trained.G), trained.means, counts,
+                                   pooled_noise(trained.scores))
     rows = []
     for name, est in estimates.items():
         order = np.argsort(-est, kind="stable")
-        pick = int(np.argmax(np.where(counts > 1, est, -np.inf))) if counts.max() > 1 \
-            else int(order[0])
+        pick = best_retrained(est, counts)
         rows.append({"table": table, "budget": budget, "rep": rep, "estimate": name,
                      "top1": truth[order[0]], "finalists": truth[order[:5]].mean(),
                      "pick": truth[pick], "best_trained": truth.min(),

@@ -25,7 +25,7 @@ pick is the best on the first objective (the final trainer retrains the Pareto f
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Hashable
 
 import numpy as np
@@ -40,6 +40,33 @@ from evo_msa.status import Status
 SHARE, FINALISTS = 0.1, 5  # the defaults (--finalist-share, --finalists), measured on the tables
 PICK_LEAF = 3  # leaves of the smoothing forest (configurations per leaf)
 TREES = 32
+
+
+@dataclass
+class Trained:
+    """Configurations trained at the full budget, in the order of their first training: first
+    evaluations, each one's scores (higher is better), snapped genomes."""
+    firsts: list[Evaluation]
+    scores: list[list[float]]
+    G: np.ndarray
+
+    @property
+    def means(self) -> np.ndarray:
+        """Each configuration's mean score."""
+        return np.array([float(np.mean(s)) for s in self.scores])
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Each configuration's trainings."""
+        return np.array([len(s) for s in self.scores])
+
+
+def best_retrained(estimate: np.ndarray, counts: np.ndarray) -> int:
+    """The pick's index: the best estimate among configurations trained more than once (a
+    configuration trained once is the luckiest of many draws); before any re-training, of all."""
+    if counts.max() > 1:
+        estimate = np.where(counts > 1, estimate, -np.inf)
+    return int(np.argmax(estimate))
 
 
 class FinalSelection:
@@ -78,11 +105,11 @@ class FinalSelection:
         return out
 
     def _plan_round(self, evaluations: list[Evaluation], next_id: int) -> None:
-        table = self._table(evaluations)
-        if table is None:  # nothing trained at the full budget: nothing to re-train
+        trained = self.trained(evaluations)
+        if trained is None:  # nothing trained at the full budget: nothing to re-train
             self.planned = self.trainings
             return
-        keys, firsts, _, counts, estimate = table
+        firsts, counts, estimate = trained.firsts, trained.counts, self.estimates(trained)
         top = list(np.argsort(-estimate, kind="stable")[:self.finalists])
         top.sort(key=lambda j: counts[j])  # stable: the least trained first, then the best
         top = top[:self.trainings - self.planned]
@@ -95,37 +122,32 @@ class FinalSelection:
         self.rounds += 1
 
     # ---- the estimate and the pick -----------------------------------------------------------
-    def _table(self, evaluations: list[Evaluation]):
-        """Configurations trained at the full budget, in the order of their first training:
-        keys, first evaluations, mean scores, trainings, robust estimates (None: none)."""
+    def trained(self, evaluations: list[Evaluation]) -> Trained | None:
+        """The configurations trained at the full budget (None: none)."""
         acc: dict[Hashable, list] = {}
         for e in sorted(evaluations, key=lambda e: e.id):  # not the order trials ended
             if e.status is Status.OK:
                 acc.setdefault(e.key, [e, []])[1].append(self.fitness.scores(e.fitness)[0])
         if not acc:
             return None
-        keys = list(acc)
-        firsts = [acc[k][0] for k in keys]
-        scores = [acc[k][1] for k in keys]
-        means = np.array([float(np.mean(s)) for s in scores])
-        counts = np.array([len(s) for s in scores])
+        firsts = [first for first, _ in acc.values()]
         G = self.slots.snap(np.array([f.genome for f in firsts], dtype=float)
-                            .reshape(len(keys), self.slots.n))
-        seed = np.random.default_rng([self.seed, len(means), 11]).integers(2**31 - 1)
-        estimate = smoothed_estimates(self.slots, G, means, counts, seed, leaf=PICK_LEAF,
-                                      trees=TREES, noise=pooled_noise(scores))
-        return keys, firsts, means, counts, estimate
+                            .reshape(len(firsts), self.slots.n))
+        return Trained(firsts, [scores for _, scores in acc.values()], G)
+
+    def estimates(self, trained: Trained, leaf: int = PICK_LEAF) -> np.ndarray:
+        """Each configuration's robust estimate (`leaf`: the forest's leaves; the engine's 3)."""
+        seed = np.random.default_rng([self.seed, len(trained.firsts), 11]).integers(2**31 - 1)
+        return smoothed_estimates(self.slots, trained.G, trained.means, trained.counts, seed,
+                                  leaf=leaf, trees=TREES, noise=pooled_noise(trained.scores))
 
     def pick(self, evaluations: list[Evaluation]) -> Evaluation | None:
         """The evaluation of the picked configuration (its first training at the full budget)."""
-        table = None if self.fitness.multi else self._table(evaluations)
-        if table is None:  # several objectives, or nothing trained at the full budget
+        trained = None if self.fitness.multi else self.trained(evaluations)
+        if trained is None:  # several objectives, or nothing trained at the full budget
             top = ranked(evaluations, self.fitness, 1)
             return top[0] if top else None
-        _, firsts, _, counts, estimate = table
-        if counts.max() > 1:
-            estimate = np.where(counts > 1, estimate, -np.inf)
-        return firsts[int(np.argmax(estimate))]
+        return trained.firsts[best_retrained(self.estimates(trained), trained.counts)]
 
     # ---- checkpoint --------------------------------------------------------------------------
     def state_dict(self) -> dict:
