@@ -102,8 +102,9 @@ class EvaluationPolicy:
         ev.rung = max(o.rung for o in outcomes)
         note = ev.note
         if ev.rung:  # the fitness so far, at that rung: never reused nor picked as the best
-            note = "; ".join(filter(None, [note, f"stopped at rung {ev.rung} (epoch "
-                                          f"{max(o.epochs for o in outcomes):g})"]))
+            where = next((o.stage for o in outcomes if o.stage), "") or \
+                f"stopped at rung {ev.rung} (epoch {max(o.epochs for o in outcomes):g})"
+            note = "; ".join(filter(None, [note, where]))
         self._settle(ev, Status.EARLY_STOPPED if partial else Status.OK, values, note)
         if ev.status is Status.OK:
             # only real results are reused; a failure may be transient (e.g. out of memory)

@@ -41,7 +41,7 @@ from evo_msa.record import rundir
 from evo_msa.record.best import best_genome_record
 from evo_msa.record.evaluation import Evaluation
 from evo_msa.record.leaderboard import leaderboard_frame
-from evo_msa.record.ranking import pareto_front, ranked
+from evo_msa.record.ranking import pareto_front
 from evo_msa.record.rundir import RunDir
 from evo_msa.report.plots import pareto_figure, progress_figure
 from evo_msa.space import SearchSpace, load_space
@@ -316,7 +316,14 @@ def _final_genomes(engine: SearchEngine, space: SearchSpace, opts: SearchOptions
         return pareto_front(engine.evaluations, space.fitness)[:MAX_FINAL_FRONT]
     pick = engine.pick()
     k = max(opts.final_top or 1, ensemble_size(opts, space))
-    others = [e for e in ranked(engine.evaluations, space.fitness, k + 1) if e.key != pick.key]
+    # one per architecture, named by its first training and ranked as the pick is: by the mean
+    # over its trainings (a re-trained finalist's luckiest draw would otherwise rank it)
+    firsts: dict = {}
+    for e in sorted(engine.evaluations, key=lambda e: e.id):
+        if not e.repeat and e.status.usable and space.fitness.usable(e.fitness):
+            firsts.setdefault(e.key, e)
+    others = sorted((e for key, e in firsts.items() if key != pick.key),
+                    key=lambda e: space.fitness.primary.loss(engine.policy.standing(e)[0][0]))
     return [pick, *others][:k]
 
 

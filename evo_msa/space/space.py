@@ -161,6 +161,22 @@ class SearchSpace:
             i += g.size
         return out
 
+    def values_of(self, path: str) -> list:
+        """The values config `path` may take in the genomes: a gene's choices, a ranged gene's
+        bounds, else its one value (fixed, or the run config's default)."""
+        gene = next((g for g in self.genes if g.path == path), None)
+        if gene is None:
+            section, _, key = path.partition(".")
+            return [getattr(getattr(self.to_config([0.5] * self.size), section), key)]
+        return list(gene.choices) if gene.choices else [gene.low, gene.high]
+
+    @property
+    def fine_tunes(self) -> bool:
+        """Some genomes fine-tune a pretrained text encoder (pretrained.model and
+        finetune_layers != 0)."""
+        return (self.haemsa and any(self.values_of("pretrained.model"))
+                and any(k != 0 for k in self.values_of("pretrained.finetune_layers")))
+
     def to_config(self, genome: list[float], available=None,
                   base: RunConfig | None = None) -> RunConfig:
         """The HAEMSA run config a genome decodes into (spaces of the HAEMSA evaluator)."""
@@ -283,6 +299,10 @@ def parse_space(raw: Any, source: str = "space") -> SearchSpace:
                         final=_final(raw, source, haemsa))
     if haemsa:
         _check_decodes(space)
+    if fidelity.screen and not space.fine_tunes:
+        raise UserError(f"{source}: fidelity.screen: {fidelity.screen} screens genomes that "
+                        f"fine-tune a pretrained text encoder; this space's never do "
+                        f"(pretrained.model and pretrained.finetune_layers)")
     return space
 
 

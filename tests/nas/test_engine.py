@@ -313,8 +313,9 @@ def test_cpu_trials_are_cut_smaller_while_halving_still_has_genomes_to_rank():
     assert default_batch(32, 16, gpu=False) == 2 and default_batch(5, 1, gpu=False) == 5
     assert default_batch(1, 4, gpu=False) == 1
     # a fine-tuned encoder: batching saves nothing on a CPU, every result is heard at once
-    assert default_batch(32, 2, gpu=False, batches_pay=False) == 1
-    assert default_batch(32, 2, gpu=True, batches_pay=False) == 16
+    assert default_batch(32, 2, gpu=False, cpu_cap=1) == 1
+    assert default_batch(32, 2, gpu=True, cpu_cap=1) == 16
+    assert default_batch(32, 2, gpu=False, cpu_cap=4) == 4  # a frozen-encoder screen's batch
 
 
 def test_re_evaluations_in_flight_together_train_different_seeds():
@@ -518,7 +519,7 @@ def test_the_heartbeat_shows_how_far_running_trials_are():
     assert "1 running or queued (1 past epoch 1)" in engine.progress_line()
 
 
-def test_batches_pay_unless_a_genome_may_fine_tune_an_encoder():
+def test_a_cpu_trial_holds_one_genome_where_it_may_fine_tune_an_encoder_unscreened():
     genes = {"model.depth": {"type": "int", "low": 0, "high": 1}}
     frozen = parse_space({"genes": genes, "fixed": {"pretrained.model": "m"}}, "f.yaml")
     tuned = parse_space({"genes": {**genes, "pretrained.finetune_layers":
@@ -526,11 +527,15 @@ def test_batches_pay_unless_a_genome_may_fine_tune_an_encoder():
                          "fixed": {"pretrained.model": "m"}}, "t.yaml")
     fixed = parse_space({"genes": genes, "fixed": {"pretrained.model": "m",
                                                    "pretrained.finetune_layers": -1}}, "x.yaml")
-    assert HaemsaEvaluator(load_space(TINY), INFO).batches_pay()  # no encoder
-    assert HaemsaEvaluator(frozen, INFO).batches_pay()  # an encoder, never trained
-    assert not HaemsaEvaluator(tuned, INFO).batches_pay()
-    assert not HaemsaEvaluator(fixed, INFO).batches_pay()
+    assert HaemsaEvaluator(load_space(TINY), INFO).cpu_batch_cap() is None  # no encoder
+    assert HaemsaEvaluator(frozen, INFO).cpu_batch_cap() is None  # an encoder, never trained
+    assert HaemsaEvaluator(tuned, INFO).cpu_batch_cap() == 1
+    assert HaemsaEvaluator(fixed, INFO).cpu_batch_cap() == 1
     ranged = parse_space({"genes": {**genes, "pretrained.finetune_layers":
                                     {"type": "int", "low": 0, "high": 2}},
                           "fixed": {"pretrained.model": "m"}}, "r.yaml")
-    assert not HaemsaEvaluator(ranged, INFO).batches_pay()  # an int gene may train layers too
+    assert HaemsaEvaluator(ranged, INFO).cpu_batch_cap() == 1  # an int gene may train layers too
+    screened = parse_space({"genes": genes, "fixed": {"pretrained.model": "m",
+                                                      "pretrained.finetune_layers": -1},
+                            "fidelity": {"screen": "frozen"}}, "s.yaml")
+    assert HaemsaEvaluator(screened, INFO).cpu_batch_cap() == 4  # the screen ranks a batch

@@ -2,11 +2,14 @@
 (not the best, not the pick, not reused as a cache hit), and a re-evaluation trains whole."""
 from pathlib import Path
 
+import pytest
+
 from evo_msa.data import DataInfo, make_synthetic
 from evo_msa.data.loader import normalize
+from evo_msa.metrics import Objective
 from evo_msa.nas.engine import SearchEngine
 from evo_msa.nas.evaluators.base import Member, Outcome
-from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator
+from evo_msa.nas.evaluators.haemsa import HaemsaEvaluator, screen
 from evo_msa.nas.policies import EvaluationPolicy
 from evo_msa.nas.selection import FinalSelection
 from evo_msa.nas.strategies import StrategySettings, make_strategy
@@ -85,3 +88,77 @@ def test_halving_in_the_evaluator_and_a_re_evaluation_trains_whole():
     for o in outcomes:
         assert o.status is (Status.EARLY_STOPPED if o.rung else Status.OK)
         assert o.epochs == (1 if o.rung else 3) and "loss" in o.metrics
+
+
+def test_the_screen_fine_tunes_the_best_genomes_by_their_frozen_fitness():
+    fine, frozen = {"pretrained": {"model": "m", "finetune_layers": -1}}, {"pretrained": {}}
+    # genomes 0-3 fine-tune (two seeds each); 4 never does; 5 is a re-evaluation (whole)
+    members = [Member(g, s, fine, whole=(g == 5)) for g in (0, 1, 2, 3, 5) for s in (0, 1)]
+    members.insert(0, Member(4, 0, frozen))
+    loss = {0: [0.9, 0.9], 1: [0.5, 0.7], 2: [0.6, float("nan")], 3: [0.55, 0.55]}
+    asked = []
+
+    def train_frozen(ids):
+        asked.append([(members[i].eval_id, members[i].seed) for i in ids])
+        return [Outcome(members[i].eval_id, members[i].seed,
+                        Status.OK if loss[members[i].eval_id][members[i].seed] < 1 else
+                        Status.NAN, {"loss": loss[members[i].eval_id][members[i].seed]}, 5)
+                for i in ids]
+
+    out = screen(members, 0.5, Objective("loss"), train_frozen)
+    # only the fine-tuning genomes are screened: 1 (mean 0.6) and 3 (0.55) go on; 2 diverged
+    # on one seed and 0 is worst
+    assert asked == [[(g, s) for g in (0, 1, 2, 3) for s in (0, 1)]]
+    assert sorted({(members[i].eval_id, o.status) for i, o in out.items()}) == [
+        (0, Status.EARLY_STOPPED), (2, Status.EARLY_STOPPED), (2, Status.NAN)]
+    assert all(o.rung == 1 and "frozen encoder" in o.stage for o in out.values())
+    # a batch whose share keeps every genome trains nothing frozen
+    assert screen(members[:3], 0.5, Objective("loss"), train_frozen) == {} and len(asked) == 1
+
+
+def test_a_screened_batch_in_the_evaluator(tiny_encoder):
+    data = normalize(make_synthetic("mosi", seed=0, n=120))
+    raw = {"genes": {"model.tower_dim": {"type": "int", "low": 4, "high": 8}},
+           "fixed": {"pretrained.model": tiny_encoder, "pretrained.finetune_layers": 1,
+                     "pretrained.max_tokens": 16, "model.modalities": ["text"],
+                     "model.expert_dim": 8, "model.unified_dim": 8, "model.depth": 1,
+                     "model.level_widths": [8, 8], "train.epochs": 2, "train.patience": 2,
+                     "train.batch_size": 40},
+           "fitness": {"metric": "loss", "seeds": 1},
+           "fidelity": {"screen": "frozen", "keep": 0.5}}
+    space = parse_space(raw, "screened.yaml")
+    ev = HaemsaEvaluator(space, DataInfo.from_data(data), data=data, device="cpu")
+    assert ev.cpu_batch_cap() == 4  # the screen ranks a batch: trials hold several genomes
+    configs = [space.to_config([u], available=data.modalities).to_dict() for u in (0.1, 0.9)]
+    members = [Member(g, 0, configs[g % 2], whole=(g == 3)) for g in range(4)]
+    ended = []
+    outcomes = ev.evaluate(members, progress=lambda epoch, best, done: ended.extend(done))
+    rungs = {o.eval_id: o.rung for o in outcomes}
+    assert sum(r == 1 for r in rungs.values()) == 1 and rungs[3] == 0
+    for o in outcomes:
+        assert o.status is (Status.EARLY_STOPPED if o.rung else Status.OK)
+        assert o.epochs == 2 and "loss" in o.metrics
+    assert {o.eval_id for o in ended} >= {g for g, r in rungs.items() if r}
+
+
+def test_final_candidates_are_architectures_ranked_by_their_mean_and_named_by_their_first():
+    from evo_msa.nas.options import SearchOptions
+    from evo_msa.nas.runner import _final_genomes
+
+    e = engine("random")
+    while not e.finished:
+        todo = e.ask(4)
+        if not todo:
+            break
+        for ev in todo:
+            # a re-training draws far better than its architecture's first training
+            loss = 0.5 if ev.repeat else 1.0 + ev.id / 100
+            e.complete(ev.id, [Outcome(ev.id, s, Status.OK, {"loss": loss}, 4)
+                               for s in ev.seeds])
+    repeats = [ev for ev in e.evaluations if ev.repeat]
+    assert repeats
+    chosen = _final_genomes(e, e.policy.evaluator.space, SearchOptions(final_top=4, ensemble=1))
+    assert chosen[0] is e.pick() and len({ev.key for ev in chosen}) == 4
+    assert not any(ev.repeat for ev in chosen)  # named by the first training, not a re-training
+    means = [e.policy.standing(ev)[0][0] for ev in chosen[1:]]  # valid losses
+    assert means == sorted(means) and means[0] == pytest.approx(0.75)  # re-trained: (1 + 0.5) / 2

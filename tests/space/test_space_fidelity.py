@@ -34,6 +34,10 @@ def test_rungs_keep_and_off():
     ({"rungs": [2], "keep": "a/3"}, "fidelity.keep"),
     ({"rungs": [2], "eta": 3}, "fidelity: unknown key 'eta'"),
     ("sometimes", "fidelity: expected off or a mapping"),
+    ({"screen": "warm"}, "fidelity.screen: expected one of frozen, got 'warm'"),
+    ({"screen": "frozen", "rungs": [2]}, "fidelity: screen and rungs are two schedules"),
+    ({"screen": "frozen", "keep": 1}, "fidelity.keep: expected a fraction in (0, 1)"),
+    ({"screen": "frozen"}, "fidelity.screen: frozen screens genomes that fine-tune"),
 ])
 def test_errors_are_one_line_naming_the_file_and_key(tmp_path, fidelity, message):
     path = tmp_path / "bad.yaml"
@@ -49,3 +53,18 @@ def test_a_lookup_table_has_no_epochs_to_halve():
         "type": "categorical", "choices": ["none", "skip_connect"]}}, "fidelity": {"rungs": [2]}}
     with pytest.raises(UserError, match="t.yaml: fidelity: a lookup table"):
         parse_space(raw, "t.yaml")
+
+
+def test_a_screen_on_a_fine_tuning_space_replaces_the_rungs():
+    fine_tuning = {"genes": {"pretrained.finetune_layers": {"type": "categorical",
+                                                            "choices": [1, -1]}},
+                   "fixed": {"pretrained.model": "some/encoder"}}
+    screen = parse_space({**fine_tuning, "fidelity": {"screen": "frozen", "keep": "1/2"}},
+                         "f.yaml").fidelity
+    assert screen.screen == "frozen" and screen.keep == 0.5 and screen.rungs_for(15) == ()
+    assert "frozen encoder first, the best 1/2" in screen.describe(5)
+    assert screen.to_dict() == {"screen": "frozen", "keep": 0.5}
+    # a space whose encoder is always frozen has nothing to screen
+    frozen = {"genes": GENES, "fixed": {"pretrained.model": "some/encoder"}}
+    with pytest.raises(UserError, match="never do"):
+        parse_space({**frozen, "fidelity": {"screen": "frozen"}}, "f.yaml")

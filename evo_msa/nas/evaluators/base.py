@@ -63,6 +63,7 @@ class Outcome:
     epochs: float = 0.0
     error: str = ""
     rung: int = 0  # > 0: successive halving stopped it at this rung (1 = the first)
+    stage: str = ""  # where a stopped training stopped, when not at an epoch rung (a screen)
 
     def to_dict(self) -> dict:
         """As plain JSON (what a trial reports)."""
@@ -73,7 +74,8 @@ class Outcome:
         """The outcome `to_dict` gave (a missing field takes its default)."""
         return cls(int(d["eval_id"]), int(d["seed"]), Status(d["status"]),
                    dict(d.get("metrics") or {}), float(d.get("epochs") or 0.0),
-                   str(d.get("error") or ""), int(d.get("rung") or 0))
+                   str(d.get("error") or ""), int(d.get("rung") or 0),
+                   str(d.get("stage") or ""))
 
 
 def members(evaluation: Evaluation) -> list[Member]:
@@ -114,10 +116,11 @@ class Evaluator(ABC):
         """One line on what is evaluated (the search banner)."""
         return self.kind
 
-    def batches_pay(self) -> bool:
-        """Does training several genomes as one population save time on a CPU? (It does for
-        small networks, which one member alone cannot keep a core busy with.)"""
-        return True
+    def cpu_batch_cap(self) -> int | None:
+        """The most genomes a CPU trial should hold when --batch-genomes is not given; None:
+        no cap (training several genomes as one population saves time on a CPU for small
+        networks, which one member alone cannot keep a core busy with)."""
+        return None
 
     def max_epochs(self) -> int | None:
         """The most epochs one training runs (what ASHA's rungs are cut from); None: its

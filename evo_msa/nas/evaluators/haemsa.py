@@ -8,12 +8,13 @@ bisection). Per epoch, `progress` gets each training's best validation metrics s
 early-stopped batch keeps) and the final outcomes of the trainings that have ended (stopped at a
 rung, by patience or at the budget): a trial reports those as they come, not at its end.
 
-The space's `fidelity` (space.fidelity) halves the genomes of a batch at its rungs (one
-objective; with several, every genome trains its whole budget): they are ranked by the first
-measured objective, the mean over their seeds.
+The space's `fidelity` (space.fidelity) halves the genomes of a batch at its rungs, or screens
+them on the frozen encoder first (one objective; with several, every genome trains its whole
+budget): they are ranked by the first measured objective, the mean over their seeds.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Callable
@@ -26,6 +27,11 @@ from evo_msa.space import SearchSpace
 from evo_msa.space.fidelity import Fidelity
 from evo_msa.space.fitness import NETWORK_OBJECTIVES
 from evo_msa.status import Status
+
+# genomes per CPU trial under a frozen-encoder screen: at keep 1/2, batches of 4 found as good
+# a genome per CPU-minute as batches of 8 on MOSI (experiments/results/finetune_budget/), and
+# the strategy proposes half as many blind before its first results
+SCREEN_BATCH = 4
 
 
 class HaemsaEvaluator(Evaluator):
@@ -85,15 +91,18 @@ class HaemsaEvaluator(Evaluator):
         """The data's one-line description (the kind alone before it is read)."""
         return self.data.describe() if self._data is not None or self.data_spec else self.kind
 
-    def batches_pay(self) -> bool:
-        """Not where a genome may fine-tune a pretrained encoder: its layers' compute is each
-        member's own (MOSI, MiniLM, 2 cores: ~19 s an epoch per member with every layer)."""
-        return not text_encoders(self.space) or \
-            all(k == 0 for k in gene_values(self.space, "pretrained.finetune_layers"))
+    def cpu_batch_cap(self) -> int | None:
+        """1 where a genome may fine-tune a pretrained encoder: its layers' compute is each
+        member's own (MOSI, MiniLM, 2 cores: ~19 s an epoch per member with every layer), so a
+        trial trains one genome and the strategy hears of each result at once; SCREEN_BATCH
+        where the space screens genomes on the frozen encoder (the screen ranks a batch)."""
+        if not self.space.fine_tunes:
+            return None
+        return SCREEN_BATCH if self.space.fidelity.screen else 1
 
     def max_epochs(self) -> int:
         """train.epochs: its largest value when it is a gene, else the space's fixed value."""
-        return int(max(gene_values(self.space, "train.epochs")))
+        return int(max(self.space.values_of("train.epochs")))
 
     def evaluate(self, members: list[Member], progress: Progress | None = None
                  ) -> list[Outcome]:
@@ -127,19 +136,9 @@ class HaemsaEvaluator(Evaluator):
                              on_end=on_end if progress is not None else None)
 
 
-def gene_values(space: SearchSpace, path: str) -> list:
-    """The values config `path` may take in the space's genomes: a gene's choices, a ranged
-    gene's bounds, else its one value (fixed, or the run config's default)."""
-    gene = next((g for g in space.genes if g.path == path), None)
-    if gene is None:
-        section, _, key = path.partition(".")
-        return [getattr(getattr(space.to_config([0.5] * space.size), section), key)]
-    return list(gene.choices) if gene.choices else [gene.low, gene.high]
-
-
 def text_encoders(space: SearchSpace) -> list[str]:
     """The pretrained text encoders a space's genomes may use (pretrained.model)."""
-    return [n for n in dict.fromkeys(gene_values(space, "pretrained.model")) if n]
+    return [n for n in dict.fromkeys(space.values_of("pretrained.model")) if n]
 
 
 def train_members(data: MSAData, members: list[Member], device, watch: list[str],
@@ -147,8 +146,9 @@ def train_members(data: MSAData, members: list[Member], device, watch: list[str]
                   rank: Objective | None = None,
                   on_end: Callable[[list[Outcome]], None] | None = None) -> list[Outcome]:
     """One outcome per member, splitting the population in halves on out-of-memory; with
-    `fidelity` and a `rank` objective, successive halving of the genomes (eval ids);
-    `on_end(outcomes)` with the final outcomes of members as they end."""
+    `fidelity` and a `rank` objective, successive halving of the genomes (eval ids) or their
+    screen on the frozen encoder; `on_end(outcomes)` with the final outcomes of members as they
+    end."""
     from evo_msa.config import RunConfig
     from evo_msa.training.halving import Halving
     from evo_msa.training.trainer import train_population
@@ -157,18 +157,21 @@ def train_members(data: MSAData, members: list[Member], device, watch: list[str]
         return Outcome(members[i].eval_id, members[i].seed, r.status, r.metrics.get("valid", {}),
                        r.epochs, r.error, r.rung)
 
-    def train(indices: list[int]) -> list[Outcome]:
+    def train(indices: list[int], frozen: bool = False) -> list[Outcome]:
         cfgs = [RunConfig.from_dict(members[i].config, "trial config") for i in indices]
-        hook = end = None
-        if on_epoch is not None:
-            hook = lambda epoch, valid: on_epoch(epoch, {indices[j]: v for j, v in valid.items()})  # noqa: E731
-        if on_end is not None:
-            end = lambda done: on_end([outcome(indices[j], r) for j, r in done.items()])  # noqa: E731
-        rungs = fidelity.rungs_for(max(c.train.epochs for c in cfgs)) if fidelity else ()
-        halving = (Halving(rungs, fidelity.keep, tuple(members[i].eval_id for i in indices),
-                           rank, frozenset(members[i].eval_id for i in indices
-                                           if members[i].whole))
-                   if rungs and rank is not None else None)
+        hook = end = halving = None
+        if frozen:  # the screen: the same heads over the frozen encoder's cached states
+            cfgs = [c.with_overrides({"pretrained.finetune_layers": 0}, "screen") for c in cfgs]
+        else:
+            if on_epoch is not None:
+                hook = lambda epoch, valid: on_epoch(epoch, {indices[j]: v for j, v in valid.items()})  # noqa: E731
+            if on_end is not None:
+                end = lambda done: on_end([outcome(indices[j], r) for j, r in done.items()])  # noqa: E731
+            rungs = fidelity.rungs_for(max(c.train.epochs for c in cfgs)) if fidelity else ()
+            if rungs and rank is not None:
+                halving = Halving(rungs, fidelity.keep, tuple(members[i].eval_id for i in indices),
+                                  rank, frozenset(members[i].eval_id for i in indices
+                                                  if members[i].whole))
         results = train_population(data, cfgs, [members[i].seed for i in indices],
                                    device=device, eval_splits=("valid",), watch=watch,
                                    on_epoch=hook, halving=halving, on_end=end)
@@ -179,7 +182,48 @@ def train_members(data: MSAData, members: list[Member], device, watch: list[str]
         return [Outcome(members[i].eval_id, members[i].seed, Status.ERROR,
                         error=f"{type(exc).__name__}: {text}") for i in indices]
 
-    return isolate_failures(train, list(range(len(members))), failed)
+    done: dict[int, Outcome] = {}
+    if fidelity is not None and fidelity.screen and rank is not None:
+        done = screen(members, fidelity.keep, rank,
+                      lambda ids: isolate_failures(lambda part: train(part, frozen=True), ids,
+                                                   failed))
+        if done and on_end is not None:
+            on_end(list(done.values()))
+    rest = [i for i in range(len(members)) if i not in done]
+    done.update(zip(rest, isolate_failures(train, rest, failed)))
+    return [done[i] for i in range(len(members))]
+
+
+def screen(members: list[Member], keep: float, rank: Objective,
+           train_frozen: Callable[[list[int]], list[Outcome]]) -> dict[int, Outcome]:
+    """The frozen-encoder screen of a batch (fidelity.screen): the members of the genomes that
+    would fine-tune (not re-trainings: `whole`) train with the encoder frozen, the genomes are
+    ranked by the mean over their seeds of `rank`, and the best ceil(keep x n) go on to their
+    own fine-tuning. Returns the outcomes of the members screened out (rung 1, their frozen
+    fitness, EARLY_STOPPED unless the frozen training failed); nothing when all would go on."""
+    def fine_tunes(m: Member) -> bool:
+        pretrained = m.config.get("pretrained") or {}
+        return bool(pretrained.get("model")) and pretrained.get("finetune_layers", 0) != 0
+
+    candidates = [i for i, m in enumerate(members) if not m.whole and fine_tunes(m)]
+    genomes = list(dict.fromkeys(members[i].eval_id for i in candidates))
+    n_keep = max(1, math.ceil(keep * len(genomes) - 1e-9))
+    if n_keep >= len(genomes):
+        return {}
+    frozen = dict(zip(candidates, train_frozen(candidates)))
+    values: dict[int, list[float]] = {}
+    for i, o in frozen.items():
+        value = rank.loss(o.metrics.get(rank.metric, math.nan)) \
+            if o.status is Status.OK else math.inf
+        values.setdefault(members[i].eval_id, []).append(value if math.isfinite(value)
+                                                         else math.inf)
+    ranked = sorted(genomes, key=lambda g: (sum(values[g]) / len(values[g]), genomes.index(g)))
+    kept = set(ranked[:n_keep])
+    return {i: dataclasses.replace(
+                o, rung=1, stage=f"screened out on the frozen encoder (best {n_keep} of "
+                                 f"{len(genomes)} fine-tuned)",
+                status=Status.EARLY_STOPPED if o.status is Status.OK else o.status)
+            for i, o in frozen.items() if members[i].eval_id not in kept}
 
 
 def isolate_failures(train: Callable[[list[int]], list], indices: list[int],

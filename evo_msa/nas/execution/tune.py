@@ -120,21 +120,20 @@ class EngineSearcher(Searcher):
 MIN_CPU_BATCH = 8
 
 
-def default_batch(pop: int, slots: int, gpu: bool, batches_pay: bool = True) -> int:
+def default_batch(pop: int, slots: int, gpu: bool, cpu_cap: int | None = None) -> int:
     """Genomes per trial when --batch-genomes is not given. On a GPU (launch-bound: a
     population costs not much more than one member) a generation fills the slots once. On a
     CPU a trial's time grows with its members (MOSI MiniLM, one core: an epoch of 48 members
     5.8 s, 24 3.3 s, 12 1.6 s), so a generation is dealt into two trials per slot while each
     keeps MIN_CPU_BATCH genomes: the first results come in half the time and a learning
-    strategy learns sooner, for the same throughput. Where batching saves nothing on a CPU
-    (`batches_pay` false: each member's own compute dominates, as when it fine-tunes an
-    encoder) a trial trains one genome: a learning strategy hears of every result at once
-    instead of proposing a whole small budget blind."""
-    if not gpu and not batches_pay:
-        return 1
+    strategy learns sooner, for the same throughput. `cpu_cap` (the evaluator's) caps a CPU
+    trial: 1 where each member's own compute dominates (it fine-tunes an encoder), so a
+    learning strategy hears of every result at once instead of proposing a small budget
+    blind."""
     whole = max(1, math.ceil(pop / slots))
     half = math.ceil(pop / (2 * slots))
-    return whole if gpu or half < MIN_CPU_BATCH else half
+    batch = whole if gpu or half < MIN_CPU_BATCH else half
+    return min(batch, cpu_cap) if cpu_cap and not gpu else batch
 
 
 def balanced_batches(evaluations: list, size: int) -> list[list]:
@@ -273,7 +272,7 @@ def run_on_tune(engine: SearchEngine, evaluator: Evaluator, opts, storage: str,
 
     slots = trial_slots(opts)
     batch = opts.batch_genomes or default_batch(opts.pop, slots, gpu=opts.gpus_per_trial > 0,
-                                                batches_pay=evaluator.batches_pay())
+                                                cpu_cap=evaluator.cpu_batch_cap())
     # results are told in id order; a proposal waits only for those older than twice what
     # runs or waits at once (a trial per slot, a batch per slot made ahead): see the engine
     engine.set_window(2 * slots * batch)
