@@ -239,7 +239,7 @@ class SearchEngine:
             total = max(self.strategy.planned_generations, done)
             elapsed = self.elapsed()
             eta = elapsed / done * (total - done) if done < total else 0.0
-            halved = f" +{stopped} stopped at a rung" if stopped else ""
+            halved = f" +{stopped} stopped early (a rung or a screen)" if stopped else ""
             phase = self.strategy.phase_of([e.id for e in mine])
             self.log(f"gen {done:>2}/{total}  evaluated {len(fits):>3}{halved}"
                      f" (+{failed} failed/rejected)  best {best:.4f}  median {med:.4f}"

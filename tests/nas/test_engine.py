@@ -302,6 +302,9 @@ def test_batches_are_balanced_by_work():
     assert sorted(loads) == [130, 185]
     assert sorted(e.id for b in batches for e in b) == list(range(8))
     assert balanced_batches([], 4) == []
+    # a short round (4 re-trainings on 2 slots) fills both slots instead of one trial of 4
+    assert sorted(len(b) for b in balanced_batches(evs[:4], 4, at_least=2)) == [2, 2]
+    assert [len(b) for b in balanced_batches(evs[:1], 4, at_least=2)] == [1]
 
 
 def test_cpu_trials_are_cut_smaller_while_halving_still_has_genomes_to_rank():

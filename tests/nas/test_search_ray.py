@@ -181,3 +181,24 @@ def test_pareto_search_retrains_the_front_and_tracks_to_tensorboard(tmp_path):
             hparams += any(v.tag == "_hparams_/session_start_info" for v in event.summary.value)
     assert "valid/loss/seed_0" in tags and "fitness/loss" in tags
     assert hparams >= (board["status"] == "ok").sum()  # every trained genome's genes
+
+
+def test_a_fine_tuning_search_screens_on_the_frozen_encoder(tmp_path, mosi_pickle, tiny_encoder):
+    # the shipped fine-tuning space with a tiny random BERT and two short epochs
+    raw = yaml.safe_load((ROOT / "search_spaces" / "haemsa_finetune.yaml").read_text())
+    raw["genes"]["pretrained.finetune_layers"] = {"type": "categorical", "choices": [1, -1]}
+    raw["fixed"].update({"pretrained.model": tiny_encoder, "pretrained.max_tokens": 16,
+                         "train.epochs": 2, "train.patience": 2})
+    assert raw["fidelity"] == {"screen": "frozen", "keep": "1/2"}
+    space = tmp_path / "ft.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    lines = []
+    run = search(SearchOptions(space=str(space), data=mosi_pickle, budget=10, seed=1,
+                               final_seeds=[], out=str(tmp_path / "run")), log=lines.append)
+    assert any(line.startswith("trials 4 genome(s)") for line in lines)
+    board = pd.read_csv(run / "leaderboard.csv")
+    screened = board[board["status"] == "early-stopped"]
+    assert len(screened) >= 2 and (screened["rung"] == 1).all()
+    assert screened["note"].str.contains("screened out on the frozen encoder").all()
+    best = json.loads((run / "best_genome.json").read_text())
+    assert board.set_index("id").loc[best["id"], "status"] == "ok"  # never a screened one

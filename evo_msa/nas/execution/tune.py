@@ -55,7 +55,7 @@ class EngineSearcher(Searcher):
             return Searcher.FINISHED  # stop the search: the runner raises the failure
         if not self.ready:
             self.ready = balanced_batches(self.engine.ask(self.batch_size * self.slots),
-                                          self.batch_size)
+                                          self.batch_size, at_least=self.slots)
         self._persist()
         batch = self.ready.pop(0) if self.ready else []
         if not batch:
@@ -136,13 +136,16 @@ def default_batch(pop: int, slots: int, gpu: bool, cpu_cap: int | None = None) -
     return min(batch, cpu_cap) if cpu_cap and not gpu else batch
 
 
-def balanced_batches(evaluations: list, size: int) -> list[list]:
+def balanced_batches(evaluations: list, size: int, at_least: int = 1) -> list[list]:
     """Deal evaluations into batches of at most `size` with about equal work (parameter count
     as the proxy; largest first, each to the lightest batch), so trials that run side by side
-    finish together instead of one slot idling."""
+    finish together instead of one slot idling; into `at_least` batches (the trial slots) when
+    there are that many evaluations, so a short round (the finalists' re-trainings) still
+    fills every slot."""
     if not evaluations:
         return []
-    n = -(-len(evaluations) // size)  # as few batches as the size allows
+    # as few batches as the size allows, but no slot left idle
+    n = max(-(-len(evaluations) // size), min(at_least, len(evaluations)))
     batches: list[list] = [[] for _ in range(n)]
     load = [0] * n
     for ev in sorted(evaluations, key=lambda e: -e.params):
