@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy.stats import norm  # noqa: E402
 
 BATCH = 8  # proposals that train (and are halved) together
 DEPTH = "pretrained.finetune_layers"
@@ -251,7 +252,7 @@ def frozen_first(rec: Recorded, order, budget: float, finalists: int,
     return s
 
 
-def cost_aware(rec: Recorded, order, budget: float, rng: np.random.Generator) -> Spend:
+def cost_aware(rec: Recorded, order, budget: float) -> Spend:
     """The depth gene chosen by expected gain per second: each depth is tried once first; then
     the next proposal comes from the depth with the best (chance of beating the incumbent) /
     (mean seconds), estimated from that depth's finished trainings (a cost-aware bandit)."""
@@ -272,8 +273,6 @@ def cost_aware(rec: Recorded, order, budget: float, rng: np.random.Generator) ->
                 # chance that the next of this depth beats the incumbent: a normal fitted to
                 # the depth's fitnesses (std floored: few samples)
                 sd = max(np.std(f), 0.02)
-                from scipy.stats import norm
-
                 score[d] = norm.cdf((best - np.mean(f)) / sd) / sec
             d = max(open_, key=score.get)
         g = pools[d].pop(0)
@@ -289,7 +288,7 @@ def policies(rec: Recorded):
     for at, keep in (((1,), 1 / 2), ((1,), 1 / 4), ((2,), 1 / 2), ((2,), 1 / 4), ((1, 3), 1 / 2)):
         yield (f"rungs {'|'.join(map(str, at))} keep 1/{round(1 / keep)}",
                lambda o, b, r, at=at, keep=keep: rungs(rec, o, b, at, keep))
-    yield "cost-aware depth", lambda o, b, r: cost_aware(rec, o, b, r)
+    yield "cost-aware depth", lambda o, b, r: cost_aware(rec, o, b)
     for m, size in ((1, BATCH), (2, BATCH), (4, BATCH), (1, 2), (2, 4)):
         yield (f"frozen->ft best {m}/{size}",
                lambda o, b, r, m=m, size=size: frozen_first(rec, o, b, m, size))
